@@ -1,0 +1,75 @@
+"""Vector stores behind one interface: FAISS in-process (exact by default, HNSW/IVF for large collections).
+
+The FAISS index is derived state: it is rebuilt from the metadata store's vectors whenever the metadata
+generation moved on, and cached on disk tagged with that generation, so it can never disagree with what
+was committed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import faiss
+import numpy as np
+
+from vitr.errors import ConfigError
+
+INDEX_KINDS = ("flat", "hnsw", "ivf")
+
+
+class VectorStore(Protocol):
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """queries (Q, E) -> scores (Q, k), ids (Q, k); missing results have id -1."""
+
+    def __len__(self) -> int: ...
+
+
+class FaissStore:
+    """Inner-product search over segment vectors keyed by segment id."""
+
+    def __init__(self, index: faiss.Index) -> None:
+        self.index = index
+
+    @classmethod
+    def build(cls, ids: np.ndarray, vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32,
+              ivf_lists: int | None = None) -> FaissStore:
+        if kind not in INDEX_KINDS:
+            raise ConfigError(f"unknown index kind {kind!r}; choose one of {INDEX_KINDS}")
+        dim = vectors.shape[1] if vectors.size else 1
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if kind == "flat" or len(ids) < 1000:
+            base = faiss.IndexFlatIP(dim)  # small collections: exact search is both fastest and correct
+        elif kind == "hnsw":
+            base = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            base.hnsw.efConstruction = 80
+            base.hnsw.efSearch = 64
+        else:
+            nlist = ivf_lists or max(1, int(4 * np.sqrt(len(ids))))
+            base = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            base.train(vectors)
+            base.nprobe = max(1, nlist // 16)
+        index = faiss.IndexIDMap2(base)
+        if len(ids):
+            index.add_with_ids(vectors, ids.astype(np.int64))
+        return cls(index)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        k = max(1, min(k, len(self)))
+        if len(self) == 0:
+            return np.empty((len(queries), 0), np.float32), np.empty((len(queries), 0), np.int64)
+        return self.index.search(queries, k)
+
+    def __len__(self) -> int:
+        return self.index.ntotal
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.partial")
+        faiss.write_index(self.index, str(tmp))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> FaissStore:
+        return cls(faiss.read_index(str(path)))
