@@ -1,0 +1,110 @@
+"""Image-text contrastive pretraining of a CLIP from scratch: how the lab gets a CLIP that knows still images.
+
+The lab's CLIP sees single frames with static captions only (colours, shapes, sizes, positions, backgrounds),
+so like the real CLIP it knows objects and never saw time (docs/lab.md). The loss is CLIP's: symmetric
+InfoNCE over in-batch image-text pairs with a learnable temperature.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from vitr.backbones.base import Backbone
+from vitr.losses.infonce import symmetric_infonce
+from vitr.video.transforms import preprocess_frames
+
+
+@dataclass
+class PretrainConfig:
+    steps: int = 600
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup: float = 0.05  # fraction of steps
+    precision: str = "bf16"  # autocast dtype on CPU/GPU; "fp32" to disable
+    seed: int = 0
+    log_every: int = 50
+
+
+def _lr_at(step: int, cfg: PretrainConfig) -> float:
+    warm = max(1, int(cfg.warmup * cfg.steps))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    progress = (step - warm) / max(1, cfg.steps - warm)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def pretrain_clip(
+    backbone: Backbone,
+    images: np.ndarray,
+    captions: list[str],
+    cfg: PretrainConfig,
+    progress: bool = True,
+) -> list[float]:
+    """Train `backbone` in place on (N, H, W, 3) uint8 images and their captions; returns the loss per step."""
+    if len(images) != len(captions):
+        raise ValueError(f"{len(images)} images but {len(captions)} captions")
+    generator = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    tokens = backbone.tokenize(captions)  # (N, L), tokenised once
+    device = backbone.logit_scale.device
+    decay = [p for n, p in backbone.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in backbone.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6,
+    )
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+    backbone.train()
+    losses: list[float] = []
+    order = torch.randperm(len(images), generator=generator)
+    cursor = 0
+    bar = tqdm(range(cfg.steps), desc="pretraining CLIP", unit="step", disable=not progress)
+    for step in bar:
+        if cursor + cfg.batch_size > len(order):
+            order, cursor = torch.randperm(len(images), generator=generator), 0
+        idx = order[cursor : cursor + cfg.batch_size]
+        cursor += cfg.batch_size
+        pixels = preprocess_frames(images[idx.numpy()], size=backbone.image_size, mean=backbone.image_mean,
+                                   std=backbone.image_std).to(device)
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, cfg)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            img = torch.nn.functional.normalize(backbone.encode_image(pixels).float(), dim=-1)
+            txt = torch.nn.functional.normalize(backbone.encode_text(tokens[idx].to(device)).pooled.float(), dim=-1)
+        logits = backbone.logit_scale.exp() * img @ txt.T
+        loss = symmetric_infonce(logits)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(backbone.parameters(), 1.0)
+        optimizer.step()
+        with torch.no_grad():
+            backbone.logit_scale.clamp_(0, math.log(100))
+        losses.append(loss.item())
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            bar.set_postfix(loss=f"{np.mean(losses[-cfg.log_every:]):.3f}")
+    backbone.eval()
+    return losses
+
+
+def zero_shot_accuracy(backbone: Backbone, images: np.ndarray, captions: list[str], batch: int = 512) -> float:
+    """Share of images whose own caption scores highest among all given captions (a pretraining sanity check)."""
+    device = backbone.logit_scale.device
+    with torch.inference_mode():
+        txt = []
+        for i in range(0, len(captions), batch):
+            t = backbone.encode_text(backbone.tokenize(captions[i : i + batch]).to(device)).pooled.float()
+            txt.append(torch.nn.functional.normalize(t, dim=-1))
+        texts = torch.cat(txt)
+        correct = 0
+        for i in range(0, len(images), batch):
+            px = preprocess_frames(images[i : i + batch], size=backbone.image_size, mean=backbone.image_mean,
+                                   std=backbone.image_std).to(device)
+            img = torch.nn.functional.normalize(backbone.encode_image(px).float(), dim=-1)
+            pred = (img @ texts.T).argmax(1).cpu()
+            correct += int((pred == torch.arange(i, i + len(px))).sum())
+    return correct / max(1, len(images))
