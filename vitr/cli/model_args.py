@@ -1,0 +1,28 @@
+"""Shared command-line options that describe a model, so every command names models the same way."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from vitr.model.factory import ModelSpec
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", default="ViT-B-32",
+                   help="backbone: an open_clip name (ViT-B-32), hf-hub:ORG/NAME, local-dir:PATH or a directory")
+    g.add_argument("--pretrained", default=None, help="open_clip pretrained tag, e.g. openai (needs the network "
+                   "once; offline, pass --weights)")
+    g.add_argument("--weights", default=None, help="local backbone weights: a .safetensors/.bin/.pt file or a dir")
+    g.add_argument("--head", default="meanP", help="temporal head: meanP, seqTransf, tdb, tab, clip2video")
+    g.add_argument("--head-kwargs", default="{}", help="JSON dict of head options")
+    g.add_argument("--checkpoint", default=None, help="trained vitr model weights (backbone + head)")
+    g.add_argument("--frames", type=int, default=12, help="frames sampled per video (uniform)")
+    g.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="inference precision")
+
+
+def model_spec_from_args(args: argparse.Namespace) -> ModelSpec:
+    return ModelSpec(backbone=args.model, pretrained=args.pretrained, weights=args.weights, head=args.head,
+                     head_kwargs=json.loads(args.head_kwargs), checkpoint=args.checkpoint, num_frames=args.frames,
+                     precision=args.precision)
