@@ -6,5 +6,5 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,teachers]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,teachers,vectordb]"
 echo "vitr installed in $(pwd)/.venv"
