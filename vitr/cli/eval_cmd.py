@@ -1,0 +1,49 @@
+"""`vitr eval`: R@1/5/10, MdR, MnR in both directions on a standard dataset or a CSV/JSONL of your own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from vitr.cli.model_args import add_model_args, model_spec_from_args
+from vitr.data.readers import DATASETS, load_dataset
+from vitr.eval.retrieval import PROTOCOLS
+from vitr.model.evaluate import embed_dataset, evaluate_embeddings
+from vitr.model.factory import build_model
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate retrieval on a dataset split")
+    p.add_argument("--dataset", required=True, choices=[*DATASETS, "generic"])
+    p.add_argument("--root", type=Path, required=True, help="annotation folder (or CSV/JSONL file for generic)")
+    p.add_argument("--videos", type=Path, default=None, help="video folder (default ROOT/videos)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--protocol", default="clip4clip", choices=PROTOCOLS)
+    p.add_argument("--tags", default="", help="comma-separated caption tags to report separately")
+    p.add_argument("--cache", type=Path, default=Path(".vitr-cache"), help="frame-feature cache directory")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--json-out", type=Path, default=None, help="write the results as JSON here")
+    add_model_args(p)
+    p.set_defaults(func=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    spec = model_spec_from_args(args)
+    dataset = load_dataset(args.dataset, args.root, args.split, args.videos, check_files=True)
+    model = build_model(spec)
+    emb = embed_dataset(model, dataset, args.cache, num_frames=spec.num_frames, workers=args.workers,
+                        precision=spec.precision)
+    tags = tuple(t for t in args.tags.split(",") if t)
+    results = evaluate_embeddings(emb, tags=tags, protocol=args.protocol)
+    for name, result in results.items():
+        print(result.to_markdown(f"{args.dataset}/{args.split} [{name}], head {spec.head}"))
+        print()
+    if emb.failures:
+        print(f"{len(emb.failures)} videos could not be decoded and were left out")
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"model": spec.to_dict(), "dataset": args.dataset, "split": args.split,
+                   "failures": emb.failures, "results": {k: r.to_dict() for k, r in results.items()}}
+        args.json_out.write_text(json.dumps(payload, indent=2))
+    return 0
