@@ -1,0 +1,227 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.video.clips import (
+    frame_indices,
+    keyframe_count,
+    write_audio_only,
+    write_empty_video_track,
+    write_encoded_video,
+    write_indexed_video,
+)
+from vitr.errors import VideoDecodeError
+from vitr.video import probe, sample_frames
+
+FPS = 8.0
+COUNT = 40  # 5 s at 8 fps: frame i is shown from i / 8 s
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    return write_indexed_video(tmp_path_factory.mktemp("video") / "clip.mp4", COUNT, FPS)
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory) -> Path:
+    """40 s at 5 fps with many keyframes, so seeking lands somewhere other than the first frame."""
+    path = write_indexed_video(tmp_path_factory.mktemp("video") / "long.mp4", 200, 5.0)
+    assert keyframe_count(path) > 4
+    return path
+
+
+def test_probe_reads_duration_rate_and_size(video):
+    info = probe(video)
+    assert info.path == str(video)
+    assert info.duration == pytest.approx(COUNT / FPS)
+    assert info.fps == pytest.approx(FPS)
+    assert (info.width, info.height) == (64, 48)
+    assert info.num_frames == COUNT
+
+
+def test_uniform_sampling_picks_clip2video_frames(video):
+    clip = sample_frames(video, num_frames=12)
+    expected = np.linspace(0, COUNT - 1, 12).astype(int)
+    assert clip.frames.shape == (12, 48, 64, 3) and clip.frames.dtype == np.uint8
+    np.testing.assert_array_equal(frame_indices(clip.frames), expected)
+    np.testing.assert_allclose(clip.timestamps, expected / FPS)
+
+
+def test_uniform_sampling_repeats_frames_of_a_short_clip(tmp_path):
+    path = write_indexed_video(tmp_path / "short.mp4", 5, FPS)
+    clip = sample_frames(path, num_frames=12)
+    indices = frame_indices(clip.frames)
+    assert len(indices) == 12
+    assert set(indices) == {0, 1, 2, 3, 4}
+    assert np.all(np.diff(indices) >= 0)
+    np.testing.assert_allclose(clip.timestamps, indices / FPS)
+
+
+def test_single_frame_video_fills_every_slot(tmp_path):
+    path = write_indexed_video(tmp_path / "still.mp4", 1, FPS)
+    clip = sample_frames(path, num_frames=4)
+    np.testing.assert_array_equal(frame_indices(clip.frames), [0, 0, 0, 0])
+
+
+def test_rate_sampling_takes_a_frame_every_period(video):
+    clip = sample_frames(video, fps=2.0)
+    expected = np.arange(0, COUNT, 4)  # every 0.5 s = every 4th frame
+    np.testing.assert_array_equal(frame_indices(clip.frames), expected)
+    np.testing.assert_allclose(clip.timestamps, expected / FPS)
+
+
+def test_rate_sampling_caps_like_clip4clip(video):
+    clip = sample_frames(video, fps=4.0, max_frames=6)
+    candidates = np.arange(0, COUNT, 2)  # 20 frames at 4 fps
+    expected = candidates[np.linspace(0, len(candidates) - 1, 6).astype(int)]
+    np.testing.assert_array_equal(frame_indices(clip.frames), expected)
+
+
+def test_rate_faster_than_the_video_returns_each_frame_once(tmp_path):
+    path = write_indexed_video(tmp_path / "slow.mp4", 6, 2.0)
+    clip = sample_frames(path, fps=10.0)
+    np.testing.assert_array_equal(frame_indices(clip.frames), np.arange(6))
+    np.testing.assert_allclose(clip.timestamps, np.arange(6) / 2.0)
+
+
+def test_window_samples_only_inside_start_and_end(video):
+    clip = sample_frames(video, num_frames=5, start=1.0, end=2.0)
+    np.testing.assert_array_equal(frame_indices(clip.frames), [8, 10, 12, 14, 16])
+    rate = sample_frames(video, fps=1.0, start=1.5, end=3.9)
+    np.testing.assert_array_equal(frame_indices(rate.frames), [12, 20, 28])
+
+
+def test_window_end_past_the_video_stops_at_the_last_frame(video):
+    clip = sample_frames(video, num_frames=3, start=4.0, end=99.0)
+    np.testing.assert_array_equal(frame_indices(clip.frames), [32, 35, 39])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_frames": 12},
+        {"num_frames": 7, "start": 3.3, "end": 31.0},
+        {"fps": 0.4},
+        {"fps": 1.0, "max_frames": 9, "start": 10.0},
+    ],
+)
+def test_seeking_and_single_pass_decode_the_same_frames(long_video, kwargs):
+    single_pass = sample_frames(long_video, seek=False, **kwargs)
+    seeking = sample_frames(long_video, seek=True, **kwargs)
+    automatic = sample_frames(long_video, **kwargs)
+    np.testing.assert_array_equal(seeking.frames, single_pass.frames)
+    np.testing.assert_array_equal(seeking.timestamps, single_pass.timestamps)
+    np.testing.assert_array_equal(automatic.frames, single_pass.frames)
+    np.testing.assert_allclose(single_pass.timestamps, frame_indices(single_pass.frames) / 5.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "container_format", "codec"),
+    [("bframes.mp4", "mp4", {"bf": "3", "g": "24"}), ("video.mkv", "matroska", {"g": "30"})],
+)
+def test_b_frames_and_matroska_sample_the_right_frames_on_both_paths(tmp_path, name, container_format, codec):
+    path = write_encoded_video(tmp_path / name, 200, 5, container_format, codec=codec)
+    for kwargs in ({"num_frames": 12}, {"fps": 0.3}, {"num_frames": 5, "start": 7.3, "end": 25.0}):
+        single_pass = sample_frames(path, seek=False, **kwargs)
+        seeking = sample_frames(path, seek=True, **kwargs)
+        np.testing.assert_array_equal(seeking.frames, single_pass.frames)
+        np.testing.assert_array_equal(seeking.timestamps, single_pass.timestamps)
+        np.testing.assert_allclose(single_pass.timestamps, frame_indices(single_pass.frames) / 5.0)
+    uniform = sample_frames(path, num_frames=12)
+    np.testing.assert_array_equal(frame_indices(uniform.frames), np.linspace(0, 199, 12).astype(int))
+
+
+def test_raw_stream_without_timestamps(tmp_path):
+    """A bare .h264 stream has no container timestamps: times follow from the frame rate in the bitstream."""
+    path = write_encoded_video(tmp_path / "clip.h264", COUNT, int(FPS), "h264")
+    info = probe(path)
+    assert info.duration == pytest.approx(COUNT / FPS)
+    assert info.fps == pytest.approx(FPS)
+    for seek in (False, True):
+        clip = sample_frames(path, num_frames=12, seek=seek)
+        np.testing.assert_array_equal(frame_indices(clip.frames), np.linspace(0, COUNT - 1, 12).astype(int))
+        np.testing.assert_allclose(clip.timestamps, frame_indices(clip.frames) / FPS)
+
+
+def _raises_naming(path: Path, match: str, **kwargs) -> VideoDecodeError:
+    with pytest.raises(VideoDecodeError, match=match) as caught:
+        sample_frames(path, **kwargs)
+    assert caught.value.path == str(path)
+    assert str(path) in str(caught.value)
+    return caught.value
+
+
+def test_missing_file(tmp_path):
+    _raises_naming(tmp_path / "nope.mp4", "no such file")
+
+
+def test_directory(tmp_path):
+    _raises_naming(tmp_path, "not a regular file")
+
+
+def test_text_file_named_mp4(tmp_path):
+    path = tmp_path / "notes.mp4"
+    path.write_text("these are not the frames you are looking for\n" * 20)
+    _raises_naming(path, "not a readable media file")
+    with pytest.raises(VideoDecodeError):
+        probe(path)
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.mp4"
+    path.write_bytes(b"")
+    _raises_naming(path, "not a readable media file")
+
+
+def test_truncated_file(video, tmp_path):
+    data = video.read_bytes()
+    path = tmp_path / "half.mp4"
+    path.write_bytes(data[: len(data) // 2])
+    _raises_naming(path, "truncated")
+
+
+def test_audio_only_file(tmp_path):
+    path = write_audio_only(tmp_path / "speech.m4a")
+    _raises_naming(path, "no video stream")
+    with pytest.raises(VideoDecodeError, match="no video stream"):
+        probe(path)
+
+
+def test_video_track_without_frames(tmp_path):
+    _raises_naming(write_empty_video_track(tmp_path / "silent.mkv"), "no decodable frames")
+
+
+def test_frame_data_overwritten(video, tmp_path):
+    data = bytearray(video.read_bytes())
+    at = data.index(b"mdat")
+    size = int.from_bytes(data[at - 4 : at], "big")
+    data[at + 4 : at - 4 + size] = bytes(size - 8)  # keep the index, zero every frame's bytes
+    path = tmp_path / "zeroed.mp4"
+    path.write_bytes(bytes(data))
+    _raises_naming(path, "corrupt")
+
+
+def test_empty_or_out_of_range_window(video):
+    _raises_naming(video, "empty time window", start=2.0, end=2.0)
+    _raises_naming(video, "past the end", start=6.0)
+
+
+def test_bad_arguments_are_value_errors(video):
+    with pytest.raises(ValueError):
+        sample_frames(video, num_frames=0)
+    with pytest.raises(ValueError):
+        sample_frames(video, fps=-1.0)
+
+
+def test_file_cut_short_after_its_index(tmp_path):
+    """A streaming-ready mp4 keeps its index at the front, so a cut-off copy opens but its frames stop early."""
+    full = write_encoded_video(tmp_path / "full.mp4", COUNT, int(FPS), container={"movflags": "faststart"})
+    data = full.read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[: int(len(data) * 0.9)])
+    _raises_naming(path, "truncated", seek=False)
+    _raises_naming(path, "truncated", seek=True)
+    _raises_naming(path, "truncated", fps=2.0)
+    intact = sample_frames(path, num_frames=3, end=1.0)
+    np.testing.assert_array_equal(frame_indices(intact.frames), [0, 4, 8])

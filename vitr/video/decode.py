@@ -1,0 +1,302 @@
+"""Decode and sample video frames with PyAV.
+
+Frame times come from the decoded presentation timestamps (PTS), measured in seconds from the video stream's
+start, never from a header's frame count: headers of real-world files are often wrong. For each target time
+the sampler returns the decoded frame whose timestamp is the nearest at or before it (the frame on screen at
+that moment).
+
+Two decoding paths give identical frames: a single forward pass (short videos), and sparse seeking to the
+keyframe before each far-away target (long videos, where decoding everything would waste minutes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vitr.errors import VideoDecodeError
+
+# Videos longer than this are sampled by seeking; shorter ones are decoded in one pass.
+LONG_VIDEO_S = 30.0
+# While seeking, a target further than this past the last decoded frame is reached by a seek, a nearer one by
+# decoding forward (decoding a few frames is cheaper than a seek, which restarts at a keyframe).
+SEEK_GAP_S = 2.0
+# A video whose decoded frames stop this much (or two frame periods, if longer) before the end its stream header
+# declares is reported as truncated rather than sampled with its last frame repeated.
+TRUNCATION_SLACK_S = 1.0
+# FFmpeg's AVFMT_TS_DISCONT: formats (MPEG program/transport streams) whose timestamps may jump; after a seek
+# FFmpeg can stamp their frames differently from a decode from the start, so they are decoded in one pass.
+_AVFMT_TS_DISCONT = 0x0200
+# FFmpeg's AVFMT_NOTIMESTAMPS: raw elementary streams (.h264, .m4v) with no timestamps, no index and no seeking.
+_AVFMT_NOTIMESTAMPS = 0x0080
+# Slack for float rounding when comparing a target time with a frame time.
+_TIME_EPS = 1e-6
+
+
+@dataclass
+class VideoInfo:
+    """What the container header says about the first video stream (num_frames is None when not declared)."""
+
+    path: str
+    duration: float
+    fps: float
+    width: int
+    height: int
+    num_frames: int | None
+
+
+@dataclass
+class SampledClip:
+    """Sampled frames with the time (seconds from the video's start) at which each is shown."""
+
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
+    timestamps: np.ndarray  # (T,) float64 seconds
+    info: VideoInfo
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read the header of `path` (duration, frame rate, size); raises VideoDecodeError if it is not a video."""
+    with _open_video(path) as (_, _, info):
+        return info
+
+
+def sample_frames(
+    path: str | Path,
+    num_frames: int = 12,
+    fps: float | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    max_frames: int | None = None,
+    *,
+    seek: bool | None = None,
+) -> SampledClip:
+    """Sample frames from the window [start, end] (seconds; default the whole video).
+
+    Uniform mode (fps None), the CLIP4Clip/CLIP2Video default: `num_frames` times evenly spaced from `start` to
+    the last frame's time, so a constant-rate video gets frames `linspace(0, n - 1, num_frames).astype(int)` as
+    CLIP2Video's loader picks them. Always returns exactly `num_frames` frames when the video has any; a clip
+    with fewer frames repeats some (the repeats carry the same timestamp).
+
+    Rate mode (fps given): one frame every 1/fps seconds from `start` (CLIP4Clip's `feature_framerate`), then,
+    if more than `max_frames`, the CLIP4Clip subsample `linspace(0, n - 1, max_frames).astype(int)` of them.
+    Returns distinct frames only: a video slower than `fps` yields each of its frames once.
+
+    seek: None picks the path (seeking above LONG_VIDEO_S seconds, except in MPEG program/transport streams whose
+    timestamps are unreliable after a seek); True/False force it (raw streams without timestamps never seek).
+    Any failure raises VideoDecodeError naming the file and the reason, including frames that stop well before
+    the end the stream header declares (a cut-off download) when a requested time lies in the missing part.
+    """
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+    if fps is not None and fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+    with _open_video(path) as (container, stream, info):
+        first, last = _window(info, start, end)
+        if fps is None:
+            targets = np.linspace(first, last, num_frames)
+        else:
+            targets = _rate_targets(first, last, fps, max_frames)
+        raw_stream = bool(container.format.flags & _AVFMT_NOTIMESTAMPS)  # cannot seek at all
+        use_seek = not raw_stream and (_prefers_seeking(container, info) if seek is None else seek)
+        times, frames = _frames_at(container, stream, info, targets, use_seek)
+    if not frames:
+        raise VideoDecodeError(path, "the video stream has no decodable frames")
+    if fps is not None:
+        times, frames = _distinct(times, frames)
+    return SampledClip(frames=np.stack(frames), timestamps=np.asarray(times, dtype=np.float64), info=info)
+
+
+@contextmanager
+def _open_video(path: str | Path) -> Iterator[tuple[av.container.InputContainer, av.VideoStream, VideoInfo]]:
+    """Open `path` and its first video stream, turning every way of failing into a VideoDecodeError."""
+    file = Path(path)
+    if not file.exists():
+        raise VideoDecodeError(path, "no such file")
+    if not file.is_file():
+        raise VideoDecodeError(path, "not a regular file")
+    try:
+        container = av.open(str(file), metadata_errors="ignore")
+    except (av.FFmpegError, OSError) as exc:
+        raise VideoDecodeError(path, f"not a readable media file: empty, truncated or not a video ({exc})") from exc
+    with container:
+        if not container.streams.video:
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
+            raise VideoDecodeError(path, f"the file has no video stream (streams: {kinds})")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame + slice threads; PyAV releases the GIL while decoding
+        try:
+            yield container, stream, _read_info(str(path), container, stream)
+        except av.FFmpegError as exc:
+            raise VideoDecodeError(path, f"corrupt or truncated video data ({exc})") from exc
+
+
+def _read_info(path: str, container: av.container.InputContainer, stream: av.VideoStream) -> VideoInfo:
+    fps = _frame_rate(container, stream)
+    if stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / av.time_base
+    else:
+        duration = _scan_duration(path, fps)
+    return VideoInfo(
+        path=path,
+        duration=duration,
+        fps=fps,
+        width=stream.codec_context.width,
+        height=stream.codec_context.height,
+        num_frames=stream.frames or None,
+    )
+
+
+def _frame_rate(container: av.container.InputContainer, stream: av.VideoStream) -> float:
+    """Mean frame rate; for raw streams FFmpeg's guess from the bitstream, as their 'average' is a placeholder."""
+    if container.format.flags & _AVFMT_NOTIMESTAMPS:
+        rate = stream.guessed_rate or stream.average_rate
+    else:
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else 0.0
+
+
+def _scan_duration(path: str, fps: float) -> float:
+    """Duration from the packets, for containers (raw streams) whose header declares none."""
+    with av.open(path, metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        origin = stream.start_time or 0
+        end = elapsed = 0.0
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            length = float(packet.duration * packet.time_base) if packet.duration else (1.0 / fps if fps else 0.0)
+            elapsed += length
+            if packet.pts is not None:
+                end = max(end, float((packet.pts - origin) * packet.time_base) + length)
+    return max(end, elapsed)
+
+
+def _prefers_seeking(container: av.container.InputContainer, info: VideoInfo) -> bool:
+    return info.duration > LONG_VIDEO_S and not container.format.flags & _AVFMT_TS_DISCONT
+
+
+def _window(info: VideoInfo, start: float | None, end: float | None) -> tuple[float, float]:
+    """First and last target time: [start, end] clipped to [0, time of the last frame]."""
+    if start is not None and end is not None and start >= end:
+        raise VideoDecodeError(info.path, f"empty time window: start {start:.3f}s is not before end {end:.3f}s")
+    first = max(start or 0.0, 0.0)
+    if start is not None and start > 0 and start >= info.duration:
+        raise VideoDecodeError(info.path, f"start {start:.3f}s is past the end of the video ({info.duration:.3f}s)")
+    frame_time = 1.0 / info.fps if info.fps > 0 else 0.0
+    last_frame = max(info.duration - frame_time, 0.0)
+    last = last_frame if end is None else min(end, last_frame)
+    return first, max(first, last)
+
+
+def _rate_targets(first: float, last: float, fps: float, max_frames: int | None) -> np.ndarray:
+    count = int(np.floor((last - first) * fps + _TIME_EPS)) + 1
+    targets = first + np.arange(count) / fps
+    if max_frames is not None and count > max_frames:
+        targets = targets[np.linspace(0, count - 1, max_frames).astype(int)]
+    return targets
+
+
+def _distinct(times: list[float], frames: list[np.ndarray]) -> tuple[list[float], list[np.ndarray]]:
+    keep = [i for i in range(len(times)) if i == 0 or times[i] != times[i - 1]]
+    return [times[i] for i in keep], [frames[i] for i in keep]
+
+
+def _frames_at(
+    container: av.container.InputContainer, stream: av.VideoStream, info: VideoInfo, targets: np.ndarray, seek: bool
+) -> tuple[list[float], list[np.ndarray]]:
+    """The frame shown at each target time (targets ascending), decoded in one pass or by seeking."""
+    frame_period = 1.0 / info.fps if info.fps > 0 else 0.0
+    walker = _FrameWalker(container, stream, frame_period)
+    declared_end = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+    slack = max(TRUNCATION_SLACK_S, 2.0 * frame_period)
+    times: list[float] = []
+    frames: list[np.ndarray] = []
+    for target in targets:
+        if seek and target - walker.position > SEEK_GAP_S:
+            walker.seek(target)
+            if walker.overshoots(target):  # the seek index sent us past the target: start over from the beginning
+                walker.seek(0.0)
+        found = walker.frame_at(target)
+        if found is None:
+            break
+        if walker.exhausted and declared_end is not None and target - found[0] > slack:
+            raise VideoDecodeError(
+                info.path,
+                f"truncated: frames stop at {found[0]:.2f}s but the stream header declares {declared_end:.2f}s",
+            )
+        times.append(found[0])
+        frames.append(found[1])
+    return times, frames
+
+
+class _FrameWalker:
+    """Decodes forward through one stream, remembering the last frame at or before the latest target."""
+
+    def __init__(self, container: av.container.InputContainer, stream: av.VideoStream, frame_period: float) -> None:
+        self._container = container
+        self._stream = stream
+        self._origin = stream.start_time or 0  # pts of the stream's start, in stream.time_base units
+        self._frame_period = frame_period  # spacing given to frames without timestamps (raw streams)
+        self._last_time: float | None = None
+        self._restart()
+
+    @property
+    def position(self) -> float:
+        """Time of the latest decoded frame, seconds (0 before any)."""
+        return self._last_time or 0.0
+
+    def _restart(self) -> None:
+        self._frames = self._container.decode(self._stream)
+        self._current: tuple[float, av.VideoFrame] | None = None  # last frame at or before the target
+        self._ahead: tuple[float, av.VideoFrame] | None = None  # first frame after the target
+        self._rgb: tuple[float, np.ndarray] | None = None  # conversion of the last returned frame
+        self.exhausted = False  # the decoder has no frames left after the current position
+
+    def seek(self, target: float) -> None:
+        """Jump to the keyframe at or before `target`, so decoding forward reaches it."""
+        pts = self._origin + int(target / self._stream.time_base)
+        self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
+        self._restart()
+
+    def overshoots(self, target: float) -> bool:
+        """True when the first frame after a seek lies past `target` (or nothing decodes after it)."""
+        self._ahead = self._next()
+        return self._ahead is None or self._ahead[0] > target + _TIME_EPS
+
+    def frame_at(self, target: float) -> tuple[float, np.ndarray] | None:
+        """(time, RGB frame) shown at `target`; the first frame for a target before it; None if nothing decodes."""
+        while self._ahead is None or self._ahead[0] <= target + _TIME_EPS:
+            if self._ahead is not None:
+                self._current = self._ahead
+            self._ahead = self._next()
+            if self._ahead is None:
+                break
+        chosen = self._current or self._ahead
+        if chosen is None:
+            return None
+        time, frame = chosen
+        if self._rgb is None or self._rgb[0] != time:
+            self._rgb = (time, frame.to_ndarray(format="rgb24"))
+        return self._rgb
+
+    def _next(self) -> tuple[float, av.VideoFrame] | None:
+        frame = next(self._frames, None)
+        if frame is None:
+            self.exhausted = True
+            return None
+        pts = frame.pts if frame.pts is not None else frame.dts
+        if pts is not None:
+            time = float((pts - self._origin) * self._stream.time_base)
+        else:
+            time = 0.0 if self._last_time is None else self._last_time + self._frame_period
+        self._last_time = time
+        return time, frame
