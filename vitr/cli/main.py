@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 
-from vitr.cli import eval_cmd, index_cmds, lab_cmds
+from vitr.cli import eval_cmd, index_cmds, lab_cmds, serve_cmd
 from vitr.errors import VitrError
 
-COMMANDS = [lab_cmds, index_cmds, eval_cmd]
+COMMANDS = [lab_cmds, index_cmds, eval_cmd, serve_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,8 @@
 
 A video is unchanged when its size and mtime match what was indexed; a file that failed before is retried
 only once it changes. Work is committed every `commit_every` videos, so a killed run resumes where it stopped.
+Long videos can be indexed as overlapping windows (moment search): one segment per window, each with its
+start and end, so a search reports where in the video the match is.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
 from tqdm.auto import tqdm
 
+from vitr.data.cache import FeatureCache
 from vitr.data.types import VideoItem
 from vitr.errors import VideoDecodeError
-from vitr.index.video_index import Hit, VideoIndex
+from vitr.index.metadata import IndexedVideo
+from vitr.index.video_index import Hit, VideoIndex, Windowing
 from vitr.model.extract import extract_features, frame_spec_for, open_cache
+from vitr.video.decode import probe
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".ogv"}
@@ -34,27 +37,48 @@ class IndexReport:
     failed: dict[str, str] = field(default_factory=dict)  # path -> reason (this run's and earlier unchanged ones)
 
     def summary(self) -> str:
-        return (f"added {self.added}, updated {self.updated}, removed {self.removed}, unchanged {self.unchanged}, "
-                f"failed {len(self.failed)}")
+        return (
+            f"added {self.added}, updated {self.updated}, removed {self.removed}, unchanged {self.unchanged}, "
+            f"failed {len(self.failed)}"
+        )
 
 
-def scan_videos(root: str | Path) -> dict[str, os.stat_result]:
-    """Every video file below `root` (by extension), as absolute path -> stat."""
+def scan_videos(root: str | Path, shard: tuple[int, int] | None = None) -> dict[str, os.stat_result]:
+    """Every video file below `root` (by extension), as absolute path -> stat.
+
+    Symbolic links are followed only when they stay inside `root`: a link to a file elsewhere is never
+    indexed, so a server of this index can never be made to read outside the folder. `shard=(rank, world)`
+    keeps the files whose path relative to `root` hashes to `rank`, the same split on every machine.
+    """
     root = Path(root).resolve()
     found = {}
-    for dirpath, _dirs, files in os.walk(root):
+    for dirpath, _dirs, files in os.walk(root):  # does not descend into linked directories
         for name in files:
-            if Path(name).suffix.lower() in VIDEO_EXTENSIONS and not name.startswith("."):
-                path = os.path.join(dirpath, name)
-                found[path] = os.stat(path)
+            if Path(name).suffix.lower() not in VIDEO_EXTENSIONS or name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            if not path.resolve().is_relative_to(root) or not path.is_file():
+                continue
+            if shard is not None and shard_of(path.relative_to(root).as_posix(), shard[1]) != shard[0]:
+                continue
+            found[str(path)] = path.stat()
     return found
 
 
-def _embed_frames(index: VideoIndex, frames: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-    with torch.inference_mode():
-        model = index.model
-        device = model.logit_scale.device
-        return model.embed_video_features(frames.to(device), mask.to(device)).float().cpu().numpy()
+def shard_of(name: str, world: int) -> int:
+    """A stable shard number for a file name (FNV-1a, independent of Python's per-process hash seed)."""
+    h = 0xCBF29CE484222325
+    for byte in name.encode():
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h % world
+
+
+def _windows_of(path: str, windowing: Windowing | None) -> list[VideoItem]:
+    """The items to extract for one video: the whole file, or one per window (keyed separately in the cache)."""
+    if windowing is None:
+        return [VideoItem(path, path)]
+    duration = probe(path).duration
+    return [VideoItem(f"{path}#{start:.3f}", path, start, end) for start, end in windowing.spans(duration)]
 
 
 def update_index(
@@ -65,12 +89,31 @@ def update_index(
     workers: int = 2,
     progress: bool = True,
     after_commit: Callable[[int], None] | None = None,
+    window: float | None = None,
+    stride: float | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> IndexReport:
-    """Bring `index` in line with the videos under `root` (other roots' videos are left alone)."""
+    """Bring `index` in line with the videos under `root` (other roots' videos are left alone).
+
+    window/stride (seconds) cut each video into overlapping windows; they are recorded in index.json and
+    later runs reuse them. stride defaults to half the window. `shard=(rank, world)` indexes one shard.
+    """
+    if window is not None:
+        index.set_windowing(Windowing(window, stride if stride is not None else window / 2))
+    windowing = index.windowing
     root = Path(root).resolve()
-    on_disk = scan_videos(root)
+    index.meta.add_root(str(root))
+    on_disk = scan_videos(root, shard)
     indexed = {p: r for p, r in index.meta.videos().items() if Path(p).is_relative_to(root)}
     failures = {p: f for p, f in index.meta.failures().items() if Path(p).is_relative_to(root)}
+    if shard is not None:  # videos of other shards are not this run's business
+        mine = {
+            p
+            for p in set(indexed) | set(failures)
+            if shard_of(Path(p).relative_to(root).as_posix(), shard[1]) == shard[0]
+        }
+        indexed = {p: r for p, r in indexed.items() if p in mine}
+        failures = {p: f for p, f in failures.items() if p in mine}
     report = IndexReport()
 
     todo: list[str] = []
@@ -93,29 +136,52 @@ def update_index(
     bar = tqdm(total=len(todo), desc=f"indexing {root.name}", unit="video", disable=not progress or not todo)
     for start in range(0, len(todo), commit_every):
         chunk = todo[start : start + commit_every]
-        items = [VideoItem(path, path) for path in chunk]
-        result = extract_features(model.backbone, items, cache, spec, batch_size=batch_size, workers=workers,
-                                  precision=index.model_spec.precision, progress=False)
-        rows, failed = [], []
-        ok = [p for p in chunk if p in result.keys]
+        windows: dict[str, list[VideoItem]] = {}
+        reasons: dict[str, str] = {}
+        for path in chunk:
+            try:
+                windows[path] = _windows_of(path, windowing)
+            except VideoDecodeError as e:
+                reasons[path] = e.reason
+        items = [item for path_items in windows.values() for item in path_items]
+        result = extract_features(
+            model.backbone,
+            items,
+            cache,
+            spec,
+            batch_size=batch_size,
+            workers=workers,
+            precision=index.model_spec.precision,
+            progress=False,
+        )
+        for path, path_items in windows.items():
+            failed_items = [item.video_id for item in path_items if item.video_id in result.failures]
+            if failed_items:
+                reasons[path] = result.failures[failed_items[0]]
+        rows: list[IndexedVideo] = []
+        ok = [p for p in chunk if p not in reasons]
         if ok:
-            frames, mask = cache.stacked([result.keys[p] for p in ok])
-            vectors = _embed_frames(index, frames, mask)
-            for path, vec in zip(ok, vectors, strict=True):
+            keys = [result.keys[item.video_id] for p in ok for item in windows[p]]
+            frames, mask = cache.stacked(keys)  # (N, T, D), (N, T) over every window of every video
+            vectors = iter(index.embed_frames(frames, mask))
+            for path in ok:
                 st = on_disk[path]
-                digest_key = result.keys[path]
-                timestamps = cache.get(digest_key).timestamps
-                duration = float(timestamps.max()) if timestamps.numel() else None
-                rows.append((path, st.st_size, st.st_mtime_ns, digest_key, duration, [(None, None, vec)]))
+                path_items = windows[path]
+                segments = [(item.start, item.end, next(vectors)) for item in path_items]
+                whole = result.keys[path_items[0].video_id]
+                rows.append(
+                    (path, st.st_size, st.st_mtime_ns, whole, _duration(cache, result.keys, path_items), segments)
+                )
                 if path in indexed:
                     report.updated += 1
                 else:
                     report.added += 1
-        for path, reason in result.failures.items():
+        failed = []
+        for path, reason in reasons.items():
             st = on_disk[path]
             failed.append((path, st.st_size, st.st_mtime_ns, reason))
             report.failed[path] = reason
-        index.meta.commit_batch(rows, failed=failed, removed=[p for p in result.failures if p in indexed])
+        index.meta.commit_batch(rows, failed=failed, removed=[p for p in reasons if p in indexed])
         bar.update(len(chunk))
         if after_commit is not None:
             after_commit(start + len(chunk))
@@ -123,21 +189,20 @@ def update_index(
     return report
 
 
+def _duration(cache: FeatureCache, keys: dict[str, str], items: list[VideoItem]) -> float | None:
+    """Seconds up to the last sampled frame (a window's end when windowed)."""
+    if items[-1].end is not None:
+        return float(items[-1].end)
+    timestamps = cache.get(keys[items[0].video_id]).timestamps
+    finite = timestamps[~timestamps.isnan()]
+    return float(finite.max()) if finite.numel() else None
+
+
 def search_by_video(index: VideoIndex, path: str | Path, k: int = 10, exclude_self: bool = True) -> list[Hit]:
     """Videos most similar to `path`: its stored vector if indexed, else decoded and embedded now."""
     resolved = str(Path(path).resolve())
     record = index.meta.video_by_path(resolved)
-    if record is not None:
-        query = index.video_vector(record.id)
-    else:
-        model = index.model
-        spec = frame_spec_for(model.backbone, index.model_spec.num_frames)
-        cache = open_cache(index.dir / "cache", model.backbone, spec)
-        result = extract_features(model.backbone, [VideoItem(resolved, resolved)], cache, spec, progress=False)
-        if resolved in result.failures:
-            raise VideoDecodeError(resolved, result.failures[resolved])
-        frames, mask = cache.stacked([result.keys[resolved]])
-        query = _embed_frames(index, frames, mask)[0]
+    query = index.video_vector(record.id) if record is not None else index.embed_clip(resolved)
     hits = index.search_vectors(query[None], k + int(exclude_self))[0]
     if exclude_self:
         hits = [h for h in hits if h.path != resolved]

@@ -1,13 +1,18 @@
 """The index's source of truth: a SQLite file of videos, their segments and vectors, and failures.
 
 Every batch of newly indexed videos is committed in one transaction, so a killed run keeps all it committed
-and a re-run neither redoes nor duplicates it. WAL mode lets searches read while an indexer writes.
+and a re-run neither redoes nor duplicates it. WAL mode lets searches read while an indexer writes; each
+thread gets its own connection, and `snapshot()` pins one committed state for a whole search, so a reader
+never mixes the vectors of one generation with the rows of the next.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +42,15 @@ CREATE TABLE IF NOT EXISTS failures (
     reason TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deleted_segments (seq INTEGER PRIMARY KEY AUTOINCREMENT, segment_id INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS log_deleted_segment AFTER DELETE ON segments
+BEGIN
+    INSERT INTO deleted_segments (segment_id) VALUES (OLD.id);
+END;
 """
+
+SegmentRows = list[tuple[float | None, float | None, np.ndarray]]  # (start, end, vector (E,))
+IndexedVideo = tuple[str, int, int, str, float | None, SegmentRows]  # path, size, mtime_ns, digest, duration, rows
 
 
 @dataclass(frozen=True)
@@ -60,19 +73,54 @@ class Segment:
     vector: np.ndarray  # (E,) float32
 
 
+_VIDEO_COLUMNS = "id, path, size, mtime_ns, digest, duration"
+
+
 class Metadata:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(_SCHEMA)
-        self.db.commit()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        db = self.db
+        db.executescript(_SCHEMA)
+        db.commit()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection (SQLite transactions are per connection, so threads must not share one)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
+        return db
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees the same committed state (a WAL read transaction), whatever writers do."""
+        db = self.db
+        if db.in_transaction:  # nested: the outer snapshot already pins the state
+            yield
+            return
+        db.execute("BEGIN")
+        try:
+            db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # the snapshot starts at the first read
+            yield
+        finally:
+            db.rollback()
 
     # -- meta ------------------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def generation(self) -> int:
         """Bumped by every committed change, so readers know when their vector index is stale."""
@@ -84,21 +132,38 @@ class Metadata:
             "SET value = CAST(value AS INTEGER) + 1"
         )
 
+    def roots(self) -> list[str]:
+        """The folders indexed into this index (what a server may serve files from)."""
+        return json.loads(self.get_meta("roots") or "[]")
+
+    def add_root(self, root: str) -> None:
+        with self.db:
+            roots = self.roots()
+            if root not in roots:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('roots', ?)",
+                    (json.dumps(sorted([*roots, root])),),
+                )
+
     # -- videos ----------------------------------------------------------------------------------------------
     def videos(self) -> dict[str, VideoRecord]:
-        rows = self.db.execute("SELECT id, path, size, mtime_ns, digest, duration FROM videos")
+        rows = self.db.execute(f"SELECT {_VIDEO_COLUMNS} FROM videos")
         return {r[1]: VideoRecord(*r) for r in rows}
 
     def video(self, video_id: int) -> VideoRecord | None:
-        row = self.db.execute(
-            "SELECT id, path, size, mtime_ns, digest, duration FROM videos WHERE id = ?", (video_id,)
-        ).fetchone()
+        row = self.db.execute(f"SELECT {_VIDEO_COLUMNS} FROM videos WHERE id = ?", (video_id,)).fetchone()
         return VideoRecord(*row) if row else None
 
+    def videos_by_id(self, ids: Iterable[int]) -> dict[int, VideoRecord]:
+        ids = sorted({int(i) for i in ids})
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT {_VIDEO_COLUMNS} FROM videos WHERE id IN ({marks})", ids)
+        return {r[0]: VideoRecord(*r) for r in rows}
+
     def video_by_path(self, path: str) -> VideoRecord | None:
-        row = self.db.execute(
-            "SELECT id, path, size, mtime_ns, digest, duration FROM videos WHERE path = ?", (path,)
-        ).fetchone()
+        row = self.db.execute(f"SELECT {_VIDEO_COLUMNS} FROM videos WHERE path = ?", (path,)).fetchone()
         return VideoRecord(*row) if row else None
 
     def failures(self) -> dict[str, tuple[int, int, str]]:
@@ -112,28 +177,29 @@ class Metadata:
 
     def commit_batch(
         self,
-        indexed: Iterable[tuple[str, int, int, str, float | None, list[tuple[float | None, float | None, np.ndarray]]]],
+        indexed: Iterable[IndexedVideo],
         failed: Iterable[tuple[str, int, int, str]] = (),
         removed: Iterable[str] = (),
     ) -> None:
         """Atomically replace/insert videos with their segments, record failures, and drop removed paths."""
-        with self.db:
+        db = self.db
+        with db:
             for path in removed:
-                self.db.execute("DELETE FROM videos WHERE path = ?", (path,))
-                self.db.execute("DELETE FROM failures WHERE path = ?", (path,))
+                db.execute("DELETE FROM videos WHERE path = ?", (path,))
+                db.execute("DELETE FROM failures WHERE path = ?", (path,))
             for path, size, mtime_ns, digest, duration, segments in indexed:
-                self.db.execute("DELETE FROM videos WHERE path = ?", (path,))
-                self.db.execute("DELETE FROM failures WHERE path = ?", (path,))
-                cur = self.db.execute(
+                db.execute("DELETE FROM videos WHERE path = ?", (path,))
+                db.execute("DELETE FROM failures WHERE path = ?", (path,))
+                cur = db.execute(
                     "INSERT INTO videos (path, size, mtime_ns, digest, duration) VALUES (?, ?, ?, ?, ?)",
                     (path, size, mtime_ns, digest, duration),
                 )
-                self.db.executemany(
+                db.executemany(
                     "INSERT INTO segments (video_id, start, end, vector) VALUES (?, ?, ?, ?)",
                     [(cur.lastrowid, s, e, np.asarray(v, dtype=np.float32).tobytes()) for s, e, v in segments],
                 )
             for path, size, mtime_ns, reason in failed:
-                self.db.execute(
+                db.execute(
                     "INSERT OR REPLACE INTO failures (path, size, mtime_ns, reason) VALUES (?, ?, ?, ?)",
                     (path, size, mtime_ns, reason),
                 )
@@ -142,11 +208,23 @@ class Metadata:
     # -- segments --------------------------------------------------------------------------------------------
     def all_segments(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids (N,) int64, vectors (N, E) float32) of every segment, ordered by id."""
-        rows = self.db.execute("SELECT id, vector FROM segments ORDER BY id").fetchall()
+        return self.segments_after(0)
+
+    def segments_after(self, after_id: int, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids (N,), vectors (N, E)) of segments with id > after_id, ordered by id (ids only ever grow)."""
+        sql = "SELECT id, vector FROM segments WHERE id > ? ORDER BY id"
+        rows = self.db.execute(sql + (f" LIMIT {int(limit)}" if limit else ""), (after_id,)).fetchall()
         if not rows:
             return np.empty(0, np.int64), np.empty((0, 0), np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         return ids, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+
+    def deleted_segments_after(self, after_seq: int) -> tuple[int, list[int]]:
+        """(newest log position, ids of segments deleted after log position `after_seq`)."""
+        rows = self.db.execute(
+            "SELECT seq, segment_id FROM deleted_segments WHERE seq > ? ORDER BY seq", (after_seq,)
+        ).fetchall()
+        return (rows[-1][0] if rows else after_seq), [r[1] for r in rows]
 
     def segments(self, ids: Iterable[int]) -> dict[int, tuple[int, float | None, float | None]]:
         """segment id -> (video id, start, end)."""
@@ -157,9 +235,18 @@ class Metadata:
         rows = self.db.execute(f"SELECT id, video_id, start, end FROM segments WHERE id IN ({marks})", ids)
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
+    def video_segments(self, video_id: int) -> list[Segment]:
+        rows = self.db.execute(
+            "SELECT start, end, vector FROM segments WHERE video_id = ? ORDER BY id", (video_id,)
+        ).fetchall()
+        return [Segment(video_id, r[0], r[1], np.frombuffer(r[2], dtype=np.float32)) for r in rows]
+
     def video_vectors(self, video_id: int) -> np.ndarray:
-        rows = self.db.execute("SELECT vector FROM segments WHERE video_id = ? ORDER BY id", (video_id,)).fetchall()
-        return np.stack([np.frombuffer(r[0], dtype=np.float32) for r in rows])
+        return np.stack([s.vector for s in self.video_segments(video_id)])
 
     def close(self) -> None:
-        self.db.close()
+        with self._connections_lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()

@@ -1,4 +1,5 @@
-"""Vector stores behind one interface: FAISS in-process (exact by default, HNSW/IVF for large collections).
+"""Vector stores behind one interface: FAISS in-process (exact by default, HNSW/IVF for large collections),
+or Milvus (`vitr.index.milvus_store`) for collections that outgrow one machine.
 
 The FAISS index is derived state: it is rebuilt from the metadata store's vectors whenever the metadata
 generation moved on, and cached on disk tagged with that generation, so it can never disagree with what
@@ -7,6 +8,9 @@ was committed.
 
 from __future__ import annotations
 
+import os
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -16,11 +20,31 @@ import numpy as np
 from vitr.errors import ConfigError
 
 INDEX_KINDS = ("flat", "hnsw", "ivf")
+STORE_KINDS = (*INDEX_KINDS, "milvus")
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """Parsed `--store` value: a FAISS kind, or `milvus` with an optional server URI."""
+
+    kind: str
+    uri: str | None = None
+
+
+def parse_store_spec(text: str) -> StoreSpec:
+    """`flat`, `hnsw`, `ivf`, `milvus` (a milvus-lite file in the index) or `milvus:URI` (a Milvus server)."""
+    kind, _, uri = text.partition(":")
+    if kind not in STORE_KINDS or (uri and kind != "milvus"):
+        raise ConfigError(
+            f"unknown store {text!r}; choose one of {INDEX_KINDS}, 'milvus' or 'milvus:URI' "
+            "(e.g. milvus:http://milvus:19530)"
+        )
+    return StoreSpec(kind, uri or None)
 
 
 class VectorStore(Protocol):
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """queries (Q, E) -> scores (Q, k), ids (Q, k); missing results have id -1."""
+        """queries (Q, E) -> scores (Q, k), ids (Q, k) of segments, best first; missing results have id -1."""
 
     def __len__(self) -> int: ...
 
@@ -32,8 +56,9 @@ class FaissStore:
         self.index = index
 
     @classmethod
-    def build(cls, ids: np.ndarray, vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32,
-              ivf_lists: int | None = None) -> FaissStore:
+    def build(
+        cls, ids: np.ndarray, vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ivf_lists: int | None = None
+    ) -> FaissStore:
         if kind not in INDEX_KINDS:
             raise ConfigError(f"unknown index kind {kind!r}; choose one of {INDEX_KINDS}")
         dim = vectors.shape[1] if vectors.size else 1
@@ -66,7 +91,7 @@ class FaissStore:
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.partial")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
         faiss.write_index(self.index, str(tmp))
         tmp.replace(path)
 

@@ -1,27 +1,36 @@
 """`VideoIndex`: a folder of videos made searchable by text or by video, with no server.
 
-`index_dir/` holds `index.json` (the model and store settings), `metadata.sqlite` (videos, segment vectors,
-failures: the source of truth), `vectors-<generation>.faiss` (a derived, rebuildable search structure) and
-`cache/` (frame embeddings, so re-indexing with another head never re-decodes).
+`index_dir/` holds `index.json` (the model, store and window settings), `metadata.sqlite` (videos, segment
+vectors, failures: the source of truth), `vectors-<generation>.faiss` (a derived, rebuildable search
+structure; or a Milvus collection kept in step with the metadata) and `cache/` (frame embeddings, so
+re-indexing with another head never re-decodes).
+
+Readers are safe while an indexer commits: each search runs inside one metadata snapshot and uses the vector
+store of exactly that snapshot's generation.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vitr.errors import IndexStoreError
+from vitr.errors import ConfigError, IndexStoreError
 from vitr.index.metadata import Metadata
-from vitr.index.store import FaissStore
+from vitr.index.store import FaissStore, StoreSpec, VectorStore, parse_store_spec
+from vitr.model.extract import encode_pixels, frame_spec_for
 from vitr.model.factory import ModelSpec, build_model
 from vitr.model.retrieval import VideoTextModel
+from vitr.video.loader import DecodeFailure, decode_video
 
 INDEX_VERSION = 1
+_KEPT_GENERATIONS = 2  # readers on the previous generation keep their store while new ones move on
 
 
 @dataclass(frozen=True)
@@ -33,8 +42,35 @@ class Hit:
     end: float | None = None
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "score": self.score, "video_id": self.video_id, "start": self.start,
-                "end": self.end}
+        return {"path": self.path, "score": self.score, "video_id": self.video_id, "start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True)
+class Windowing:
+    """Long videos are indexed as overlapping windows of `window` seconds, one every `stride` seconds."""
+
+    window: float
+    stride: float
+
+    def __post_init__(self) -> None:
+        if not (self.window > 0 and 0 < self.stride <= self.window):
+            raise ConfigError(
+                f"need window > 0 and 0 < stride <= window, got window={self.window}, stride={self.stride}"
+            )
+
+    def spans(self, duration: float) -> list[tuple[float, float]]:
+        """[(start, end)] seconds covering [0, duration]; the last window ends at the video's end."""
+        if duration <= self.window:
+            return [(0.0, duration)]
+        starts = np.arange(0.0, duration - self.window, self.stride).tolist()
+        spans = [(round(s, 3), round(s + self.window, 3)) for s in starts]
+        last = round(duration - self.window, 3)
+        if spans[-1][0] < last:
+            spans.append((last, round(duration, 3)))
+        return spans
+
+
+Accept = Callable[[Hit], bool]
 
 
 class VideoIndex:
@@ -45,93 +81,185 @@ class VideoIndex:
             raise IndexStoreError(f"{self.dir} is not a vitr index (no index.json); create one with `vitr index`")
         self.config = json.loads(config_path.read_text())
         if self.config.get("version") != INDEX_VERSION:
-            raise IndexStoreError(f"{config_path} has index version {self.config.get('version')}, "
-                                  f"this vitr reads version {INDEX_VERSION}")
+            raise IndexStoreError(
+                f"{config_path} has index version {self.config.get('version')}, this vitr reads version {INDEX_VERSION}"
+            )
         self.model_spec = ModelSpec.from_dict(self.config["model"])
         self.store_kind = self.config.get("store", "flat")
+        self.store_spec: StoreSpec = parse_store_spec(self.store_kind)
         self.device = device
         self.meta = Metadata(self.dir / "metadata.sqlite")
         self._model: VideoTextModel | None = None
-        self._store: FaissStore | None = None
-        self._store_generation = -1
+        self._stores: dict[int, VectorStore] = {}
+        self._external_store: VectorStore | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def create(cls, index_dir: str | Path, model_spec: ModelSpec, store: str = "flat", device: str = "cpu",
-               exist_ok: bool = True) -> VideoIndex:
+    def create(
+        cls,
+        index_dir: str | Path,
+        model_spec: ModelSpec,
+        store: str = "flat",
+        device: str = "cpu",
+        exist_ok: bool = True,
+        windowing: Windowing | None = None,
+    ) -> VideoIndex:
         """Create an index, or open an existing one made with the same model (a different model is an error)."""
+        parse_store_spec(store)
         index_dir = Path(index_dir)
         config_path = index_dir / "index.json"
-        wanted = {"version": INDEX_VERSION, "model": model_spec.to_dict(), "store": store}
+        wanted = {
+            "version": INDEX_VERSION,
+            "model": model_spec.to_dict(),
+            "store": store,
+            "windows": _windowing_dict(windowing),
+        }
         if config_path.exists():
             have = json.loads(config_path.read_text())
             if have.get("model") != wanted["model"]:
                 raise IndexStoreError(
                     f"{index_dir} was built with model {have.get('model')}, not {wanted['model']}; "
-                    "use a new index directory (vectors of different models cannot be mixed)")
+                    "use a new index directory (vectors of different models cannot be mixed)"
+                )
             if not exist_ok:
                 raise IndexStoreError(f"{index_dir} already exists")
-        else:
-            index_dir.mkdir(parents=True, exist_ok=True)
-            tmp = config_path.with_suffix(".json.partial")
-            tmp.write_text(json.dumps(wanted, indent=2))
-            tmp.replace(config_path)
+            index = cls(index_dir, device=device)
+            if windowing is not None:
+                index.set_windowing(windowing)
+            return index
+        index_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(config_path, wanted)
         return cls(index_dir, device=device)
+
+    # -- settings --------------------------------------------------------------------------------------------
+    @property
+    def windowing(self) -> Windowing | None:
+        w = self.config.get("windows")
+        return Windowing(w["window"], w["stride"]) if w else None
+
+    def set_windowing(self, windowing: Windowing | None) -> None:
+        """Record how videos are cut into windows; changing it on an index that holds videos is an error."""
+        if windowing == self.windowing:
+            return
+        if self.meta.count()[0]:
+            raise IndexStoreError(
+                f"{self.dir} was indexed with windows {self.config.get('windows')}, not {_windowing_dict(windowing)};"
+                " use a new index directory or the same --window/--stride"
+            )
+        self.config["windows"] = _windowing_dict(windowing)
+        _write_json(self.dir / "index.json", self.config)
 
     # -- model and store -------------------------------------------------------------------------------------
     @property
     def model(self) -> VideoTextModel:
-        if self._model is None:
-            self._model = build_model(self.model_spec, device=self.device)
-        return self._model
-
-    def store(self) -> FaissStore:
-        """The search structure for the newest committed generation (rebuilt or loaded when it moved on)."""
         with self._lock:
-            generation = self.meta.generation()
-            if self._store is None or generation != self._store_generation:
-                path = self.dir / f"vectors-{generation}.faiss"
-                if path.exists():
-                    self._store = FaissStore.load(path)
-                else:
-                    ids, vectors = self.meta.all_segments()
-                    self._store = FaissStore.build(ids, vectors, kind=self.store_kind)
-                    if generation == self.meta.generation():
-                        self._store.save(path)
-                        for old in self.dir.glob("vectors-*.faiss"):
-                            if old != path:
-                                old.unlink(missing_ok=True)
-                self._store_generation = generation
-            return self._store
+            if self._model is None:
+                self._model = build_model(self.model_spec, device=self.device)
+            return self._model
+
+    def store(self) -> VectorStore:
+        """The search structure of the newest committed generation (rebuilt, loaded or synced when it moved on)."""
+        with self.meta.snapshot():
+            return self._store_for_snapshot()
+
+    def _store_for_snapshot(self) -> VectorStore:
+        generation = self.meta.generation()
+        with self._lock:
+            if self.store_spec.kind == "milvus":
+                if self._external_store is None:
+                    from vitr.index.milvus_store import MilvusStore  # optional dependency
+
+                    self._external_store = MilvusStore.open(self.store_spec, self.dir)
+                self._external_store.sync(self.meta)
+                return self._external_store
+            store = self._stores.get(generation)
+            if store is None:
+                store = self._faiss_store(generation)
+                self._stores[generation] = store
+                for old in sorted(self._stores)[:-_KEPT_GENERATIONS]:
+                    del self._stores[old]
+            return store
+
+    def _faiss_store(self, generation: int) -> FaissStore:
+        path = self.dir / f"vectors-{generation}.faiss"
+        if path.exists():
+            try:
+                return FaissStore.load(path)
+            except RuntimeError:  # removed by a newer generation while we opened it: rebuild
+                pass
+        ids, vectors = self.meta.all_segments()
+        store = FaissStore.build(ids, vectors, kind=self.store_spec.kind)
+        store.save(path)
+        for old in self.dir.glob("vectors-*.faiss"):
+            if old != path and _generation_of(old) < generation:
+                old.unlink(missing_ok=True)
+        return store
 
     # -- search ----------------------------------------------------------------------------------------------
     def embed_texts(self, texts: list[str]) -> np.ndarray:
+        model = self.model
         with torch.inference_mode():
-            return self.model.embed_texts(texts).float().cpu().numpy()
+            return model.embed_texts(texts).float().cpu().numpy()
 
-    def search_vectors(self, queries: np.ndarray, k: int = 10) -> list[list[Hit]]:
-        """Best segment per video, videos ranked by it; over-fetches so merging windows still returns k videos."""
-        store = self.store()
-        fetch = min(len(store), max(k * 4, k + 16))
-        scores, ids = store.search(queries, fetch)
-        results = []
-        for row_scores, row_ids in zip(scores, ids, strict=True):
-            seg = self.meta.segments(i for i in row_ids if i >= 0)
-            hits: dict[int, Hit] = {}
-            for score, sid in zip(row_scores, row_ids, strict=True):
-                if sid < 0 or sid not in seg:
-                    continue
-                video_id, start, end = seg[sid]
-                if video_id not in hits:
-                    record = self.meta.video(video_id)
-                    if record is None:
-                        continue
-                    hits[video_id] = Hit(record.path, float(score), video_id, start, end)
-            results.append(list(hits.values())[:k])
-        return results
+    def embed_frames(self, frames: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+        """Frame embeddings (B, T, D) + mask (B, T) -> video vectors (B, E) float32."""
+        model = self.model
+        with torch.inference_mode():
+            device = model.logit_scale.device
+            return model.embed_video_features(frames.to(device), mask.to(device)).float().cpu().numpy()
 
-    def search_text(self, text: str, k: int = 10) -> list[Hit]:
-        return self.search_vectors(self.embed_texts([text]), k)[0]
+    def embed_clip(self, path: str | Path) -> np.ndarray:
+        """Decode and embed a file that is not part of the index (an uploaded query clip) -> (E,).
+
+        Nothing is cached: query clips are transient and must not grow the index's feature cache.
+        """
+        model = self.model
+        spec = frame_spec_for(model.backbone, self.model_spec.num_frames)
+        decoded = decode_video("query", path, spec)
+        if isinstance(decoded, DecodeFailure):
+            raise decoded.error
+        frames = encode_pixels(model.backbone, decoded.pixels[None], self.model_spec.precision)  # (1, T, D)
+        return self.embed_frames(frames, decoded.mask[None])[0]
+
+    def search_vectors(
+        self, queries: np.ndarray, k: int = 10, offset: int = 0, accept: Accept | None = None
+    ) -> list[list[Hit]]:
+        """Videos ranked by their best segment (its start/end reported), hits `offset .. offset + k`.
+
+        `accept` filters hits (a path prefix, a minimum score); the search widens until enough pass.
+        """
+        queries = np.atleast_2d(queries)
+        with self.meta.snapshot():
+            store = self._store_for_snapshot()
+            return [self._search_one(store, q, offset + k, accept)[offset:] for q in queries]
+
+    def _search_one(self, store: VectorStore, query: np.ndarray, wanted: int, accept: Accept | None) -> list[Hit]:
+        total = len(store)
+        fetch = min(total, max(wanted * 4, wanted + 16))
+        while True:
+            scores, ids = store.search(query[None], fetch)
+            hits = self._merge(scores[0], ids[0], accept)
+            if len(hits) >= wanted or fetch >= total:
+                return hits[:wanted]
+            fetch = min(total, fetch * 4)
+
+    def _merge(self, scores: np.ndarray, ids: np.ndarray, accept: Accept | None) -> list[Hit]:
+        """Best segment per video, in score order; segments or videos gone from this snapshot are skipped."""
+        seg = self.meta.segments(int(i) for i in ids if i >= 0)
+        records = self.meta.videos_by_id(v for v, _, _ in seg.values())
+        hits: dict[int, Hit | None] = {}
+        for score, sid in zip(scores, ids, strict=True):
+            if int(sid) not in seg:
+                continue
+            video_id, start, end = seg[int(sid)]
+            if video_id in hits or video_id not in records:
+                continue
+            hit = Hit(records[video_id].path, float(score), video_id, start, end)
+            hits[video_id] = hit if accept is None or accept(hit) else None
+        return [h for h in hits.values() if h is not None]
+
+    def search_text(self, text: str, k: int = 10, offset: int = 0, accept: Accept | None = None) -> list[Hit]:
+        return self.search_vectors(self.embed_texts([text]), k, offset, accept)[0]
 
     def video_vector(self, video_id: int) -> np.ndarray:
         """The whole-video query vector of an indexed video (mean of its segment vectors, renormalised)."""
@@ -139,9 +267,38 @@ class VideoIndex:
         return v / max(float(np.linalg.norm(v)), 1e-12)
 
     def stats(self) -> dict:
-        videos, segments = self.meta.count()
-        return {"videos": videos, "segments": segments, "failures": len(self.meta.failures()),
-                "generation": self.meta.generation(), "model": self.model_spec.to_dict(), "store": self.store_kind}
+        with self.meta.snapshot():
+            videos, segments = self.meta.count()
+            return {
+                "videos": videos,
+                "segments": segments,
+                "failures": len(self.meta.failures()),
+                "generation": self.meta.generation(),
+                "model": self.model_spec.to_dict(),
+                "store": self.store_kind,
+                "windows": self.config.get("windows"),
+            }
 
     def close(self) -> None:
+        with self._lock:
+            if self._external_store is not None:
+                self._external_store.close()
+                self._external_store = None
         self.meta.close()
+
+
+def _windowing_dict(windowing: Windowing | None) -> dict | None:
+    return None if windowing is None else {"window": windowing.window, "stride": windowing.stride}
+
+
+def _generation_of(path: Path) -> int:
+    try:
+        return int(path.stem.split("-", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)

@@ -1,0 +1,47 @@
+"""The HTTP API's response shapes; FastAPI publishes them in /openapi.json so clients can be generated."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class SearchHit(BaseModel):
+    """One video, ranked by its best-matching moment."""
+
+    video_id: int = Field(description="stable id of the indexed video; the only way to fetch its file")
+    name: str = Field(description="path relative to the indexed folder it lies in")
+    score: float = Field(description="similarity of the query to the best moment (dot product of unit vectors)")
+    start: float | None = Field(description="start of the best moment in seconds (null: the whole video)")
+    end: float | None = Field(description="end of the best moment in seconds (null: the whole video)")
+    duration: float | None = Field(description="length of the video in seconds, when known")
+    file_url: str = Field(description="URL that streams the video (supports HTTP range requests)")
+    thumbnail_url: str = Field(description="URL of a JPEG frame taken at the moment's start")
+
+
+class SearchResponse(BaseModel):
+    query: str = Field(description="the text query, or a description of the query video")
+    k: int
+    offset: int
+    has_more: bool = Field(description="true when asking again with offset + k returns more hits")
+    results: list[SearchHit]
+
+
+class HealthResponse(BaseModel):
+    status: str
+    videos: int
+    generation: int = Field(description="bumped by every committed change to the index")
+
+
+class StatsResponse(BaseModel):
+    videos: int
+    segments: int
+    failures: int
+    generation: int
+    store: str
+    model: dict
+    windows: dict | None = Field(description="window and stride in seconds when videos are indexed as moments")
+    roots: list[str] = Field(description="names of the folders this server serves videos from")
+
+
+class ErrorResponse(BaseModel):
+    detail: str

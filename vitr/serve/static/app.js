@@ -1,0 +1,98 @@
+// vitr search page: query the JSON API, show a grid of moments, play the chosen one from its start.
+"use strict";
+
+const PAGE_SIZE = 24;
+const form = document.getElementById("search-form");
+const queryInput = document.getElementById("query");
+const statusLine = document.getElementById("status");
+const grid = document.getElementById("results");
+const pager = document.getElementById("pager");
+const player = document.getElementById("player");
+const playerPanel = document.getElementById("player-panel");
+const playerCaption = document.getElementById("player-caption");
+let current = { q: "", offset: 0 };
+
+function formatTime(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+function momentLabel(hit) {
+  if (hit.start === null) return "whole video";
+  return `${formatTime(hit.start)}–${formatTime(hit.end ?? hit.start)}`;
+}
+
+async function search(q, offset) {
+  current = { q, offset };
+  statusLine.textContent = "Searching…";
+  const params = new URLSearchParams({ q, k: PAGE_SIZE, offset });
+  const response = await fetch(`/api/search?${params}`);
+  const body = await response.json();
+  if (!response.ok) {
+    statusLine.textContent = typeof body.detail === "string" ? body.detail : "The search failed.";
+    grid.replaceChildren();
+    pager.hidden = true;
+    return;
+  }
+  render(body);
+}
+
+function render(body) {
+  const first = body.offset + 1;
+  statusLine.textContent = body.results.length
+    ? `Results ${first}–${body.offset + body.results.length} for “${body.query}”`
+    : `No videos match “${body.query}”.`;
+  grid.replaceChildren(...body.results.map(card));
+  pager.hidden = !(body.offset > 0 || body.has_more);
+  document.getElementById("prev").disabled = body.offset === 0;
+  document.getElementById("next").disabled = !body.has_more;
+}
+
+function card(hit) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "result";
+  button.dataset.videoId = hit.video_id;
+  button.dataset.start = hit.start ?? 0;
+  const img = document.createElement("img");
+  img.src = hit.thumbnail_url;
+  img.alt = hit.name;
+  img.loading = "lazy";
+  const name = document.createElement("span");
+  name.className = "name";
+  name.textContent = hit.name;
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  meta.textContent = `${momentLabel(hit)} · score ${hit.score.toFixed(3)}`;
+  button.append(img, name, meta);
+  button.addEventListener("click", () => play(hit));
+  return button;
+}
+
+function play(hit) {
+  const start = hit.start ?? 0;
+  const fragment = hit.start === null ? "" : `#t=${start},${hit.end ?? ""}`;
+  playerPanel.hidden = false;
+  playerCaption.textContent = `${hit.name} — ${momentLabel(hit)}`;
+  player.dataset.videoId = hit.video_id;
+  player.dataset.start = start;
+  player.src = hit.file_url + fragment;
+  // The media fragment seeks where supported; setting currentTime makes sure of it everywhere.
+  player.addEventListener("loadedmetadata", () => {
+    if (Math.abs(player.currentTime - start) > 0.05) player.currentTime = start;
+    player.play().catch(() => {});
+  }, { once: true });
+  playerPanel.scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const q = queryInput.value.trim();
+  if (!q) {
+    statusLine.textContent = "Type what to look for.";
+    return;
+  }
+  search(q, 0);
+});
+document.getElementById("prev").addEventListener("click", () => search(current.q, Math.max(0, current.offset - PAGE_SIZE)));
+document.getElementById("next").addEventListener("click", () => search(current.q, current.offset + PAGE_SIZE));
