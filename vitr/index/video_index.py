@@ -23,6 +23,7 @@ import torch
 
 from vitr.errors import ConfigError, IndexStoreError
 from vitr.index.metadata import Metadata
+from vitr.index.milvus_store import MilvusStore
 from vitr.index.store import FaissStore, StoreSpec, VectorStore, parse_store_spec
 from vitr.model.extract import encode_pixels, frame_spec_for
 from vitr.model.factory import ModelSpec, build_model
@@ -91,7 +92,7 @@ class VideoIndex:
         self.meta = Metadata(self.dir / "metadata.sqlite")
         self._model: VideoTextModel | None = None
         self._stores: dict[int, VectorStore] = {}
-        self._external_store: VectorStore | None = None
+        self._external_store: MilvusStore | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -167,8 +168,6 @@ class VideoIndex:
         with self._lock:
             if self.store_spec.kind == "milvus":
                 if self._external_store is None:
-                    from vitr.index.milvus_store import MilvusStore  # optional dependency
-
                     self._external_store = MilvusStore.open(self.store_spec, self.dir)
                 self._external_store.sync(self.meta)
                 return self._external_store
