@@ -12,7 +12,7 @@ import pickle
 import re
 import zipfile
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +56,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def is_torchscript_archive(path: str | Path) -> bool:
     """True for a `torch.jit.save` zip (OpenAI's released CLIP `.pt` files are these)."""
-    if not zipfile.is_zipfile(path):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.split("/")[1:] == ["constants.pkl"] for name in archive.namelist())
+    except zipfile.BadZipFile:
         return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.split("/")[1:] == ["constants.pkl"] for name in archive.namelist())
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -140,8 +141,8 @@ def _rebuild_tensor(
     return torch.as_strided(storage, size, stride, offset).clone()
 
 
-def _identity_list(values: object) -> list:
-    return list(values)  # type: ignore[call-overload]
+def _identity_list(values: Iterable[object]) -> list[object]:
+    return list(values)
 
 
 def _restore_type_tag(value: object, type_str: str) -> object:
@@ -213,7 +214,7 @@ def _read_torchscript(path: Path) -> dict[str, torch.Tensor]:
 
 
 _CLASS_DECLARATION = re.compile(
-    r"^class (\w+)\(Module\):\n  __parameters__ = \[([^\]]*)\]\n  __buffers__ = \[([^\]]*)\]", re.MULTILINE
+    r"^class (\w+)\(Module\):\n  __parameters__ = \[([^\]]*)\](?:\n  __buffers__ = \[([^\]]*)\])?", re.MULTILINE
 )
 
 
@@ -230,7 +231,9 @@ def _declared_state_names(archive: zipfile.ZipFile, prefix: str) -> dict[str, se
     return declared
 
 
-def _flatten_module(obj: _ScriptObject, declared: dict[str, set[str]], prefix: str):
+def _flatten_module(
+    obj: _ScriptObject, declared: dict[str, set[str]], prefix: str
+) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield (dotted name, tensor) like `nn.Module.state_dict`; plain tensor attributes are skipped when the
     class declares its parameters and buffers."""
     allowed = declared.get(obj.qualified_name)
