@@ -20,6 +20,7 @@ from vitr.data.cache import CachedFeatures, FeatureCache
 from vitr.data.types import Caption, RetrievalDataset, VideoItem
 from vitr.heads.base import TemporalHead
 from vitr.model.retrieval import VideoTextModel
+from vitr.train.config import TrainConfig
 from vitr.train.datasets import CachedPairDataset
 
 DIM = 16
@@ -129,3 +130,19 @@ def toy_pairs(root: Path, num_videos: int = 12, captions_per_video: int = 2) -> 
     dataset = toy_retrieval(num_videos, captions_per_video)
     cache, keys = write_toy_features(root, dataset)
     return CachedPairDataset(dataset, cache, keys, tiny_tokenize)
+
+
+def ddp_case_config(output_dir: Path) -> TrainConfig:
+    """The run that test_distributed trains once in one process and once under torchrun with two."""
+    return TrainConfig(
+        lr=1e-2,
+        backbone_lr=1e-3,
+        weight_decay=0.1,
+        epochs=2,
+        batch_size=8,
+        grad_accum=2,
+        output_dir=str(output_dir),
+        progress=False,
+        tensorboard=False,
+        seed=5,
+    )

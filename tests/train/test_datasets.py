@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from tests.train.fakes import DIM, FRAMES, tiny_tokenize, toy_retrieval, write_toy_features
+from vitr.data.cache import CachedFeatures
 from vitr.errors import DatasetFormatError
 from vitr.train.datasets import CachedPairDataset, PairBatchSampler
 
@@ -69,3 +70,14 @@ def test_distinct_videos_keeps_captions_of_one_video_apart():
     used = [i for b in batches for i in b]
     assert len(used) == len(set(used))
     assert distinct.num_batches(0) == len(batches)
+
+
+def test_a_video_with_no_real_frames_counts_as_missing(tmp_path):
+    dataset = toy_retrieval(num_videos=3, captions_per_video=1)
+    cache, keys = write_toy_features(tmp_path, dataset)
+    keys["video2"] = "empty"
+    with cache.writer() as writer:
+        writer.add("empty", CachedFeatures(torch.zeros(FRAMES, DIM), torch.zeros(FRAMES), torch.zeros(FRAMES)))
+    with pytest.raises(DatasetFormatError, match="no frames"):
+        CachedPairDataset(dataset, cache, keys, tiny_tokenize)
+    assert CachedPairDataset(dataset, cache, keys, tiny_tokenize, skip_missing=True).skipped == ["video2"]

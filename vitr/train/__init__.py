@@ -1,7 +1,8 @@
 """Fine-tuning of retrieval models: config, trainer, optimisers, schedules, checkpoints, training data."""
 
 from vitr.train.config import TrainConfig, config_from_dict, config_to_dict, load_config, save_config
-from vitr.train.datasets import CachedPairDataset, PairBatchSampler, PixelPairDataset
+from vitr.train.datasets import CachedPairDataset, PairBatchSampler, PixelPairDataset, caption_tokenizer
+from vitr.train.distributed import DistContext, init_distributed
 from vitr.train.optim import BertAdamC4C, build_optimizer, configure_trainable, param_groups
 from vitr.train.schedule import lr_factor
 from vitr.train.trainer import Trainer
@@ -9,14 +10,17 @@ from vitr.train.trainer import Trainer
 __all__ = [
     "BertAdamC4C",
     "CachedPairDataset",
+    "DistContext",
     "PairBatchSampler",
     "PixelPairDataset",
     "TrainConfig",
     "Trainer",
     "build_optimizer",
+    "caption_tokenizer",
     "config_from_dict",
     "config_to_dict",
     "configure_trainable",
+    "init_distributed",
     "load_config",
     "lr_factor",
     "param_groups",

@@ -7,11 +7,13 @@ tokens (L,), video_index)`; `video_index` is the video's position in `RetrievalD
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from vitr.backbones.base import Backbone
 from vitr.data.cache import FeatureCache
 from vitr.data.types import RetrievalDataset
 from vitr.errors import DatasetFormatError
@@ -48,20 +50,28 @@ class CachedPairDataset(Dataset):
         skip_missing: bool = False,
     ) -> None:
         present = [v.video_id for v in dataset.videos if v.video_id in video_keys and video_keys[v.video_id] in cache]
-        frames, mask = cache.stacked([video_keys[vid] for vid in present])  # (N, T, D), (N, T)
-        empty = {vid for vid, m in zip(present, mask, strict=True) if not m.any()}
-        self.skipped = [v.video_id for v in dataset.videos if v.video_id not in set(present) or v.video_id in empty]
+        features = cache.get_many(video_keys[vid] for vid in present)
+        frames = [features[video_keys[vid]].frames.float() for vid in present]  # N x (T, D)
+        masks = [features[video_keys[vid]].mask.float() for vid in present]  # N x (T,)
+        usable = {vid for vid, m in zip(present, masks, strict=True) if m.any()}
+        self.skipped = [v.video_id for v in dataset.videos if v.video_id not in usable]
         if self.skipped and not skip_missing:
             raise DatasetFormatError(
                 f"{dataset.name}/{dataset.split}: {len(self.skipped)} of {len(dataset.videos)} videos have no "
-                f"cached features or no frames, e.g. {self.skipped[:5]}; extract them (vitr extract) or pass "
-                "skip_missing=True to train without them"
+                f"cached features or no frames, e.g. {self.skipped[:5]}; extract them "
+                "(vitr.model.extract.extract_features) or pass skip_missing=True to train without them"
             )
-        keep = [i for i, vid in enumerate(present) if vid not in empty]
-        self.frames, self.mask = frames[keep], mask[keep]
+        if not usable:
+            raise DatasetFormatError(
+                f"{dataset.name}/{dataset.split}: none of {len(dataset.videos)} videos has "
+                "cached features with frames; extract features first (vitr.model.extract.extract_features)"
+            )
+        keep = [i for i, vid in enumerate(present) if vid in usable]
+        self.frames = torch.stack([frames[i] for i in keep])  # (N, T, D)
+        self.mask = torch.stack([masks[i] for i in keep])  # (N, T)
         index = dataset.video_index()
         self._row = {index[present[i]]: row for row, i in enumerate(keep)}  # video_index -> row in self.frames
-        self.video_of_sample, self.tokens = _caption_pairs(dataset, {present[i] for i in keep}, tokenize)
+        self.video_of_sample, self.tokens = _caption_pairs(dataset, usable, tokenize)
 
     def __len__(self) -> int:
         return len(self.video_of_sample)
@@ -70,6 +80,11 @@ class CachedPairDataset(Dataset):
         video = self.video_of_sample[i]
         row = self._row[video]
         return self.frames[row], self.mask[row], self.tokens[i], video
+
+
+def caption_tokenizer(backbone: Backbone, max_words: int) -> Tokenize:
+    """The backbone's tokenizer cut to `max_words` positions (CLIP4Clip: 32, start and end tokens included)."""
+    return functools.partial(backbone.tokenize, context_length=max_words)
 
 
 class PixelPairDataset(Dataset):
