@@ -1,0 +1,133 @@
+"""Teacher embeddings of every training caption and video, computed once and cached (as the official code does).
+
+The official trainer reads each teacher's text and video embeddings from pickles and forms the batch matrix
+S^(n) = T^(n)[captions] @ V^(n)[videos]^T (teachtext.md §1.3, §1.4). A bank holds the same thing per teacher:
+text (C, E_n) in the dataset's caption order and video (V, E_n) in its video order, stored as safetensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from vitr.errors import CheckpointError
+from vitr.teachers.base import Teacher
+
+
+def content_key(texts: Sequence[str], video_ids: Sequence[str]) -> str:
+    """A hash of the captions and videos a bank was computed for, so a stale cache is never used."""
+    digest = hashlib.sha256()
+    for item in [*texts, "\x00", *video_ids]:
+        digest.update(item.encode() + b"\x1f")
+    return digest.hexdigest()[:24]
+
+
+@dataclass
+class TeacherBank:
+    """Per teacher: text (C, E_n) and video (V, E_n) unit vectors and the teacher's exp(logit_scale)."""
+
+    names: list[str]
+    text: list[torch.Tensor]
+    video: list[torch.Tensor]
+    scales: list[float]
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not (len(self.names) == len(self.text) == len(self.video) == len(self.scales)) or not self.names:
+            raise ValueError("a teacher bank needs one name, text matrix, video matrix and scale per teacher (>= 1)")
+        if len({t.shape[0] for t in self.text}) != 1 or len({v.shape[0] for v in self.video}) != 1:
+            raise ValueError("every teacher must embed the same captions and the same videos")
+
+    @property
+    def num_captions(self) -> int:
+        return self.text[0].shape[0]
+
+    @property
+    def num_videos(self) -> int:
+        return self.video[0].shape[0]
+
+    def matrices(
+        self, caption_index: torch.Tensor, video_index: torch.Tensor, logits: bool = False
+    ) -> list[torch.Tensor]:
+        """One (B_t, B_v) score matrix per teacher for a batch; rows = its captions, columns = its videos."""
+        caption_index, video_index = caption_index.long().cpu(), video_index.long().cpu()
+        out = []
+        for text, video, scale in zip(self.text, self.video, self.scales, strict=True):
+            scores = text[caption_index] @ video[video_index].T  # (B_t, B_v)
+            out.append(scores * scale if logits else scores)
+        return out
+
+    def scores_against_all(self, caption_index: torch.Tensor) -> list[torch.Tensor]:
+        """(b,) captions -> per teacher (b, V): each caption scored against every video of the split."""
+        return [text[caption_index.long().cpu()] @ video.T for text, video in zip(self.text, self.video, strict=True)]
+
+    def save(self, path: str | Path) -> None:
+        tensors = {}
+        for i, (text, video) in enumerate(zip(self.text, self.video, strict=True)):
+            tensors[f"{i}.text"], tensors[f"{i}.video"] = text.contiguous(), video.contiguous()
+        meta = {"names": json.dumps(self.names), "scales": json.dumps(self.scales), "key": self.key}
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(path), metadata=meta)
+
+    @classmethod
+    def load(cls, path: str | Path, expected_key: str | None = None) -> TeacherBank:
+        """Read a saved bank; `expected_key` (from `content_key`) rejects a bank built for other data."""
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"teacher bank {path} does not exist; build it with build_teacher_bank")
+        try:
+            tensors = load_file(str(path))
+            with safe_open(str(path), "pt") as f:
+                meta = f.metadata() or {}
+            names, scales = json.loads(meta["names"]), json.loads(meta["scales"])
+        except (SafetensorError, KeyError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{path} is not a vitr teacher bank: {e}") from None
+        key = meta.get("key", "")
+        if expected_key is not None and key != expected_key:
+            raise CheckpointError(
+                f"teacher bank {path} was computed for other captions/videos (key {key!r}, "
+                f"expected {expected_key!r}); delete it to rebuild"
+            )
+        text = [tensors[f"{i}.text"] for i in range(len(names))]
+        video = [tensors[f"{i}.video"] for i in range(len(names))]
+        return cls(names, text, video, scales, key)
+
+
+@torch.inference_mode()
+def build_teacher_bank(
+    teachers: Sequence[Teacher],
+    texts: Sequence[str],
+    frames: torch.Tensor,
+    mask: torch.Tensor,
+    video_ids: Sequence[str] | None = None,
+    batch_size: int = 512,
+) -> TeacherBank:
+    """Embed all captions (C) and videos (V, from frames (V, T, D), mask (V, T)) with every teacher."""
+    if video_ids is not None and len(video_ids) != len(frames):
+        raise ValueError(f"{len(video_ids)} video ids for {len(frames)} videos")
+    text_out, video_out = [], []
+    for teacher in teachers:
+        text_out.append(
+            torch.cat([teacher.embed_texts(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)])
+            .float()
+            .cpu()
+        )
+        video_out.append(
+            torch.cat(
+                [
+                    teacher.embed_videos(frames[i : i + batch_size], mask[i : i + batch_size])
+                    for i in range(0, len(frames), batch_size)
+                ]
+            )
+            .float()
+            .cpu()
+        )
+    key = content_key(texts, video_ids) if video_ids is not None else ""
+    return TeacherBank([t.name for t in teachers], text_out, video_out, [t.temperature_scale() for t in teachers], key)
