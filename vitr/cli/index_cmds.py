@@ -1,4 +1,4 @@
-"""`vitr index` and `vitr search`: make a folder searchable, then query it by text or by video."""
+"""`vitr index`, `vitr index-merge` and `vitr search`: make a folder searchable, then query it."""
 
 from __future__ import annotations
 
@@ -9,19 +9,33 @@ from pathlib import Path
 from vitr.cli.model_args import add_model_args, model_spec_from_args
 from vitr.cli.tables import print_hits
 from vitr.index.indexer import search_by_video, update_index
-from vitr.index.video_index import VideoIndex
+from vitr.index.shards import merge_indexes, parse_shard, shard_dir, shard_from_env
+from vitr.index.store import parse_store_spec
+from vitr.index.video_index import VideoIndex, Windowing
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="index a folder of videos (incremental and resumable)")
     p.add_argument("folder", type=Path)
     p.add_argument("--index", type=Path, default=Path("vitr-index"), help="index directory (created if missing)")
-    p.add_argument("--store", default="flat", choices=["flat", "hnsw", "ivf"],
-                   help="FAISS structure: exact (flat) or approximate for large collections")
+    p.add_argument("--store", default="flat",
+                   help="flat (exact FAISS), hnsw or ivf (approximate FAISS), milvus (embedded Milvus Lite file) or "
+                        "milvus:URI (a Milvus server)")
+    p.add_argument("--window", type=float, default=None,
+                   help="index overlapping windows of this many seconds, so results say where the match is")
+    p.add_argument("--stride", type=float, default=None, help="seconds between window starts (default window/2)")
+    p.add_argument("--shard", default=None,
+                   help="RANK/WORLD: index only this rank's share into INDEX/shard-RANK-of-WORLD (under torchrun "
+                        "the RANK and WORLD_SIZE variables are used); merge with `vitr index-merge`")
     p.add_argument("--workers", type=int, default=2, help="decoding threads")
     p.add_argument("--batch-size", type=int, default=16)
     add_model_args(p)
     p.set_defaults(func=run_index)
+
+    m = sub.add_parser("index-merge", help="merge shard indexes (from `vitr index --shard`) into one")
+    m.add_argument("target", type=Path)
+    m.add_argument("sources", type=Path, nargs="+")
+    m.set_defaults(func=run_merge)
 
     s = sub.add_parser("search", help="search an index by text or by video")
     s.add_argument("query", nargs="?", help="text query")
@@ -33,11 +47,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_index(args: argparse.Namespace) -> int:
-    index = VideoIndex.create(args.index, model_spec_from_args(args), store=args.store)
-    report = update_index(index, args.folder, batch_size=args.batch_size, workers=args.workers)
-    print(f"{args.index}: {report.summary()}; {index.stats()['videos']} videos indexed")
+    parse_store_spec(args.store)  # a clear error before any work
+    shard = parse_shard(args.shard) if args.shard else shard_from_env()
+    index_dir = shard_dir(args.index, shard) if shard else args.index
+    windowing = None
+    if args.window is not None:
+        windowing = Windowing(args.window, args.stride if args.stride is not None else args.window / 2)
+    index = VideoIndex.create(index_dir, model_spec_from_args(args), store=args.store, windowing=windowing)
+    report = update_index(index, args.folder, batch_size=args.batch_size, workers=args.workers, shard=shard)
+    print(f"{index_dir}: {report.summary()}; {index.stats()['videos']} videos indexed")
     for path, reason in sorted(report.failed.items()):
         print(f"  skipped {path}: {reason}")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    index = merge_indexes(args.target, args.sources)
+    print(f"{args.target}: {index.stats()['videos']} videos after merging {len(args.sources)} shard indexes")
     return 0
 
 
