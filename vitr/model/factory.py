@@ -10,8 +10,9 @@ import torch
 
 from vitr.backbones.registry import load_backbone
 from vitr.backbones.weights import read_state_dict
-from vitr.errors import CheckpointError
+from vitr.errors import CheckpointError, ConfigError
 from vitr.heads.base import create_head
+from vitr.model.official import load_described_model
 from vitr.model.retrieval import VideoTextModel
 
 
@@ -24,7 +25,7 @@ class ModelSpec:
     weights: str | None = None  # local backbone weights: file or directory
     head: str = "meanP"
     head_kwargs: dict[str, Any] = field(default_factory=dict)
-    checkpoint: str | None = None  # a trained vitr model (backbone + head) state dict
+    checkpoint: str | None = None  # vitr model weights, a `vitr convert` directory or an official CLIP4Clip/C2V file
     num_frames: int = 12
     precision: str = "fp32"
 
@@ -37,6 +38,15 @@ class ModelSpec:
 
 
 def build_model(spec: ModelSpec, device: str | torch.device = "cpu") -> VideoTextModel:
+    if spec.checkpoint:
+        # A converted directory or an official file defines backbone and head itself; a non-default head forces one.
+        forced_head = None if spec.head == ModelSpec.head else spec.head
+        described = load_described_model(spec.checkpoint, forced_head, spec.head_kwargs, spec.num_frames,
+                                          spec.precision)
+        if described is not None:
+            if spec.pretrained or spec.weights:
+                raise ConfigError(f"{spec.checkpoint} holds its own CLIP weights; drop --pretrained/--weights")
+            return described.to(device).eval()
     backbone = load_backbone(spec.backbone, pretrained=spec.pretrained, weights=spec.weights, device=device,
                              precision=spec.precision)
     head = create_head(spec.head, backbone.embed_dim, num_frames=spec.num_frames, **spec.head_kwargs)
