@@ -152,3 +152,12 @@ def test_bank_for_dataset_reads_the_cache_and_reuses_its_file(tmp_path):
     assert torch.equal(again.text[0], bank.text[0])
     with pytest.raises(DatasetFormatError, match="no cached features"):
         teacher_bank_for_dataset([teacher], dataset, cache, {**keys, "video0": "absent"})
+
+
+def test_extra_loss_scores_the_student_batch_by_dot_product():
+    bank = random_bank()
+    targets = TeachTextTargets(bank)
+    text, video = torch.randn(3, 5), torch.randn(3, 5)
+    captions, videos = torch.tensor([2, 0, 5]), torch.tensor([1, 0, 3])
+    expected = targets.loss(text @ video.T, captions, videos)
+    assert targets.extra_loss(text, video, captions, videos, torch.tensor(0.0)).item() == pytest.approx(expected.item())

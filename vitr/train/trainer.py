@@ -2,12 +2,13 @@
 
 One optimiser step, the whole of it:
 
+    set this step's lr from the schedule
     for each of grad_accum micro-batches:
         text (B, E), video (B, E) = model(batch)            # on this rank's slice of the global batch
         gather both over ranks -> (B_total, E)              # each rank scores the global batch
         loss = retrieval_loss(head, text, video, logit_scale)
         backward(loss / grad_accum)
-    clip the global gradient norm; set this step's lr; optimizer.step(); clamp logit_scale <= ln 100
+    clip the global gradient norm; optimizer.step(); clamp logit_scale <= ln 100
 
 Validation, checkpoints and logs happen between steps, at points that depend only on the step count, so every
 rank takes them at the same time and a resumed run takes the same ones.

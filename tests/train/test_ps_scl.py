@@ -1,0 +1,122 @@
+import pytest
+import torch
+
+from vitr.backbones.registry import load_backbone
+from vitr.data.types import Caption, RetrievalDataset, VideoItem
+from vitr.errors import ConfigError, DatasetFormatError
+from vitr.heads.base import create_head
+from vitr.losses.selection import SelectionConfig
+from vitr.model.retrieval import VideoTextModel
+from vitr.pseudo.label import PseudoLabel
+from vitr.train.config import TrainConfig
+from vitr.train.ps_scl import (
+    PairPool,
+    PsSclConfig,
+    draw_texts,
+    pool_from_dataset,
+    pool_from_pseudo_labels,
+    train_ps_scl,
+)
+
+WORDS = ["red", "blue", "green", "yellow", "purple", "orange", "black", "white"]
+
+
+def _model(head: str = "meanP") -> VideoTextModel:
+    torch.manual_seed(0)
+    backbone = load_backbone("vitr-lab-tiny")
+    return VideoTextModel(backbone, create_head(head, backbone.embed_dim, num_frames=4))
+
+
+def _labels(n: int) -> list[PseudoLabel]:
+    return [
+        PseudoLabel(f"v{i}.mp4", texts=[
+            {"text": f"a {WORDS[i % 8]} circle", "form": "single", "score": 0.3},
+            {"text": f"objects: {WORDS[i % 8]} square.", "form": "list", "score": 0.1},
+        ])
+        for i in range(n)
+    ]
+
+
+def _pseudo_pool(model: VideoTextModel, n: int = 16) -> PairPool:
+    g = torch.Generator().manual_seed(1)
+    frames = torch.randn(n, 4, model.backbone.embed_dim, generator=g)
+    return pool_from_pseudo_labels(_labels(n), frames, torch.ones(n, 4), model.tokenize)
+
+
+def _config(tmp_path, **selection) -> PsSclConfig:
+    train = TrainConfig(batch_size=8, epochs=3, lr=1e-3, backbone_lr=1e-3, warmup=0.0, output_dir=str(tmp_path),
+                        progress=False, tensorboard=False)
+    return PsSclConfig(train=train, selection=SelectionConfig(**selection), save=True)
+
+
+def test_pool_from_pseudo_labels_keeps_forms_and_scores():
+    model = _model()
+    frames = torch.zeros(3, 4, model.backbone.embed_dim)
+    pool = pool_from_pseudo_labels(_labels(3), frames, torch.ones(3, 4), model.tokenize, forms=["single"])
+    assert pool.text_video.tolist() == [0, 1, 2]
+    assert pool.teacher.tolist() == pytest.approx([0.3] * 3)
+    assert pool.pseudo.all()
+    with pytest.raises(DatasetFormatError, match="no text"):
+        pool_from_pseudo_labels(_labels(3), frames, torch.ones(3, 4), model.tokenize, forms=["sentence"])
+
+
+def test_draw_texts_picks_one_own_text_per_video_and_teacher_sampling_prefers_high_scores():
+    model = _model()
+    pool = _pseudo_pool(model, 6)
+    chosen = draw_texts(pool, torch.Generator().manual_seed(0))
+    assert (pool.text_video[chosen] == torch.arange(6)).all()
+    teacher = draw_texts(pool, torch.Generator().manual_seed(0), "teacher", temperature=0.001)
+    assert (pool.teacher[teacher] == pytest.approx(0.3))  # the better-scored text of every video
+    draws = torch.stack([draw_texts(pool, torch.Generator().manual_seed(s)) for s in range(40)])
+    assert 0 < (pool.teacher[draws] > 0.2).float().mean() < 1  # uniform: both texts get drawn
+
+
+def test_training_on_pseudo_pairs_alone_with_topk_selection(tmp_path):
+    model = _model()
+    visual_before = {k: v.clone() for k, v in model.backbone.state_dict().items() if ".visual." in k}
+    text_before = model.embed_texts(["a red circle"]).detach().clone()
+    config = _config(tmp_path, rule="topk", tau=0.5, t_k=1.0)
+    history = train_ps_scl(model, _pseudo_pool(model), config, progress=False)
+    assert len(history.loss) == 2 * 3 and all(torch.isfinite(torch.tensor(history.loss)))
+    assert history.kept[0] == 1.0 and history.kept[-1] == pytest.approx(0.5)  # ceil(0.5 * 8) of 8 pseudo pairs
+    visual_after = {k: v for k, v in model.backbone.state_dict().items() if ".visual." in k}
+    assert visual_before and all(torch.equal(visual_after[k], v) for k, v in visual_before.items())  # cached side
+    assert not torch.allclose(model.embed_texts(["a red circle"]), text_before)
+    assert (tmp_path / "checkpoints" / "latest").is_file()
+
+
+def test_training_combined_with_labelled_pairs_exempts_them(tmp_path):
+    model = _model()
+    n = 8
+    dataset = RetrievalDataset("toy", "train", [VideoItem(f"l{i}", f"l{i}.mp4") for i in range(n)],
+                               [Caption(f"l{i}", f"a {WORDS[i]} cross on a white background") for i in range(n)])
+    labelled = pool_from_dataset(dataset, torch.randn(n, 4, model.backbone.embed_dim), torch.ones(n, 4),
+                                 model.tokenize)
+    assert not labelled.pseudo.any()
+    pool = _pseudo_pool(model).concat(labelled)
+    assert len(pool) == 24 and pool.pseudo.sum() == 16
+    assert pool.text_video.max() == 23
+    history = train_ps_scl(model, pool, _config(tmp_path, rule="topk", tau=0.5, t_k=1.0), progress=False)
+    assert 0.5 <= history.kept[-1] < 1.0  # ceil(0.5 k) of the k pseudo pairs of the batch; labelled not counted
+
+
+@pytest.mark.parametrize("rule", ["gmm", "soft", "soft_topk", "none"])
+def test_every_rule_trains_with_a_two_term_head(tmp_path, rule):
+    model = _model("clip2video")
+    history = train_ps_scl(model, _pseudo_pool(model), _config(tmp_path, rule=rule, warmup_epochs=1), progress=False)
+    assert all(torch.isfinite(torch.tensor(history.loss)))
+    if rule == "none":
+        assert history.kept == [1.0] * len(history.kept)
+
+
+def test_validation_runs_each_epoch_and_bad_configs_are_rejected(tmp_path):
+    model = _model()
+    calls = []
+    history = train_ps_scl(model, _pseudo_pool(model), _config(tmp_path, rule="none"),
+                           val_fn=lambda m: calls.append(1) or {"r1": 1.0}, progress=False)
+    assert len(history.metrics) == 3 and len(calls) == 3
+    with pytest.raises(ConfigError, match="cached frame features"):
+        PsSclConfig(train=TrainConfig(freeze="none"))
+    big = PsSclConfig(train=TrainConfig(batch_size=64, progress=False, tensorboard=False))
+    with pytest.raises(ConfigError, match="lower train.batch_size"):
+        train_ps_scl(model, _pseudo_pool(model), big, progress=False)
