@@ -80,7 +80,7 @@ class OfficialCheckpointReport:
     loaded: int = 0  # tensors copied into the model
     upcast: int = 0  # fp16/bf16 tensors converted to fp32
     unknown: list[str] = field(default_factory=list)  # keys no vitr module takes (not loaded)
-    ignored: list[str] = field(default_factory=list)  # CLIP metadata integers, not weights
+    ignored: list[str] = field(default_factory=list)  # CLIP metadata and derived buffers (the causal mask)
 
     def summary(self) -> str:
         lines = [
@@ -89,7 +89,7 @@ class OfficialCheckpointReport:
             f"  backbone {self.backbone}; {self.loaded} tensors loaded, {self.upcast} upcast from half precision",
         ]
         if self.ignored:
-            lines.append(f"  ignored CLIP metadata: {', '.join(self.ignored)}")
+            lines.append(f"  ignored (metadata, recomputed buffers): {', '.join(self.ignored)}")
         if self.unknown:
             lines.append(f"  NOT loaded ({len(self.unknown)} keys no vitr module takes): {_grouped(self.unknown)}")
         return "\n".join(lines)
@@ -254,9 +254,13 @@ def _map_names(
 ) -> dict[str, torch.Tensor]:
     """Official names -> vitr names through NAME_TABLE, fp32; fills report.loaded/upcast/unknown."""
     own = model.state_dict()
+    derived = _derived_buffers(model)
     mapped = {}
     for key, tensor in state.items():
         target = _vitr_name(key)
+        if target in derived:  # e.g. CLIP's causal mask, which TorchScript archives store with the weights
+            report.ignored.append(key.removeprefix("clip."))
+            continue
         if target is None or target not in own:
             report.unknown.append(key)
             continue
@@ -267,6 +271,15 @@ def _map_names(
         mapped.update({k: v for k, v in own.items() if k.startswith("head.")})
     report.loaded = len(mapped)
     return mapped
+
+
+def _derived_buffers(model: VideoTextModel) -> set[str]:
+    """Non-persistent buffers: recomputed by the model, never read from a file."""
+    return {
+        f"{prefix}.{name}" if prefix else name
+        for prefix, module in model.named_modules()
+        for name in module._non_persistent_buffers_set
+    }
 
 
 def _require_complete(
