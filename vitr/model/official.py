@@ -25,6 +25,7 @@ from typing import Any
 
 import open_clip
 import torch
+from safetensors.torch import save_file
 
 from vitr.backbones.open_clip_backbone import OpenClipBackbone, build_open_clip_model, cast_to_precision
 from vitr.backbones.weights import _read_torch_pickle, load_weights_strict, read_state_dict
@@ -392,8 +393,6 @@ def write_model_dir(
     model: VideoTextModel, report: OfficialCheckpointReport, directory: str | Path, num_frames: int = 12
 ) -> Path:
     """Write `model.safetensors` (the VideoTextModel state dict) and `config.json` (architecture + ModelSpec)."""
-    from safetensors.torch import save_file
-
     if not isinstance(model.backbone, OpenClipBackbone):
         raise CheckpointError("only models with an open_clip backbone can be written as a vitr model directory")
     directory = Path(directory)
