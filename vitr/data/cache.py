@@ -113,7 +113,8 @@ class FeatureCache:
 
     def stacked(self, keys: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, T, D) frames and (N, T) masks for `keys`, in order (all videos share T by construction)."""
-        feats = [self.get_many(keys)[k] for k in keys] if keys else []
+        found = self.get_many(keys)
+        feats = [found[k] for k in keys]
         if not feats:
             return torch.empty(0), torch.empty(0)
         return torch.stack([f.frames.float() for f in feats]), torch.stack([f.mask.float() for f in feats])

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from vitr.backbones.base import Backbone
 from vitr.losses.infonce import symmetric_infonce
+from vitr.train.schedule import lr_factor
 from vitr.video.transforms import preprocess_frames
 
 
@@ -28,14 +29,6 @@ class PretrainConfig:
     precision: str = "bf16"  # autocast dtype on CPU/GPU; "fp32" to disable
     seed: int = 0
     log_every: int = 50
-
-
-def _lr_at(step: int, cfg: PretrainConfig) -> float:
-    warm = max(1, int(cfg.warmup * cfg.steps))
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    progress = (step - warm) / max(1, cfg.steps - warm)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def pretrain_clip(
@@ -72,7 +65,7 @@ def pretrain_clip(
         pixels = preprocess_frames(images[idx.numpy()], size=backbone.image_size, mean=backbone.image_mean,
                                    std=backbone.image_std).to(device)
         for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step, cfg)
+            group["lr"] = cfg.lr * lr_factor("warmup_cosine", step, cfg.steps, cfg.warmup)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             img = torch.nn.functional.normalize(backbone.encode_image(pixels).float(), dim=-1)
             txt = torch.nn.functional.normalize(backbone.encode_text(tokens[idx].to(device)).pooled.float(), dim=-1)
