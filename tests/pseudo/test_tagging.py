@@ -1,0 +1,48 @@
+import torch
+
+from vitr.pseudo.tagging import ConceptTagger, aggregate, transition
+from vitr.pseudo.texts import write_pseudo_texts
+
+
+def test_count_aggregation_ranks_by_votes_then_probability():
+    # 4 frames, 3 concepts; concept 2 is top-1 in 3 frames, concept 0 in 1 frame with a high probability
+    prob = torch.tensor([[[0.9, 0.05, 0.05], [0.2, 0.1, 0.7], [0.3, 0.1, 0.6], [0.3, 0.1, 0.6]]])
+    mask = torch.ones(1, 4)
+    key, score = aggregate(prob, mask, frame_top_k=1)
+    assert key[0].argsort(descending=True).tolist() == [2, 0, 1]
+    assert torch.allclose(score[0], torch.tensor([0.25, 0.0, 0.75]))
+    mean_key, _ = aggregate(prob, mask, 1, "mean")
+    assert mean_key[0].argmax() == 2
+    max_key, _ = aggregate(prob, mask, 1, "max")
+    assert max_key[0].argmax() == 0  # the short-lived but confident concept
+
+
+def test_padded_frames_do_not_vote():
+    prob = torch.tensor([[[0.1, 0.9], [0.8, 0.2], [0.8, 0.2]]])
+    _, score = aggregate(prob, torch.tensor([[1.0, 0.0, 0.0]]), frame_top_k=1)
+    assert score[0].tolist() == [0.0, 1.0]
+
+
+def test_transition_finds_a_change_and_ignores_a_constant():
+    left, right = torch.tensor([0.9, 0.1]), torch.tensor([0.1, 0.9])
+    moving = torch.stack([left] * 3 + [left, right] + [right] * 3)
+    assert transition(moving, torch.ones(8))[:2] == (0, 1)
+    assert transition(torch.stack([left] * 8), torch.ones(8)) is None
+
+
+def test_tagging_on_a_tiny_random_model_is_well_formed(tiny_backbone, tiny_vocab):
+    tagger = ConceptTagger(tiny_backbone, tiny_vocab)
+    frames = torch.randn(3, 6, tiny_backbone.embed_dim)
+    mask = torch.ones(3, 6)
+    mask[2] = 0  # a video without frames gets no concepts
+    found = tagger.tag(frames, mask)
+    assert len(found) == 3 and found[2].concepts == {}
+    for video in found[:2]:
+        assert set(video.concepts) == {"objects", "columns", "backgrounds"}
+        objects = video.concepts["objects"]
+        assert len(objects) == 2 and len({c.concept for c in objects}) == 2
+        assert all(c.concept in tiny_vocab.category("objects").concepts for c in objects)
+        assert all(0.0 <= c.score <= 1.0 and 0.0 <= c.probability <= 1.0 for c in objects)
+        assert objects[0].score >= objects[1].score
+        texts = write_pseudo_texts(video, tiny_vocab)
+        assert {"sentence", "list", "single"} <= {t.form for t in texts}

@@ -1,0 +1,66 @@
+"""`vitr pseudo-label`: write pseudo-texts for a folder of unlabelled videos with a frozen CLIP (PS-SCL step 1)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vitr.backbones.registry import load_backbone
+from vitr.cli.model_args import add_model_args
+from vitr.pseudo.label import PseudoLabeler, pseudo_label_folder
+from vitr.pseudo.texts import FORMS
+from vitr.pseudo.vocab import load_vocabulary
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pseudo-label", help="tag a folder of videos with CLIP concepts and write pseudo-texts (JSONL)")
+    p.add_argument("folder", type=Path, help="folder of videos (searched recursively)")
+    p.add_argument("--out", type=Path, required=True, help="output JSONL file, one record per video")
+    p.add_argument(
+        "--vocab",
+        type=Path,
+        default=None,
+        help="vocabulary.json (or a folder holding one); default: the shipped English vocabulary",
+    )
+    p.add_argument(
+        "--templates",
+        default="ensemble",
+        choices=["ensemble", "first", "bare"],
+        help="prompt ensembling over all templates, the first template only, or bare concept names",
+    )
+    p.add_argument(
+        "--aggregate",
+        default="count",
+        choices=["count", "mean", "max"],
+        help="frame-to-video aggregation: VidIL top-k counts, mean or max frame probability",
+    )
+    p.add_argument("--forms", default=",".join(FORMS), help=f"pseudo-text forms, comma-separated from {FORMS}")
+    p.add_argument("--no-temporal", action="store_true", help="no 'A, then B' pseudo-texts")
+    p.add_argument("--tag-frames", type=int, default=8, help="uniform frames tagged per video")
+    p.add_argument("--workers", type=int, default=2, help="decoding threads")
+    p.add_argument("--batch-size", type=int, default=16)
+    add_model_args(p)
+    p.set_defaults(func=run_pseudo_label)
+
+
+def run_pseudo_label(args: argparse.Namespace) -> int:
+    forms = tuple(f.strip() for f in args.forms.split(",") if f.strip())
+    unknown = sorted(set(forms) - set(FORMS))
+    if unknown:
+        raise SystemExit(f"vitr pseudo-label: unknown forms {unknown}; choose from {list(FORMS)}")
+    vocabulary = load_vocabulary(args.vocab)
+    backbone = load_backbone(args.model, pretrained=args.pretrained, weights=args.weights, precision=args.precision)
+    labeler = PseudoLabeler(
+        backbone,
+        vocabulary,
+        template_mode=args.templates,
+        aggregation=args.aggregate,
+        forms=forms,
+        temporal=not args.no_temporal,
+        num_frames=args.tag_frames,
+    )
+    report = pseudo_label_folder(labeler, args.folder, args.out, batch_size=args.batch_size, workers=args.workers)
+    print(f"{args.out}: pseudo-texts for {report.written} videos; {len(report.failed)} skipped")
+    for path, reason in sorted(report.failed.items()):
+        print(f"  skipped {path}: {reason}")
+    return 0

@@ -1,0 +1,86 @@
+"""Pseudo-texts from recognised concepts: several weak captions per video (ps_scl.md §4 #10).
+
+Forms, each a named option:
+- sentence: the vocabulary's sentence templates filled with the top concepts ("{objects:2}" = the top two,
+  joined by "and"); a template is skipped when a category it names found nothing;
+- list: VidIL-style concept list "objects: dog, ball. scenes: park." (top three per category);
+- single: the top concept of each of the vocabulary's `single` categories, alone ("someone surfing");
+- temporal (beyond the paper, lab.md §4): for each category whose leading concept changes over the video, its
+  `temporal_template` with {early}, {late} and any category placeholder ("a red circle on the left, then on the
+  right").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from vitr.pseudo.tagging import VideoConcepts
+from vitr.pseudo.vocab import Vocabulary
+
+FORMS = ("sentence", "list", "single", "temporal")
+LIST_TOP = 3
+_PLACEHOLDER = re.compile(r"\{(\w+)(?::(\d+))?\}")
+
+
+@dataclass(frozen=True)
+class PseudoText:
+    text: str
+    form: str  # one of FORMS
+    score: float | None = None  # frozen-teacher cosine of (video, text), filled in by the labeller
+
+
+def fill(
+    template: str, found: VideoConcepts, vocabulary: Vocabulary, extra: dict[str, str] | None = None
+) -> str | None:
+    """Replace "{category}" / "{category:n}" by that category's top 1 / top n concepts; None if one is empty."""
+    extra = extra or {}
+    missing = False
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal missing
+        name, count = match.group(1), int(match.group(2) or 1)
+        if name in extra:
+            return extra[name]
+        concepts = found.top(name, count)
+        if not concepts:
+            missing = True
+            return ""
+        return " and ".join(concepts)
+
+    text = _PLACEHOLDER.sub(replace, template)
+    return None if missing else " ".join(text.split())
+
+
+def write_pseudo_texts(
+    found: VideoConcepts, vocabulary: Vocabulary, forms: tuple[str, ...] = FORMS
+) -> list[PseudoText]:
+    """All pseudo-texts of one video in the requested forms, without duplicates, in form order."""
+    unknown = sorted(set(forms) - set(FORMS))
+    if unknown:
+        raise ValueError(f"unknown pseudo-text forms {unknown}; choose from {FORMS}")
+    texts: list[PseudoText] = []
+    for form in forms:
+        for text in _texts_of_form(form, found, vocabulary):
+            if text and all(t.text != text for t in texts):
+                texts.append(PseudoText(text, form))
+    return texts
+
+
+def _texts_of_form(form: str, found: VideoConcepts, vocabulary: Vocabulary) -> list[str]:
+    if form == "sentence":
+        return [t for t in (fill(s, found, vocabulary) for s in vocabulary.sentences) if t]
+    if form == "list":
+        parts = [
+            f"{c.name}: {', '.join(found.top(c.name, LIST_TOP))}." for c in vocabulary.categories if found.top(c.name)
+        ]
+        return [" ".join(parts)] if parts else []
+    if form == "single":
+        return [vocabulary.category(name).say(found.top(name)[0]) for name in vocabulary.single if found.top(name)]
+    texts = []
+    for name, change in found.transitions.items():
+        category = vocabulary.category(name)
+        text = fill(category.temporal_template, found, vocabulary, {"early": change.early, "late": change.late})
+        if text:
+            texts.append(text)
+    return texts

@@ -1,0 +1,164 @@
+"""Concept vocabularies for zero-shot tagging: categories of concepts, their prompt templates, and text forms.
+
+A vocabulary is a plain JSON file (default: `vitr/pseudo/vocab/vocabulary.json`) whose concept lists may live
+in `.txt` files next to it, so a user swaps a list without touching code (ps_scl.md §4 #6, #7):
+
+    {"categories": {"objects": {"concepts": "objects.txt" | ["dog", ...], "templates": ["a photo of the {}."],
+                                "phrase": "a {}", "top_k": 5, "frame_top_k": 5,
+                                "temporal": false, "temporal_template": "{early}, then {late}"}, ...},
+     "sentences": ["a video of someone {actions} with {objects:2} in a {scenes}."],
+     "single": ["actions", "objects"],
+     "omit": "omit.txt" | ["video", ...]}
+
+Concepts containing an omitted word are dropped at load time (VidIL's OMIT_KEYWORDS stop list).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from vitr.errors import ConfigError
+
+VOCAB_FILE = "vocabulary.json"
+
+
+def default_vocabulary_path() -> Path:
+    """The shipped English vocabulary for real videos (objects, scenes, actions, attributes)."""
+    return Path(str(resources.files("vitr.pseudo") / "vocab" / VOCAB_FILE))
+
+
+@dataclass(frozen=True)
+class Category:
+    """One kind of concept (objects, scenes, ...) with the prompts that turn a concept into classifier text."""
+
+    name: str
+    concepts: tuple[str, ...]
+    templates: tuple[str, ...]  # each with one "{}" where the concept goes
+    phrase: str = "{}"  # how a concept reads inside a pseudo-text ("a {}": "a dog")
+    top_k: int = 5  # concepts kept per video
+    frame_top_k: int = 5  # concepts counted per frame (VidIL `topk_visualize`)
+    temporal: bool = False  # write "A, then B" pseudo-texts when this category changes over the video
+    temporal_template: str = "{early}, then {late}"
+
+    def __post_init__(self) -> None:
+        if not self.concepts:
+            raise ConfigError(f"vocabulary category {self.name!r} has no concepts")
+        if not self.templates:
+            raise ConfigError(
+                f'vocabulary category {self.name!r} has no prompt templates; use ["{{}}"] for bare concept names'
+            )
+        bad = [t for t in self.templates if t.count("{}") != 1]
+        if bad:
+            raise ConfigError(f"templates of {self.name!r} must hold exactly one '{{}}', got {bad[:3]}")
+        if self.top_k < 1 or self.frame_top_k < 1:
+            raise ConfigError(f"top_k and frame_top_k of {self.name!r} must be >= 1")
+
+    def say(self, concept: str) -> str:
+        return self.phrase.format(concept)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Categories in a fixed order, the sentence templates of pseudo-texts, and where it was read from."""
+
+    categories: tuple[Category, ...]
+    sentences: tuple[str, ...] = ()
+    single: tuple[str, ...] = ()  # categories whose top concept also becomes a text on its own
+    source: str = ""
+    omitted: tuple[str, ...] = field(default=(), compare=False)  # concepts dropped by the stop list
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.categories]
+        if not names:
+            raise ConfigError(f"vocabulary {self.source or ''} has no categories")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"vocabulary {self.source} repeats a category name: {names}")
+        known = set(names)
+        for template in self.sentences:
+            unknown = sorted(set(placeholders(template)) - known)
+            if unknown:
+                raise ConfigError(f"sentence template {template!r} names unknown categories {unknown}; known: {names}")
+        unknown_single = sorted(set(self.single) - known)
+        if unknown_single:
+            raise ConfigError(f"'single' names unknown categories {unknown_single}; known: {names}")
+
+    def category(self, name: str) -> Category:
+        for c in self.categories:
+            if c.name == name:
+                return c
+        raise KeyError(f"no category {name!r} in vocabulary {self.source}; known: {[c.name for c in self.categories]}")
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)(?::(\d+))?\}")
+
+
+def placeholders(template: str) -> list[str]:
+    """Category names a sentence template refers to: "{objects:2} in a {scenes}" -> ["objects", "scenes"]."""
+    return [m.group(1) for m in _PLACEHOLDER.finditer(template)]
+
+
+def load_vocabulary(path: str | Path | None = None) -> Vocabulary:
+    """Read a vocabulary JSON file, or the `vocabulary.json` of a directory; None reads the shipped default."""
+    path = default_vocabulary_path() if path is None else Path(path)
+    if path.is_dir():
+        path = path / VOCAB_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"vocabulary file {path} does not exist") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"vocabulary file {path} is not valid JSON: {e}") from None
+    return vocabulary_from_dict(raw, base=path.parent, source=str(path))
+
+
+def vocabulary_from_dict(raw: dict[str, Any], base: Path | None = None, source: str = "") -> Vocabulary:
+    """Build a vocabulary from its JSON form; string concept lists name files relative to `base`."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("categories"), dict):
+        raise ConfigError(f"vocabulary {source} must be a mapping with a 'categories' mapping")
+    omit = [w.lower() for w in _read_list(raw.get("omit", []), base, source)]
+    categories, omitted = [], []
+    for name, spec in raw["categories"].items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"vocabulary {source}: category {name!r} must be a mapping")
+        concepts = []
+        for concept in _read_list(spec.get("concepts", []), base, source):
+            words = set(re.findall(r"\w+", concept.lower()))
+            if words & set(omit):
+                omitted.append(concept)
+            elif concept not in concepts:
+                concepts.append(concept)
+        known = {"concepts", "templates", "phrase", "top_k", "frame_top_k", "temporal", "temporal_template"}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise ConfigError(
+                f"vocabulary {source}: category {name!r} has unknown keys {unknown}; known: {sorted(known)}"
+            )
+        options = {k: spec[k] for k in ("phrase", "top_k", "frame_top_k", "temporal", "temporal_template") if k in spec}
+        templates = tuple(_read_list(spec.get("templates", ["{}"]), base, source))
+        categories.append(Category(name=name, concepts=tuple(concepts), templates=templates, **options))
+    return Vocabulary(
+        categories=tuple(categories),
+        sentences=tuple(raw.get("sentences", [])),
+        single=tuple(raw.get("single", [])),
+        source=source,
+        omitted=tuple(omitted),
+    )
+
+
+def _read_list(value: str | list[str], base: Path | None, source: str) -> list[str]:
+    """A list as given, or the lines of a text file (blank lines and '#' comments skipped)."""
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    if not isinstance(value, str):
+        raise ConfigError(f"vocabulary {source}: expected a list or a file name, got {value!r}")
+    file = (base or Path.cwd()) / value
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ConfigError(f"vocabulary {source} refers to {file}, which does not exist") from None
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
