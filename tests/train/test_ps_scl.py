@@ -1,3 +1,6 @@
+import copy
+import functools
+
 import pytest
 import torch
 
@@ -21,18 +24,27 @@ from vitr.train.ps_scl import (
 WORDS = ["red", "blue", "green", "yellow", "purple", "orange", "black", "white"]
 
 
-def _model(head: str = "meanP") -> VideoTextModel:
+@functools.cache
+def _backbone():
     torch.manual_seed(0)
-    backbone = load_backbone("vitr-lab-tiny")
+    return load_backbone("vitr-lab-tiny")
+
+
+def _model(head: str = "meanP") -> VideoTextModel:
+    backbone = copy.deepcopy(_backbone())
+    torch.manual_seed(0)
     return VideoTextModel(backbone, create_head(head, backbone.embed_dim, num_frames=4))
 
 
 def _labels(n: int) -> list[PseudoLabel]:
     return [
-        PseudoLabel(f"v{i}.mp4", texts=[
-            {"text": f"a {WORDS[i % 8]} circle", "form": "single", "score": 0.3},
-            {"text": f"objects: {WORDS[i % 8]} square.", "form": "list", "score": 0.1},
-        ])
+        PseudoLabel(
+            f"v{i}.mp4",
+            texts=[
+                {"text": f"a {WORDS[i % 8]} circle", "form": "single", "score": 0.3},
+                {"text": f"objects: {WORDS[i % 8]} square.", "form": "list", "score": 0.1},
+            ],
+        )
         for i in range(n)
     ]
 
@@ -44,8 +56,17 @@ def _pseudo_pool(model: VideoTextModel, n: int = 16) -> PairPool:
 
 
 def _config(tmp_path, **selection) -> PsSclConfig:
-    train = TrainConfig(batch_size=8, epochs=3, lr=1e-3, backbone_lr=1e-3, warmup=0.0, output_dir=str(tmp_path),
-                        progress=False, tensorboard=False)
+    train = TrainConfig(
+        batch_size=8,
+        epochs=3,
+        lr=1e-3,
+        backbone_lr=1e-3,
+        warmup=0.0,
+        output_dir=str(tmp_path),
+        freeze_patterns=["*token_embedding*"],
+        progress=False,
+        tensorboard=False,
+    )
     return PsSclConfig(train=train, selection=SelectionConfig(**selection), save=True)
 
 
@@ -66,7 +87,7 @@ def test_draw_texts_picks_one_own_text_per_video_and_teacher_sampling_prefers_hi
     chosen = draw_texts(pool, torch.Generator().manual_seed(0))
     assert (pool.text_video[chosen] == torch.arange(6)).all()
     teacher = draw_texts(pool, torch.Generator().manual_seed(0), "teacher", temperature=0.001)
-    assert (pool.teacher[teacher] == pytest.approx(0.3))  # the better-scored text of every video
+    assert pool.teacher[teacher] == pytest.approx(0.3)  # the better-scored text of every video
     draws = torch.stack([draw_texts(pool, torch.Generator().manual_seed(s)) for s in range(40)])
     assert 0 < (pool.teacher[draws] > 0.2).float().mean() < 1  # uniform: both texts get drawn
 
@@ -88,10 +109,13 @@ def test_training_on_pseudo_pairs_alone_with_topk_selection(tmp_path):
 def test_training_combined_with_labelled_pairs_exempts_them(tmp_path):
     model = _model()
     n = 8
-    dataset = RetrievalDataset("toy", "train", [VideoItem(f"l{i}", f"l{i}.mp4") for i in range(n)],
-                               [Caption(f"l{i}", f"a {WORDS[i]} cross on a white background") for i in range(n)])
-    labelled = pool_from_dataset(dataset, torch.randn(n, 4, model.backbone.embed_dim), torch.ones(n, 4),
-                                 model.tokenize)
+    dataset = RetrievalDataset(
+        "toy",
+        "train",
+        [VideoItem(f"l{i}", f"l{i}.mp4") for i in range(n)],
+        [Caption(f"l{i}", f"a {WORDS[i]} cross on a white background") for i in range(n)],
+    )
+    labelled = pool_from_dataset(dataset, torch.randn(n, 4, model.backbone.embed_dim), torch.ones(n, 4), model.tokenize)
     assert not labelled.pseudo.any()
     pool = _pseudo_pool(model).concat(labelled)
     assert len(pool) == 24 and pool.pseudo.sum() == 16
@@ -103,7 +127,9 @@ def test_training_combined_with_labelled_pairs_exempts_them(tmp_path):
 @pytest.mark.parametrize("rule", ["gmm", "soft", "soft_topk", "none"])
 def test_every_rule_trains_with_a_two_term_head(tmp_path, rule):
     model = _model("clip2video")
-    history = train_ps_scl(model, _pseudo_pool(model), _config(tmp_path, rule=rule, warmup_epochs=1), progress=False)
+    config = _config(tmp_path, rule=rule, warmup_epochs=1)
+    config.train.epochs = 2
+    history = train_ps_scl(model, _pseudo_pool(model), config, progress=False)
     assert all(torch.isfinite(torch.tensor(history.loss)))
     if rule == "none":
         assert history.kept == [1.0] * len(history.kept)
@@ -112,8 +138,13 @@ def test_every_rule_trains_with_a_two_term_head(tmp_path, rule):
 def test_validation_runs_each_epoch_and_bad_configs_are_rejected(tmp_path):
     model = _model()
     calls = []
-    history = train_ps_scl(model, _pseudo_pool(model), _config(tmp_path, rule="none"),
-                           val_fn=lambda m: calls.append(1) or {"r1": 1.0}, progress=False)
+    history = train_ps_scl(
+        model,
+        _pseudo_pool(model),
+        _config(tmp_path, rule="none"),
+        val_fn=lambda m: calls.append(1) or {"r1": 1.0},
+        progress=False,
+    )
     assert len(history.metrics) == 3 and len(calls) == 3
     with pytest.raises(ConfigError, match="cached frame features"):
         PsSclConfig(train=TrainConfig(freeze="none"))

@@ -1,0 +1,285 @@
+"""PS-SCL training: contrastive fine-tuning on pseudo pairs with SeLeCT, alone or mixed with labelled pairs.
+
+The loop (ps_scl.md §6 (b)), on cached frame features:
+
+    for epoch e:
+        each video draws one of its texts (uniform, or softmax(r / T) over the teacher scores r)
+        [gmm/soft rules: per-pair losses of every drawn pair under the current model -> 2-GMM -> clean posterior]
+        for each batch of B videos:
+            l = per-pair symmetric InfoNCE summed over the head's score terms        # (B,)
+            w = SeLeCT weights (labelled pairs exempt: always 1)                       # (B,)
+            loss = sum(w l) / max(sum(w), 1)
+
+One text per video per batch keeps every in-batch negative a true negative. The optimiser, parameter groups,
+freezing and lr schedule are the trainer's (`vitr.train.optim`, `vitr.train.schedule`), so a PS-SCL run and a
+supervised run differ only in the data and the selection.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from vitr.data.types import RetrievalDataset
+from vitr.errors import ConfigError, DatasetFormatError
+from vitr.losses.selection import (
+    SelectionConfig,
+    clean_probability,
+    keep_ratio,
+    pair_weights,
+    per_pair_retrieval_loss,
+    selective_loss,
+)
+from vitr.model.retrieval import VideoTextModel
+from vitr.pseudo.label import PseudoLabel
+from vitr.train.checkpoint import LATEST, save_checkpoint
+from vitr.train.config import TrainConfig, config_to_dict
+from vitr.train.optim import build_optimizer, configure_trainable
+from vitr.train.schedule import apply_lr, lr_factor
+from vitr.train.trainer import MAX_LOGIT_SCALE, seed_everything
+
+Tokenize = Callable[[Sequence[str]], torch.Tensor]
+ValFn = Callable[[VideoTextModel], Mapping[str, float]]
+
+
+@dataclass
+class PsSclConfig:
+    """A PS-SCL run: the trainer's optimisation settings plus selection and text sampling."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    text_sampling: Literal["uniform", "teacher"] = "uniform"  # teacher: softmax(r / text_temperature) per video
+    text_temperature: float = 0.1
+    forms: list[str] = field(default_factory=list)  # pseudo-text forms to train on; empty: all
+    save: bool = False  # write the final model under train.output_dir/checkpoints
+
+    def __post_init__(self) -> None:
+        if self.text_temperature <= 0:
+            raise ConfigError(f"text_temperature must be positive, got {self.text_temperature}")
+        if self.train.freeze == "none":
+            raise ConfigError("PS-SCL trains on cached frame features; use train.freeze=visual or all")
+
+
+@dataclass
+class PairPool:
+    """Videos (cached frame features) with one or more texts each; pseudo videos go through selection."""
+
+    frames: torch.Tensor  # (N, T, D)
+    mask: torch.Tensor  # (N, T)
+    tokens: torch.Tensor  # (M, L) every text of every video
+    text_video: torch.Tensor  # (M,) long: the video of each text
+    teacher: torch.Tensor  # (M,) frozen-teacher cosine of (video, text); 0 where unknown
+    pseudo: torch.Tensor  # (N,) bool: the video's texts are pseudo-texts (selected) or labels (exempt)
+
+    def __post_init__(self) -> None:
+        n = len(self.frames)
+        if self.mask.shape != self.frames.shape[:2] or len(self.pseudo) != n:
+            raise DatasetFormatError("frames, mask and pseudo flags of a pair pool disagree in size")
+        if len(self.tokens) != len(self.text_video) or len(self.teacher) != len(self.text_video):
+            raise DatasetFormatError("tokens, text owners and teacher scores of a pair pool disagree in size")
+        without = sorted(set(range(n)) - set(self.text_video.tolist()))
+        if without:
+            raise DatasetFormatError(f"{len(without)} videos of the pair pool have no text, e.g. rows {without[:5]}")
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def concat(self, other: PairPool) -> PairPool:
+        """This pool followed by `other` (e.g. pseudo-labelled pool + labelled split)."""
+        length = max(self.tokens.shape[1], other.tokens.shape[1])
+        return PairPool(
+            torch.cat([self.frames, other.frames]),
+            torch.cat([self.mask, other.mask]),
+            torch.cat([_pad(self.tokens, length), _pad(other.tokens, length)]),
+            torch.cat([self.text_video, other.text_video + len(self)]),
+            torch.cat([self.teacher, other.teacher]),
+            torch.cat([self.pseudo, other.pseudo]),
+        )
+
+
+def _pad(tokens: torch.Tensor, length: int) -> torch.Tensor:
+    return torch.nn.functional.pad(tokens, (0, length - tokens.shape[1]))
+
+
+def pool_from_pseudo_labels(
+    labels: Sequence[PseudoLabel],
+    frames: torch.Tensor,
+    mask: torch.Tensor,
+    tokenize: Tokenize,
+    forms: Sequence[str] = (),
+) -> PairPool:
+    """labels[i] describes the video of frames[i] (N, T, D); videos left without a text are an error."""
+    if len(labels) != len(frames):
+        raise DatasetFormatError(f"{len(labels)} pseudo-labels for {len(frames)} videos")
+    texts, owners, scores = [], [], []
+    for i, label in enumerate(labels):
+        for t in label.texts:
+            if not forms or t["form"] in forms:
+                texts.append(t["text"])
+                owners.append(i)
+                scores.append(float(t.get("score") or 0.0))
+    return PairPool(
+        frames,
+        mask,
+        tokenize(texts),
+        torch.tensor(owners, dtype=torch.long),
+        torch.tensor(scores, dtype=torch.float32),
+        torch.ones(len(frames), dtype=torch.bool),
+    )
+
+
+def pool_from_dataset(
+    dataset: RetrievalDataset, frames: torch.Tensor, mask: torch.Tensor, tokenize: Tokenize
+) -> PairPool:
+    """Labelled pairs: frames[i] (N, T, D) belong to dataset.videos[i]; its captions are exempt from selection."""
+    index = dataset.video_index()
+    owners = [index[c.video_id] for c in dataset.captions]
+    return PairPool(
+        frames,
+        mask,
+        tokenize([c.text for c in dataset.captions]),
+        torch.tensor(owners),
+        torch.zeros(len(owners)),
+        torch.zeros(len(frames), dtype=torch.bool),
+    )
+
+
+def draw_texts(
+    pool: PairPool, generator: torch.Generator, sampling: str = "uniform", temperature: float = 0.1
+) -> torch.Tensor:
+    """One text per video: (N,) indices into pool.tokens, uniform or by softmax(teacher / temperature)."""
+    logits = pool.teacher / temperature if sampling == "teacher" else torch.zeros_like(pool.teacher)
+    noise = -torch.log(-torch.log(torch.rand(len(logits), generator=generator).clamp(1e-12, 1 - 1e-12)))
+    keyed = logits + noise  # Gumbel-max: argmax per video samples its softmax
+    best = torch.full((len(pool),), -math.inf)
+    best = best.scatter_reduce(0, pool.text_video, keyed, reduce="amax")
+    is_best = keyed == best[pool.text_video]
+    chosen = torch.full((len(pool),), -1, dtype=torch.long)
+    chosen[pool.text_video[is_best]] = torch.nonzero(is_best).flatten()
+    return chosen
+
+
+@dataclass
+class PsSclHistory:
+    loss: list[float] = field(default_factory=list)  # per step
+    kept: list[float] = field(default_factory=list)  # per step: weight mass of pseudo pairs / their count
+    metrics: list[dict[str, float]] = field(default_factory=list)  # per epoch, from val_fn
+
+
+def train_ps_scl(
+    model: VideoTextModel, pool: PairPool, config: PsSclConfig, val_fn: ValFn | None = None, progress: bool = True
+) -> PsSclHistory:
+    """Train `model` in place on `pool` (cached features) with SeLeCT; returns losses, kept shares, metrics."""
+    cfg, sel = config.train, config.selection
+    device = torch.device(
+        "cuda" if cfg.device == "auto" and torch.cuda.is_available() else "cpu" if cfg.device == "auto" else cfg.device
+    )
+    model.to(device)
+    configure_trainable(model, cfg.freeze, cfg.freeze_patterns)
+    optimizer = build_optimizer(model, cfg)
+    batch = cfg.batch_size
+    steps_per_epoch = len(pool) // batch
+    if steps_per_epoch == 0:
+        raise ConfigError(f"{len(pool)} videos do not fill one batch of {batch}; lower train.batch_size")
+    total = steps_per_epoch * cfg.epochs
+    seed_everything(cfg.seed)
+    history = PsSclHistory()
+    bar = tqdm(total=total, desc="PS-SCL", unit="step", disable=not progress)
+    step = 0
+    for epoch in range(cfg.epochs):
+        generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        texts = draw_texts(pool, generator, config.text_sampling, config.text_temperature)  # (N,)
+        order = torch.randperm(len(pool), generator=generator)
+        clean = None
+        if sel.needs_clean_probability and epoch >= sel.warmup_epochs:
+            clean = _epoch_clean_probability(model, pool, texts, order, batch, steps_per_epoch, device)
+        model.train()
+        for b in range(steps_per_epoch):
+            rows = order[b * batch : (b + 1) * batch]
+            apply_lr(optimizer, lr_factor(cfg.schedule, step, total, cfg.warmup))
+            per_pair = _per_pair_losses(model, pool, rows, texts[rows], device)
+            weights = pair_weights(
+                sel,
+                epoch + b / steps_per_epoch,
+                per_pair.detach(),
+                pool.teacher[texts[rows]].to(device),
+                None if clean is None else clean[b * batch : (b + 1) * batch].to(device),
+                exempt=~pool.pseudo[rows].to(device),
+            )
+            loss = selective_loss(per_pair, weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            params = [p for p in model.parameters() if p.requires_grad]
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+            optimizer.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(max=MAX_LOGIT_SCALE)
+            step += 1
+            weak = pool.pseudo[rows].to(device)
+            history.loss.append(loss.item())
+            history.kept.append(float(weights[weak].mean()) if weak.any() else 1.0)
+            bar.update(1)
+            bar.set_postfix(loss=f"{history.loss[-1]:.3f}", rho=f"{keep_ratio(epoch, sel.tau, sel.t_k):.2f}")
+        if val_fn is not None:
+            model.eval()
+            with torch.no_grad():
+                history.metrics.append({k: float(v) for k, v in val_fn(model).items()})
+    bar.close()
+    model.eval()
+    if config.save:
+        info = {
+            "epoch": cfg.epochs,
+            "step_in_epoch": 0,
+            "total_steps": total,
+            "world_size": 1,
+            "best_metric": cfg.best_metric,
+            "best_value": None,
+            "metrics": history.metrics[-1] if history.metrics else {},
+            "config": config_to_dict(cfg),
+        }
+        state = {"loss_history": torch.tensor(history.loss, dtype=torch.float64)}
+        save_checkpoint(Path(cfg.output_dir) / "checkpoints", step, model, info, state, (LATEST,))
+    return history
+
+
+def _per_pair_losses(
+    model: VideoTextModel, pool: PairPool, rows: torch.Tensor, texts: torch.Tensor, device: torch.device
+) -> torch.Tensor:
+    """rows (B,) videos, texts (B,) their drawn texts -> (B,) per-pair loss over the head's score terms."""
+    video_emb = model.embed_video_features(pool.frames[rows].to(device), pool.mask[rows].to(device))  # (B, E)
+    text_emb = model.embed_text(pool.tokens[texts].to(device))  # (B, E)
+    return per_pair_retrieval_loss(model.head, text_emb.float(), video_emb.float(), model.logit_scale.float())
+
+
+@torch.no_grad()
+def _epoch_clean_probability(
+    model: VideoTextModel,
+    pool: PairPool,
+    texts: torch.Tensor,
+    order: torch.Tensor,
+    batch: int,
+    steps: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """NCR `eval_train`: per-pair losses of the epoch's batches under the current model, then the mixture's
+    clean posterior, in batch order: (steps * B,). Labelled pairs are left out of the fit."""
+    model.eval()
+    losses = torch.cat(
+        [
+            _per_pair_losses(
+                model, pool, order[b * batch : (b + 1) * batch], texts[order[b * batch : (b + 1) * batch]], device
+            ).cpu()
+            for b in range(steps)
+        ]
+    )
+    weak = pool.pseudo[order[: steps * batch]]
+    prob = torch.ones_like(losses)
+    if int(weak.sum()) >= 2:
+        prob[weak] = clean_probability(losses[weak])
+    return prob
