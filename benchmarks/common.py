@@ -1,0 +1,147 @@
+"""Shared pieces of the benchmarks: generated test videos, isolated measurement runs, tables, the docs page.
+
+Every configuration runs in a fresh spawned process, so its peak memory (ru_maxrss) and thread settings are
+its own and one run's warm caches never flatter the next.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import platform
+import re
+import resource
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PERFORMANCE_DOC = REPO_ROOT / "docs" / "performance.md"
+
+
+def make_video_frames(
+    index: int, seconds: float, fps: float, width: int, height: int, group_size: int = 4
+) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames of a moving scene: a panning two-colour gradient with three moving shapes.
+
+    Videos of one group of `group_size` share their background, so retrieval over them has hard negatives;
+    shapes, colours and motion are the video's own. Mild noise keeps the encoder honest (no flat frames).
+    """
+    group_rng = np.random.default_rng(10_000 + index // group_size)
+    rng = np.random.default_rng(index)
+    count = round(seconds * fps)
+    c0, c1 = group_rng.integers(30, 225, (2, 3)).astype(np.float32)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    shapes = [
+        (
+            rng.integers(40, 255, 3).astype(np.float32),
+            rng.uniform(12, 40),
+            rng.uniform(0, width),
+            rng.uniform(0, height),
+            rng.uniform(-4, 4),
+            rng.uniform(-3, 3),
+            bool(rng.integers(2)),
+        )
+        for _ in range(3)
+    ]
+    frames = np.empty((count, height, width, 3), np.uint8)
+    for t in range(count):
+        phase = (xs + 2.0 * t) / width  # the background pans two pixels a frame
+        mix = (0.5 + 0.5 * np.sin(2 * np.pi * phase))[..., None]
+        canvas = c0 * mix + c1 * (1 - mix)  # (H, W, 3)
+        for colour, radius, x0, y0, vx, vy, square in shapes:
+            cx, cy = (x0 + vx * t) % width, (y0 + vy * t) % height
+            if square:
+                inside = (np.abs(xs - cx) < radius) & (np.abs(ys - cy) < radius)
+            else:
+                inside = (xs - cx) ** 2 + (ys - cy) ** 2 < radius**2
+            canvas[inside] = colour
+        canvas += rng.normal(0, 3.0, canvas.shape[:2])[..., None]
+        frames[t] = np.clip(canvas, 0, 255).astype(np.uint8)
+    return frames
+
+
+def ensure_videos(directory: Path, count: int, seconds: float, fps: float, width: int, height: int) -> list[Path]:
+    """Write the benchmark videos once (vitr's mp4 writer: H.264, crf 18); existing files are reused."""
+    from vitr.video.writer import write_video
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = directory / f"bench_{width}x{height}_{seconds:g}s_{fps:g}fps_{i:03d}.mp4"
+        if not path.exists():
+            write_video(path, make_video_frames(i, seconds, fps, width, height), fps=fps)
+        paths.append(path)
+    return paths
+
+
+def run_isolated(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """fn(*args) in a fresh spawned process; returns its result with `peak_rss_mb` of that process added."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(_measured, (fn, *args))
+
+
+def _measured(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    result = fn(*args)
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class Stopwatch:
+    """Accumulates wall time over `with` blocks."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self) -> Stopwatch:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds += time.perf_counter() - self._start
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_line() -> str:
+    """What the numbers were measured on, including how busy the machine was."""
+    import torch
+
+    load = os.getloadavg()[0]
+    return (
+        f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, torch "
+        f"{torch.__version__}, load average {load:.1f} at the start"
+    )
+
+
+def write_doc_section(name: str, body: str, path: Path = PERFORMANCE_DOC) -> None:
+    """Replace the text between `<!-- BEGIN name -->` and `<!-- END name -->` in docs/performance.md."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    text = path.read_text() if path.exists() else "# Performance\n"
+    block = f"{begin}\n{body.strip()}\n{end}"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + f"\n\n{block}\n"
+    path.write_text(text)
