@@ -113,6 +113,18 @@ class TeachTextTargets:
             student_scores, teachers, cfg.aggregation, cfg.teacher_weights, cfg.loss, cfg.beta
         )
 
+    def extra_loss(
+        self,
+        text_emb: torch.Tensor,
+        video_emb: torch.Tensor,
+        sample_index: torch.Tensor,
+        video_index: torch.Tensor,
+        logit_scale: torch.Tensor,
+    ) -> torch.Tensor:
+        """The term a trainer adds to L_r: text (B, E), video (B, E) of the student, the batch's sample indices
+        (= caption indices of a `CachedPairDataset` with no skipped video) and video indices -> weight * L_d."""
+        return self.loss(text_emb @ video_emb.T, sample_index, video_index, logit_scale)
+
 
 # ------------------------------------------------------------------------------------------ noisy captions
 def caption_ranks(
