@@ -14,8 +14,8 @@ def test_every_caption_is_a_sample_with_its_videos_features(tmp_path):
     cache, keys = write_toy_features(tmp_path, dataset)
     pairs = CachedPairDataset(dataset, cache, keys, tiny_tokenize)
     assert len(pairs) == 15
-    frames, mask, tokens, video = pairs[7]
-    assert video == 2 and frames.shape == (FRAMES, DIM) and mask.shape == (FRAMES,)
+    frames, mask, tokens, video, sample = pairs[7]
+    assert video == 2 and sample == 7 and frames.shape == (FRAMES, DIM) and mask.shape == (FRAMES,)
     assert torch.equal(frames, cache.get(keys["video2"]).frames)
     assert torch.equal(tokens, tiny_tokenize([dataset.captions[7].text])[0])
 

@@ -40,7 +40,7 @@ def test_freeze_none_trains_the_visual_tower_on_decoded_video(tmp_path):
         num_frames=3, size=model.backbone.image_size, mean=model.backbone.image_mean, std=model.backbone.image_std
     )
     pairs = PixelPairDataset(dataset, spec, tiny_tokenize)
-    pixels, mask, tokens, video = pairs[3]
+    pixels, mask, tokens, video, sample = pairs[3]
     assert pixels.shape == (3, 3, 4, 4) and mask.tolist() == [1.0, 1.0, 1.0] and video == 1
 
     visual_before = model.backbone.visual.weight.detach().clone()

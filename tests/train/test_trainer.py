@@ -124,3 +124,22 @@ def test_too_little_data_for_one_batch(tmp_path):
     pairs = toy_pairs(tmp_path / "cache", num_videos=3, captions_per_video=2)
     with pytest.raises(ConfigError, match="do not fill one batch"):
         Trainer(tiny_model(), _config(tmp_path), pairs)
+
+
+def test_extra_loss_sees_the_batch_samples_and_changes_training(tmp_path):
+    """An extra loss term (TeachText's hook) gets each batch's sample and video indices and shapes the update."""
+    pairs = toy_pairs(tmp_path / "cache", num_videos=12, captions_per_video=2)
+    seen: list[tuple[list[int], list[int]]] = []
+
+    def extra(text, video, sample_index, video_index, logit_scale):
+        seen.append((sample_index.tolist(), video_index.tolist()))
+        return 10.0 * (text * video).sum(-1).mean()  # pushes pair scores down: a visible pull on the update
+
+    plain, pulled = tiny_model(), tiny_model()
+    Trainer(plain, _config(tmp_path / "a", epochs=1), pairs).fit()
+    Trainer(pulled, _config(tmp_path / "b", epochs=1), pairs, extra_loss=extra).fit()
+    assert len(seen) == 3 and all(len(s) == len(v) == 8 for s, v in seen)
+    for samples, videos in seen:
+        assert [pairs[i][3] for i in samples] == videos  # sample indices line up with the dataset's items
+    assert sorted(i for s, _ in seen for i in s) == list(range(24))  # every caption once per epoch
+    assert any(not torch.equal(a, b) for a, b in zip(plain.state_dict().values(), pulled.state_dict().values(), strict=True))

@@ -44,7 +44,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"weights file {str(path)!r} does not exist")
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
-    if path.suffix not in PICKLE_SUFFIXES:
+    # CLIP4Clip / CLIP2Video save one file per epoch: pytorch_model.bin.{epoch}
+    numbered = re.fullmatch(r"\.bin\.\d+", "".join(path.suffixes[-2:])) is not None
+    if path.suffix not in PICKLE_SUFFIXES and not numbered:
         raise CheckpointError(
             f"cannot read weights file {str(path)!r}: unknown extension {path.suffix!r} "
             f"(expected .safetensors, {', '.join(PICKLE_SUFFIXES)})"
@@ -81,8 +83,10 @@ def _read_torch_pickle(path: Path) -> dict[str, torch.Tensor]:
                 "(torch.save(model.state_dict(), ...)) or as .safetensors with a trusted tool"
             ) from exc
         raise CheckpointError(f"{str(path)!r} is not a PyTorch weights file vitr can read safely") from exc
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"cannot read weights file {str(path)!r} (corrupt or truncated?): {exc}") from exc
+    except Exception as exc:  # a damaged pickle stream fails inside the unpickler with arbitrary error types
+        raise CheckpointError(
+            f"cannot read weights file {str(path)!r} (corrupt or truncated?): {type(exc).__name__}: {exc}"
+        ) from exc
     return _as_flat_state_dict(loaded, path)
 
 

@@ -20,7 +20,7 @@ from vitr.train.pretrain import PretrainConfig, pretrain_clip, zero_shot_accurac
 
 LAB_ARCH = "vitr-lab-tiny"
 # Pretraining steps per lab scale: enough for the small CLIP to learn the static vocabulary on 2 cores.
-PRETRAIN_STEPS = {"full": 1500, "tiny": 30}
+PRETRAIN_STEPS = {"full": 600, "tiny": 30}
 EXAMPLE_QUERIES = ("a red circle on the left", "a blue square moves from the left to the right",
                    "a small green triangle grows")
 
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_synth(args: argparse.Namespace) -> int:
     manifest = generate_lab(args.out, LabConfig(scale=args.scale, seed=args.seed, workers=args.workers))
     counts = ", ".join(f"{k} {len(v)}" for k, v in manifest.split_ids.items())
-    print(f"lab at {args.out}: {counts}; {manifest.pretrain_count} still images; wrote {manifest.written} files, "
+    print(f"lab at {args.out}: {counts}; {manifest.config.n_pretrain} still images; wrote {manifest.written} files, "
           f"{manifest.skipped} already there")
     return 0
 

@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import save_file
 
 from vitr.backbones.open_clip_backbone import OpenClipBackbone, build_open_clip_model, cast_to_precision
-from vitr.backbones.weights import _read_torch_pickle, load_weights_strict, read_state_dict
+from vitr.backbones.weights import load_weights_strict, read_state_dict
 from vitr.errors import CheckpointError, ConfigError
 from vitr.heads.base import create_head
 from vitr.heads.temporal_transformer import default_heads
@@ -98,16 +98,7 @@ class OfficialCheckpointReport:
 
 def read_official_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint safely; also accepts the official `pytorch_model.bin.{epoch}` names."""
-    path = Path(path)
-    numbered = path.is_file() and re.fullmatch(r"\.bin\.\d+", "".join(path.suffixes[-2:])) is not None
-    try:
-        return _read_torch_pickle(path) if numbered else read_state_dict(path)
-    except CheckpointError:
-        raise
-    except Exception as exc:  # a damaged pickle stream fails inside the unpickler with arbitrary error types
-        raise CheckpointError(
-            f"cannot read {str(path)!r} (corrupt or truncated?): {type(exc).__name__}: {exc}"
-        ) from exc
+    return read_state_dict(path)
 
 
 def load_official_checkpoint(

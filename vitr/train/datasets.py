@@ -20,7 +20,9 @@ from vitr.errors import DatasetFormatError
 from vitr.video.loader import DecodeFailure, FrameSpec, decode_video
 
 Tokenize = Callable[[Sequence[str]], torch.Tensor]  # captions -> (B, L) token ids
-PairItem = tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]
+# (frames or pixels, mask, tokens, video index, sample index): the sample index lets extra loss terms look
+# up per-caption data (TeachText's teacher scores) for exactly the captions of a batch.
+PairItem = tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int]
 
 
 def _caption_pairs(dataset: RetrievalDataset, usable: set[str], tokenize: Tokenize) -> tuple[list[int], torch.Tensor]:
@@ -79,7 +81,7 @@ class CachedPairDataset(Dataset):
     def __getitem__(self, i: int) -> PairItem:
         video = self.video_of_sample[i]
         row = self._row[video]
-        return self.frames[row], self.mask[row], self.tokens[i], video
+        return self.frames[row], self.mask[row], self.tokens[i], video, i
 
 
 def caption_tokenizer(backbone: Backbone, max_words: int) -> Tokenize:
@@ -109,7 +111,7 @@ class PixelPairDataset(Dataset):
         decoded = decode_video(item.video_id, item.path, self.spec, item.start, item.end)
         if isinstance(decoded, DecodeFailure):
             raise decoded.error
-        return decoded.pixels, decoded.mask, self.tokens[i], video
+        return decoded.pixels, decoded.mask, self.tokens[i], video, i
 
 
 class PairBatchSampler(Sampler[list[int]]):

@@ -105,3 +105,12 @@ def gather_with_grad(x: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     if not ctx.is_distributed:
         return x
     return _GatherWithGrad.apply(x)
+
+
+def gather_no_grad(x: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """(B_local, ...) -> (B_local * world, ...) in rank order, for tensors that need no gradient (indices)."""
+    if not ctx.is_distributed:
+        return x
+    parts = [torch.empty_like(x) for _ in range(ctx.world_size)]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)

@@ -45,11 +45,14 @@ from vitr.train.checkpoint import (
 )
 from vitr.train.config import TrainConfig, config_to_dict, save_config
 from vitr.train.datasets import PairBatchSampler
-from vitr.train.distributed import DistContext, barrier, gather_with_grad, init_distributed
+from vitr.train.distributed import DistContext, barrier, gather_no_grad, gather_with_grad, init_distributed
 from vitr.train.optim import build_optimizer, configure_trainable
 from vitr.train.schedule import apply_lr, lr_factor
 
 ValFn = Callable[[VideoTextModel], Mapping[str, float]]
+# An extra loss term added to the retrieval loss, e.g. TeachText distillation:
+# (text (B_total, E), video (B_total, E), sample_index (B_total,), video_index (B_total,), logit_scale) -> scalar
+ExtraLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 MAX_LOGIT_SCALE = math.log(100.0)
 _AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # A resumed run replays the same data order and schedule only if these are unchanged.
@@ -134,8 +137,10 @@ class Trainer:
         train_data: Dataset,
         val_fn: ValFn | None = None,
         dist_ctx: DistContext | None = None,
+        extra_loss: ExtraLoss | None = None,
     ) -> None:
         self.config = config
+        self.extra_loss = extra_loss
         self.dist = dist_ctx or init_distributed(config.device)
         self.model = model.to(self.dist.device)
         self.train_data = train_data
@@ -249,7 +254,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         dtype = _AUTOCAST[cfg.precision]
         total = 0.0
-        for i, (video, mask, tokens, _) in enumerate(micro_batches):
+        for i, (video, mask, tokens, video_index, sample_index) in enumerate(micro_batches):
             last = i == len(micro_batches) - 1
             sync = contextlib.nullcontext() if last or not self.dist.is_distributed else self.forward.no_sync()
             with sync:
@@ -258,6 +263,14 @@ class Trainer:
                 text_all = gather_with_grad(text_emb.float(), self.dist)  # (B_total, E)
                 video_all = gather_with_grad(video_emb.float(), self.dist)  # (B_total, E)
                 loss = retrieval_loss(self.loss_head, text_all, video_all, self.model.logit_scale.float())
+                if self.extra_loss is not None:
+                    loss = loss + self.extra_loss(
+                        text_all,
+                        video_all,
+                        gather_no_grad(sample_index.to(device), self.dist),
+                        gather_no_grad(video_index.to(device), self.dist),
+                        self.model.logit_scale.float(),
+                    )
                 self.scaler.scale(loss / len(micro_batches)).backward()
             total += loss.item()
         if not math.isfinite(total):
