@@ -142,4 +142,6 @@ def test_extra_loss_sees_the_batch_samples_and_changes_training(tmp_path):
     for samples, videos in seen:
         assert [pairs[i][3] for i in samples] == videos  # sample indices line up with the dataset's items
     assert sorted(i for s, _ in seen for i in s) == list(range(24))  # every caption once per epoch
-    assert any(not torch.equal(a, b) for a, b in zip(plain.state_dict().values(), pulled.state_dict().values(), strict=True))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(plain.state_dict().values(), pulled.state_dict().values(), strict=True)
+    )
