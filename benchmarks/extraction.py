@@ -221,7 +221,15 @@ def main() -> None:
     ]
     quality = {name: retrieval_quality(naive["features"], r["features"]) for name, r in runs.items()}
     quality_rows = [
-        [name, q["cos_mean"], q["cos_min"], q["r1_ref"], q["r1"], q["r1"] - q["r1_ref"], q["topk_overlap"]]
+        [
+            name,
+            f"{q['cos_mean']:.6f}",
+            f"{q['cos_min']:.6f}",
+            q["r1_ref"],
+            q["r1"],
+            q["r1"] - q["r1_ref"],
+            q["topk_overlap"],
+        ]
         for name, q in quality.items()
     ]
     quality_header = [
