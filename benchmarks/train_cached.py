@@ -39,7 +39,7 @@ NUM_FRAMES = 12
 
 
 class ReencodedPairDataset(Dataset):
-    """(frames (T, D), mask (T,), tokens (L,), video_index): decode the video and run the frozen visual tower."""
+    """A PixelPairDataset whose pixels are turned into frame features (T, D) by the frozen visual tower."""
 
     def __init__(self, pixels: PixelPairDataset, model: VideoTextModel) -> None:
         self.pixels = pixels
@@ -49,9 +49,9 @@ class ReencodedPairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pixels)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-        pixels, mask, tokens, video = self.pixels[i]
-        return encode_pixels(self.model.backbone, pixels[None])[0], mask, tokens, video
+    def __getitem__(self, i: int) -> tuple:
+        pixels, *rest = self.pixels[i]  # (T, 3, S, S), then mask, tokens, indices as PixelPairDataset gives them
+        return (encode_pixels(self.model.backbone, pixels[None])[0], *rest)
 
 
 class TimedTrainer(Trainer):
