@@ -1,0 +1,43 @@
+import numpy as np
+import torch
+
+from vitr.backbones import load_backbone
+from vitr.train.pretrain import PretrainConfig, crop_tokens, pretrain_clip
+from vitr.video.transforms import preprocess_frames
+
+
+def test_cropping_tokens_to_the_longest_caption_keeps_the_pooled_feature():
+    backbone = load_backbone("vitr-lab-tiny")
+    tokens = backbone.tokenize(["a red circle", "a large blue square on the left against a white background"])
+    cropped = crop_tokens(tokens)
+    assert cropped.shape[1] < tokens.shape[1]
+    with torch.inference_mode():
+        assert torch.allclose(backbone.encode_text(tokens).pooled, backbone.encode_text(cropped).pooled, atol=1e-5)
+
+
+def test_pretraining_learns_to_match_images_and_captions():
+    """Two visually distinct classes with their captions: the contrastive loss must fall well below chance."""
+    rng = np.random.default_rng(0)
+    images = np.zeros((64, 64, 64, 3), np.uint8)
+    images[:32, :, :, 0] = 255  # red images
+    images[32:, :, :, 2] = 255  # blue images
+    images = np.clip(images + rng.integers(0, 20, images.shape), 0, 255).astype(np.uint8)
+    captions = ["a red picture"] * 32 + ["a blue picture"] * 32
+    backbone = load_backbone("vitr-lab-tiny")
+    losses = pretrain_clip(
+        backbone,
+        images,
+        captions,
+        PretrainConfig(steps=25, batch_size=16, lr=1e-3, warmup=0.1, precision="fp32"),
+        progress=False,
+    )
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
+    with torch.inference_mode():
+        img = torch.nn.functional.normalize(
+            backbone.encode_image(preprocess_frames(images[[0, -1]], size=64)),
+            dim=-1,
+        )
+        txt = torch.nn.functional.normalize(
+            backbone.encode_text(backbone.tokenize(["a red picture", "a blue picture"])).pooled, dim=-1
+        )
+    assert (img @ txt.T).argmax(1).tolist() == [0, 1]
