@@ -85,6 +85,17 @@ def test_lab_tiny_architecture_is_registered_with_clip_preprocessing() -> None:
         assert backbone.encode_image(images(64)).shape == (2, 128)
 
 
+def test_visual_fingerprint_ignores_the_text_tower(backbone: OpenClipBackbone) -> None:
+    """Frame-feature caches survive text-tower fine-tuning but not a change of the image tower."""
+    visual, whole = backbone.visual_fingerprint(), backbone.fingerprint()
+    with torch.no_grad():
+        backbone.model.transformer.resblocks[0].mlp.c_proj.bias[0] += 1e-3
+    assert backbone.visual_fingerprint() == visual and backbone.fingerprint() != whole
+    with torch.no_grad():
+        backbone.model.visual.proj[0, 0] += 1e-3
+    assert backbone.visual_fingerprint() != visual
+
+
 def test_fingerprint_is_stable_and_tracks_every_weight_change(backbone: OpenClipBackbone) -> None:
     first = backbone.fingerprint()
     assert backbone.fingerprint() == first

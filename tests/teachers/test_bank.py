@@ -52,6 +52,9 @@ class WordBackbone(Backbone):
     def fingerprint(self) -> str:
         return "word-backbone"
 
+    def visual_fingerprint(self) -> str:
+        return "word-backbone-visual"
+
 
 def teachers() -> list[Teacher]:
     dataset, *_ = make_problem()

@@ -73,6 +73,9 @@ class TinyBackbone(Backbone):
     def fingerprint(self) -> str:
         return "tiny-test-backbone"
 
+    def visual_fingerprint(self) -> str:
+        return "tiny-test-backbone-visual"
+
 
 class ProjectedMeanHead(TemporalHead):
     """Masked mean of the frames through a learnable linear map (with dropout, so RNG state matters)."""

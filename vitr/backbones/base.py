@@ -51,3 +51,11 @@ class Backbone(nn.Module, ABC):
     @abstractmethod
     def fingerprint(self) -> str:
         """A stable hash of architecture and weights, so cached features never outlive the model they came from."""
+
+    @abstractmethod
+    def visual_fingerprint(self) -> str:
+        """A hash of what `encode_image` depends on (the image tower and preprocessing), nothing else.
+
+        Frame-feature caches are keyed by it, so fine-tuning the text tower over frozen, cached frame features
+        (the lab's and CLIP4Clip-style `freeze: visual` runs) never invalidates the cache.
+        """

@@ -57,6 +57,9 @@ class HFClipBackbone(Backbone):
         self._eos_token_id = config.text_config.eos_token_id
         architecture = json.dumps(_without_volatile_keys(config.to_dict()), sort_keys=True, default=str)
         self._fingerprint = WeightsFingerprint(f"hf-clip:{architecture}")
+        self._visual_fingerprint = WeightsFingerprint(
+            f"hf-clip-visual:{architecture}:{self.image_mean}:{self.image_std}"
+        )
 
     @property
     def logit_scale(self) -> nn.Parameter:  # type: ignore[override]
@@ -95,6 +98,9 @@ class HFClipBackbone(Backbone):
 
     def fingerprint(self) -> str:
         return self._fingerprint.of(self.model)
+
+    def visual_fingerprint(self) -> str:
+        return self._visual_fingerprint.of(nn.ModuleList([self.model.vision_model, self.model.visual_projection]))
 
     def save(self, directory: str | Path) -> Path:
         """`save_pretrained` plus the image normalisation, so the directory loads back as this backbone."""

@@ -87,6 +87,10 @@ class OpenClipBackbone(Backbone):
         self.embed_dim = int(model_cfg["embed_dim"])
         self.context_length = int(model.context_length)
         self._fingerprint = WeightsFingerprint(f"open_clip:{name}:{json.dumps(model_cfg, sort_keys=True)}")
+        self._visual_fingerprint = WeightsFingerprint(
+            f"open_clip-visual:{json.dumps({k: v for k, v in model_cfg.items() if k != 'text_cfg'}, sort_keys=True)}:"
+            f"{self.image_mean}:{self.image_std}"
+        )
 
     @property
     def logit_scale(self) -> nn.Parameter:  # type: ignore[override]
@@ -148,6 +152,9 @@ class OpenClipBackbone(Backbone):
 
     def fingerprint(self) -> str:
         return self._fingerprint.of(self.model)
+
+    def visual_fingerprint(self) -> str:
+        return self._visual_fingerprint.of(self.model.visual)
 
     def export_config(self) -> dict[str, Any]:
         """What `save_backbone` writes next to the weights to rebuild this exact architecture."""

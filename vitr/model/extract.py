@@ -33,7 +33,7 @@ def frame_spec_for(backbone: Backbone, num_frames: int = 12, fps: float | None =
 
 
 def open_cache(cache_root: str | Path, backbone: Backbone, spec: FrameSpec) -> FeatureCache:
-    return FeatureCache(cache_root, namespace_for(backbone.fingerprint(), spec_repr(spec)))
+    return FeatureCache(cache_root, namespace_for(backbone.visual_fingerprint(), spec_repr(spec)))
 
 
 @torch.inference_mode()
