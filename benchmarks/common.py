@@ -20,6 +20,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PERFORMANCE_DOC = REPO_ROOT / "docs" / "performance.md"
+RESULTS_DOC = REPO_ROOT / "docs" / "results.md"
 
 
 def make_video_frames(
@@ -144,4 +145,14 @@ def write_doc_section(name: str, body: str, path: Path = PERFORMANCE_DOC) -> Non
     block = f"{begin}\n{body.strip()}\n{end}"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + f"\n\n{block}\n"
+    path.write_text(text)
+
+
+def write_results_section(heading: str, body: str, path: Path = RESULTS_DOC) -> None:
+    """Replace only the section `heading` ("## Name", up to the next "## " heading) of docs/results.md."""
+    text = path.read_text() if path.exists() else "# Results\n"
+    block = f"{heading}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: block + "\n", text) if pattern.search(text) else text.rstrip() + f"\n\n{block}"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,8 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+from common import write_results_section  # noqa: E402
 
 from vitr.data.readers import load_dataset  # noqa: E402
 from vitr.data.types import VideoItem  # noqa: E402
@@ -37,7 +38,6 @@ from vitr.pseudo import PseudoLabeler, load_vocabulary, write_pseudo_labels  # n
 from vitr.train.config import TrainConfig  # noqa: E402
 from vitr.train.ps_scl import PsSclConfig, pool_from_dataset, pool_from_pseudo_labels, train_ps_scl  # noqa: E402
 
-RESULTS_DOC = REPO_ROOT / "docs" / "results.md"
 SECTION = "## PS-SCL"
 DIRECTIONS = ("t2v", "v2t")
 METRICS = ("R1", "R5", "R10")
@@ -220,15 +220,6 @@ def results_table(rows: dict[str, list[dict]], zero_shot: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str, path: Path = RESULTS_DOC) -> None:
-    """Replace only the "## PS-SCL" section (up to the next "## " heading) of docs/results.md."""
-    text = path.read_text() if path.exists() else "# Results\n"
-    block = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: block + "\n", text) if pattern.search(text) else text.rstrip() + f"\n\n{block}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
 
 def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one linear experiment script)
     args = parse_args(argv)
@@ -330,7 +321,7 @@ videos have a true change of size, column or row.
     )
     print(body)
     if not args.no_doc:
-        write_section(body)
+        write_results_section(SECTION, body)
     return 0
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import re
 import sys
 import time
 from dataclasses import replace
@@ -30,6 +29,8 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+from common import write_results_section  # noqa: E402
 
 from vitr.data.readers import load_dataset  # noqa: E402
 from vitr.data.types import Caption, RetrievalDataset  # noqa: E402
@@ -55,7 +56,6 @@ from vitr.train.teachtext import (  # noqa: E402
     write_filter_report,
 )
 
-RESULTS_DOC = REPO_ROOT / "docs" / "results.md"
 SECTION = "## TeachText"
 METRICS = {"R@1": "R1", "R@5": "R5", "R@10": "R10"}  # column label -> metric key
 
@@ -210,15 +210,6 @@ def metric_table(rows: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str, path: Path = RESULTS_DOC) -> None:
-    """Replace only the "## TeachText" section (up to the next "## " heading) of docs/results.md."""
-    text = path.read_text() if path.exists() else "# Results\n"
-    block = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: block + "\n", text) if pattern.search(text) else text.rstrip() + f"\n\n{block}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
 
 # -------------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one linear experiment script)
@@ -335,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
         ]
     )
     if not args.no_doc:
-        write_section(body)
+        write_results_section(SECTION, body)
     print(body)
     return 0
 

@@ -16,7 +16,8 @@ def test_cropping_tokens_to_the_longest_caption_keeps_the_pooled_feature():
 
 
 def test_pretraining_learns_to_match_images_and_captions():
-    """Two visually distinct classes with their captions: the contrastive loss must fall well below chance."""
+    """Two visually distinct classes with their captions: the loss falls towards its floor (ln of the number of
+    same-caption pairs in a batch, about ln 8 here) and each image then prefers its own caption."""
     rng = np.random.default_rng(0)
     images = np.zeros((64, 64, 64, 3), np.uint8)
     images[:32, :, :, 0] = 255  # red images
@@ -31,7 +32,7 @@ def test_pretraining_learns_to_match_images_and_captions():
         PretrainConfig(steps=25, batch_size=16, lr=1e-3, warmup=0.1, precision="fp32"),
         progress=False,
     )
-    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
+    assert np.mean(losses[-5:]) < np.mean(losses[:3]) - 0.5
     with torch.inference_mode():
         img = torch.nn.functional.normalize(
             backbone.encode_image(preprocess_frames(images[[0, -1]], size=64)),
