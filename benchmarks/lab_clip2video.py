@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             "(tie-expanded ranks); `temporal` and `static` are the tagged caption subsets ranked against all test "
             "videos; twin acc = % of temporal captions scoring their own video above its time-reversed twin, both "
             f"pairings, ties count half (chance 50). Chance R@1 = {100 / n_test:.1f}. Mean ± std over seeds "
-            f"{args.seeds}; final checkpoint of each run; config `{args.config.relative_to(REPO_ROOT)}` (mask_tiling per_sample, difference_mask strict). "
+            f"{args.seeds}; final checkpoint of each run; config `{args.config.relative_to(REPO_ROOT)}` "
+            "(mask_tiling per_sample, difference_mask strict). "
             "Produced by `python benchmarks/lab_clip2video.py`" + (" --quick" if args.quick else "") + ".",
             "",
             table(rows),
