@@ -48,6 +48,7 @@ from vitr.teachers import (  # noqa: E402
 from vitr.train import CachedPairDataset, TrainConfig, Trainer  # noqa: E402
 from vitr.train.teachtext import (  # noqa: E402
     CaptionFilterConfig,
+    TeachTextConfig,
     TeachTextTargets,
     caption_ranks,
     filter_captions,
@@ -75,6 +76,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--filter-rule", default="rank", choices=["rank", "fraction"])
     p.add_argument("--max-rank", type=float, default=None, help="rank rule threshold (default: 3%% of the videos)")
     p.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, 600 train videos: a smoke run")
+    p.add_argument(
+        "--distill-scores",
+        nargs="+",
+        default=["cosine", "logits"],
+        choices=["cosine", "logits"],
+        help="what L_d compares: cosines (official) and/or logits (cosines x each model's exp(scale))",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-doc", action="store_true", help="do not rewrite docs/results.md")
     args = p.parse_args(argv)
@@ -210,7 +218,6 @@ def metric_table(rows: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-
 # -------------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one linear experiment script)
     args = parse_args(argv)
@@ -234,13 +241,15 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
     bank.save(out / "teacher_bank.safetensors")
 
     # 2. student with and without TeachText
-    student_rows: dict[str, list[dict]] = {args.head: [], f"{args.head} + TeachText": []}
+    variants = {f"{args.head} + TeachText ({scores})": TeachTextConfig(scores=scores) for scores in args.distill_scores}
+    student_rows: dict[str, list[dict]] = {args.head: [], **{name: [] for name in variants}}
     for seed in args.seeds:
         student = train_student(args, train, cache, keys, seed, out / f"student_{seed}")
         student_rows[args.head].append(evaluate_student(student, test, cache_root))
-        if hook:
-            distilled = train_student(args, train, cache, keys, seed, out / f"teachtext_{seed}", TeachTextTargets(bank))
-            student_rows[f"{args.head} + TeachText"].append(evaluate_student(distilled, test, cache_root))
+        for name, tt_config in variants.items() if hook else ():
+            run_dir = out / f"teachtext_{tt_config.scores}_{seed}"
+            distilled = train_student(args, train, cache, keys, seed, run_dir, TeachTextTargets(bank, tt_config))
+            student_rows[name].append(evaluate_student(distilled, test, cache_root))
 
     # 3. noisy captions: teachers retrained on the noisy split rank every caption
     noisy, truth = inject_wrong_captions(train, args.noise, seed=0)
@@ -310,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
             "the whole test gallery; ties follow the CLIP4Clip protocol (docs/methods/teachtext.md).",
             "### Teachers (each a retrieval model trained on the labelled split)",
             metric_table(teacher_rows),
-            "### Student vs student + TeachText (mean of 3 teacher matrices, Huber beta 1, weight 1)",
+            "### Student vs student + TeachText (mean of 3 teacher matrices, Huber beta 1, weight 1; L_d on cosines "
+            "as the official code, or on logits)",
             metric_table(student_rows)
             + (
                 ""
