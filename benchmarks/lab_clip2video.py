@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             f"pairings, ties count half (chance 50). Chance R@1 = {100 / n_test:.1f}. Mean ± std over seeds "
             f"{args.seeds}; final checkpoint of each run; config `{args.config.relative_to(REPO_ROOT)}` "
             "(mask_tiling per_sample, difference_mask strict). "
-            "Produced by `python benchmarks/lab_clip2video.py`" + (" --quick" if args.quick else "") + ".",
+            f"{args.epochs or 'config'} epochs. Produced by `python benchmarks/lab_clip2video.py "
+            f"{' '.join(sys.argv[1:] if argv is None else argv)}`.",
             "",
             table(rows),
             "",
