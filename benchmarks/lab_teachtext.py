@@ -181,7 +181,7 @@ def evaluate_model_like(teacher, test: RetrievalDataset, test_cache, test_keys) 
     """Metrics of any teacher on the test split, overall and on the temporal subset."""
     from vitr.eval.retrieval import evaluate
 
-    frames, mask = stack(test_cache, [test_keys[v.video_id] for v in test.videos])
+    frames, mask = test_cache.stacked([test_keys[v.video_id] for v in test.videos])
     text = teacher.embed_texts([c.text for c in test.captions]).numpy()
     video = teacher.embed_videos(frames, mask).numpy()
     out = {"all": evaluate(text, video, test.caption_video_index()).to_dict()}
@@ -193,11 +193,6 @@ def evaluate_model_like(teacher, test: RetrievalDataset, test_cache, test_keys) 
 def evaluate_student(model, test: RetrievalDataset, cache_root: Path) -> dict[str, dict]:  # noqa: ANN001
     results = evaluate_embeddings(embed_dataset(model, test, cache_root, progress=False), tags=("temporal",))
     return {k: v.to_dict() for k, v in results.items()}
-
-
-def stack(cache, keys: list[str]) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
-    feats = cache.get_many(keys)
-    return torch.stack([feats[k].frames.float() for k in keys]), torch.stack([feats[k].mask.float() for k in keys])
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -229,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
     spec = frame_spec_for(backbone, 12)
     cache = open_cache(cache_root, backbone, spec)
     keys = extract_features(backbone, train.videos + test.videos, cache, spec, progress=False).keys
-    frames, mask = stack(cache, [keys[v.video_id] for v in train.videos])  # (V, T, D)
+    frames, mask = cache.stacked([keys[v.video_id] for v in train.videos])  # (V, T, D)
     hook = has_extra_loss_hook()
     report: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "extra_loss_hook": hook}
 

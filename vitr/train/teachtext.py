@@ -66,11 +66,9 @@ def teacher_bank_for_dataset(
     if missing:
         raise DatasetFormatError(
             f"{len(missing)} training videos have no cached features, e.g. {missing[:5]}; "
-            "extract them first (vitr extract)"
+            "extract them first (vitr.model.extract.extract_features)"
         )
-    features = cache.get_many(video_keys[vid] for vid in video_ids)
-    frames = torch.stack([features[video_keys[vid]].frames.float() for vid in video_ids])  # (V, T, D)
-    mask = torch.stack([features[video_keys[vid]].mask.float() for vid in video_ids])  # (V, T)
+    frames, mask = cache.stacked([video_keys[vid] for vid in video_ids])  # (V, T, D), (V, T)
     bank = build_teacher_bank(teachers, texts, frames, mask, video_ids)
     if path is not None:
         bank.save(path)
