@@ -150,6 +150,40 @@ def retrieval_quality(reference: np.ndarray, candidate: np.ndarray, k: int = 5) 
     }
 
 
+def lab_retrieval_quality(lab: Path, precision: str, k: int = 10) -> list[list[Any]]:
+    """Text-to-video and video-to-text R@k of the trained lab CLIP (meanP) on the lab's 1,000 test videos, fp32
+    against the fast path's weights: a real retrieval task, where a precision loss would move R@1."""
+    from vitr.lab.experiment import load_lab_test
+    from vitr.model.evaluate import embed_dataset, evaluate_embeddings
+    from vitr.model.factory import ModelSpec, build_model
+
+    test = load_lab_test(lab)
+    results, rankings = {}, {}
+    with tempfile.TemporaryDirectory() as cache_dir:
+        for name in ("fp32", precision):
+            model = build_model(ModelSpec(backbone=str(lab / "clip"), head="meanP", precision=name))
+            emb = embed_dataset(model, test, cache_dir, progress=False)
+            results[name] = evaluate_embeddings(emb)["all"]
+            scores = emb.text.astype(np.float32) @ emb.video.astype(np.float32).T  # (captions, videos)
+            rankings[name] = np.argsort(-scores, axis=1)[:, :k]
+    rows = []
+    for name, r in results.items():
+        overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(rankings["fp32"], rankings[name], strict=True)])
+        rows.append(
+            [
+                f"lab CLIP, {name} weights",
+                r.t2v["R1"],
+                r.t2v["R5"],
+                r.v2t["R1"],
+                r.v2t["R5"],
+                r.t2v["R1"] - results["fp32"].t2v["R1"],
+                r.v2t["R1"] - results["fp32"].v2t["R1"],
+                100 * overlap,
+            ]
+        )
+    return rows
+
+
 def prepare_model(model: str, directory: Path) -> str:
     """A directory `load_backbone` reads: `model` itself if it is one, else the architecture with seeded random
     weights (the same compute as the pretrained model), saved once so every run encodes with the same weights."""
@@ -173,6 +207,13 @@ def main() -> None:
     parser.add_argument("--size", default="320x240", help="WIDTHxHEIGHT of the generated videos")
     parser.add_argument("--batch-videos", type=int, default=None, help="videos per encoder batch (default: plan)")
     parser.add_argument("--video-dir", type=Path, default=Path(tempfile.gettempdir()) / "vitr-bench-videos")
+    parser.add_argument(
+        "--lab",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent / "lab",
+        help="a lab made by `vitr quickstart` (its trained CLIP scores the fast path on real retrieval); skipped "
+        "when absent",
+    )
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -242,6 +283,16 @@ def main() -> None:
         "top-5 overlap %",
     ]
     bottleneck = "decoding" if fast["decode_s"] > fast["encode_s"] else "encoding"
+    if (args.lab / "clip").is_dir():
+        lab_header = ["model", "t2v R@1", "t2v R@5", "v2t R@1", "v2t R@5", "Δ t2v R@1", "Δ v2t R@1", "top-10 overlap %"]
+        lab_part = [
+            f"Retrieval with trained weights: the lab CLIP (`{args.lab}/clip`, meanP) on the lab's 1,000 test videos "
+            "and their captions, every video and caption embedded in fp32 and with the fast path's weights "
+            f"({fast['precision']}); Δ in R@1 points, overlap of each caption's top-10 videos with fp32's:",
+            markdown_table(lab_header, lab_retrieval_quality(args.lab, fast["precision"])),
+        ]
+    else:
+        lab_part = [f"(No lab at {args.lab}: the retrieval check with trained weights was skipped.)"]
     body = "\n\n".join(
         [
             f"Measured by `python benchmarks/extraction.py --videos {args.videos} --seconds {args.seconds:g} "
@@ -255,6 +306,7 @@ def main() -> None:
             "Quality against the naive fp32 features (frame-embedding cosine; even-frames-to-odd-frames video "
             f"retrieval over the {n} videos):",
             markdown_table(quality_header, quality_rows),
+            *lab_part,
         ]
     )
     print(body)

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Learning rates chosen on the last {args.holdout} labelled train videos (all 5 captions each, "
             "multi-caption "
             f"protocol), trained on the other {len(rest.videos)} for {args.epochs} epochs; the test split is not used. "
-            "Produced by `python benchmarks/lab_lr_sweep.py`.",
+            f"Produced by `python benchmarks/lab_lr_sweep.py {' '.join(sys.argv[1:] if argv is None else argv)}`.",
             "",
             *lines,
         ]
