@@ -139,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             "videos; twin acc = % of temporal captions scoring their own video above its time-reversed twin, both "
             f"pairings, ties count half (chance 50). Chance R@1 = {100 / n_test:.1f}. Mean ± std over seeds "
             f"{args.seeds}; final checkpoint of each run; config `{args.config.relative_to(REPO_ROOT)}` "
-            "(mask_tiling per_sample, difference_mask strict). "
-            f"{args.epochs or 'config'} epochs. Produced by `python benchmarks/lab_clip2video.py "
+            f"(mask_tiling per_sample, difference_mask strict), lr {config.lr:g} head / {config.backbone_lr:g} "
+            f"text tower, {config.epochs} epochs. Produced by `python benchmarks/lab_clip2video.py "
             f"{' '.join(sys.argv[1:] if argv is None else argv)}`.",
             "",
             table(rows),
