@@ -12,6 +12,9 @@ from vitr.eval.retrieval import PROTOCOLS
 from vitr.model.evaluate import embed_dataset, evaluate_embeddings
 from vitr.model.factory import build_model
 
+MAX_WORDS = 32  # CLIP4Clip / CLIP2Video `--max_words` for MSR-VTT, MSVD, VATEX
+PARAGRAPH_MAX_WORDS = 64  # their setting for paragraph-to-video retrieval (DiDeMo, ActivityNet)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate retrieval on a dataset split")
@@ -23,27 +26,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tags", default="", help="comma-separated caption tags to report separately")
     p.add_argument("--cache", type=Path, default=Path(".vitr-cache"), help="frame-feature cache directory")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--max-words",
+        type=int,
+        default=None,
+        help="caption length in tokens, start and end included (default: the official protocol's, "
+        f"{MAX_WORDS} or {PARAGRAPH_MAX_WORDS} for paragraph datasets; 0: the model's full context)",
+    )
     p.add_argument("--json-out", type=Path, default=None, help="write the results as JSON here")
     add_model_args(p)
     p.set_defaults(func=run_eval)
+
+
+def caption_length(requested: int | None, paragraph: bool) -> int | None:
+    """Tokens per caption: CLIP4Clip/CLIP2Video evaluate with max_words 32, and 64 for paragraph datasets
+    (DiDeMo, ActivityNet); 0 means the model's own context (77 for OpenAI CLIP)."""
+    if requested is None:
+        return PARAGRAPH_MAX_WORDS if paragraph else MAX_WORDS
+    if requested < 0 or requested == 1:
+        raise SystemExit(f"--max-words must be 0 (the model's context) or at least 2, got {requested}")
+    return requested or None
 
 
 def run_eval(args: argparse.Namespace) -> int:
     spec = model_spec_from_args(args)
     dataset = load_dataset(args.dataset, args.root, args.split, args.videos, check_files=True)
     model = build_model(spec)
+    max_words = caption_length(args.max_words, dataset.paragraph)
     emb = embed_dataset(model, dataset, args.cache, num_frames=spec.num_frames, workers=args.workers,
-                        precision=spec.precision)
+                        precision=spec.precision, max_words=max_words)
     tags = tuple(t for t in args.tags.split(",") if t)
     results = evaluate_embeddings(emb, tags=tags, protocol=args.protocol)
     for name, result in results.items():
-        print(result.to_markdown(f"{args.dataset}/{args.split} [{name}], head {spec.head}"))
+        words = f"captions cut at {max_words} tokens" if max_words else "captions at the model's full context"
+        print(result.to_markdown(f"{args.dataset}/{args.split} [{name}], head {spec.head}, {words}"))
         print()
     if emb.failures:
         print(f"{len(emb.failures)} videos could not be decoded and were left out")
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"model": spec.to_dict(), "dataset": args.dataset, "split": args.split,
+        payload = {"model": spec.to_dict(), "dataset": args.dataset, "split": args.split, "max_words": max_words,
                    "failures": emb.failures, "results": {k: r.to_dict() for k, r in results.items()}}
         args.json_out.write_text(json.dumps(payload, indent=2))
     return 0

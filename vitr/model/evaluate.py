@@ -26,8 +26,14 @@ class DatasetEmbeddings:
 
 
 @torch.inference_mode()
-def embed_texts(model: VideoTextModel, texts: list[str], batch_size: int = 256) -> np.ndarray:
-    out = [model.embed_texts(texts[i : i + batch_size]).float().cpu() for i in range(0, len(texts), batch_size)]
+def embed_texts(
+    model: VideoTextModel, texts: list[str], batch_size: int = 256, max_words: int | None = None
+) -> np.ndarray:
+    """(N, E) caption embeddings; `max_words` cuts every caption to that many tokens (CLIP4Clip: 32)."""
+    out = [
+        model.embed_texts(texts[i : i + batch_size], max_words).float().cpu()
+        for i in range(0, len(texts), batch_size)
+    ]
     return torch.cat(out).numpy() if out else np.empty((0, 0), np.float32)
 
 
@@ -49,8 +55,13 @@ def embed_dataset(
     workers: int = 2,
     precision: str = "fp32",
     progress: bool = True,
+    max_words: int | None = None,
 ) -> DatasetEmbeddings:
-    """Embed every video (through the feature cache) and caption; undecodable videos are reported and dropped."""
+    """Embed every video (through the feature cache) and caption; undecodable videos are reported and dropped.
+
+    `max_words` is the caption length in tokens (start and end included): None keeps the model's context (77
+    for OpenAI CLIP); the official CLIP4Clip/CLIP2Video evaluation uses 32 (64 for paragraph datasets).
+    """
     spec = frame_spec_for(model.backbone, num_frames)
     cache = open_cache(cache_root, model.backbone, spec)
     result = extract_features(model.backbone, dataset.videos, cache, spec, workers=workers, precision=precision,
@@ -62,7 +73,7 @@ def embed_dataset(
     captions = [c for c in dataset.captions if c.video_id in result.keys]
     kept = RetrievalDataset(dataset.name, dataset.split, videos, captions, dataset.paragraph)
     video_emb = embed_cached_videos(model, cache, [result.keys[v.video_id] for v in videos])
-    text_emb = embed_texts(model, [c.text for c in captions])
+    text_emb = embed_texts(model, [c.text for c in captions], max_words=max_words)
     return DatasetEmbeddings(kept, text_emb, video_emb, result.failures)
 
 

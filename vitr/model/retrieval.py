@@ -36,13 +36,14 @@ class VideoTextModel(nn.Module):
     def embed_video(self, pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.embed_video_features(self.encode_frames(pixels), mask)
 
-    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
-        return self.backbone.tokenize(texts)
+    def tokenize(self, texts: Sequence[str], context_length: int | None = None) -> torch.Tensor:
+        """Captions -> (B, L) ids, cut to `context_length` tokens (start and end included; default: the model's)."""
+        return self.backbone.tokenize(texts, context_length=context_length)
 
     def embed_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, L) ids -> (B, E)."""
         return self.head.embed_text(self.backbone.encode_text(tokens))
 
-    def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
+    def embed_texts(self, texts: Sequence[str], context_length: int | None = None) -> torch.Tensor:
         device = self.logit_scale.device
-        return self.embed_text(self.tokenize(texts).to(device))
+        return self.embed_text(self.tokenize(texts, context_length).to(device))
