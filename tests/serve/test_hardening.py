@@ -48,6 +48,30 @@ def test_oversized_upload_is_413(strict: Served) -> None:
     assert response.status_code == 413 and "4096 bytes" in response.json()["detail"]
 
 
+def multipart_chunks(payload: bytes, content_type: str, chunk: int = 8192):  # noqa: ANN201
+    """A multipart upload as a generator: the client then streams it chunked, with no Content-Length."""
+    boundary = "vitr-test-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="clip.mp4"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode()
+    body = head + payload + f"\r\n--{boundary}--\r\n".encode()
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    return headers, (body[i : i + chunk] for i in range(0, len(body), chunk))
+
+
+def test_oversized_upload_without_content_length_is_cut_off_with_413(strict: Served) -> None:
+    headers, chunks = multipart_chunks(b"\x00" * (1 << 20), "video/mp4")
+    response = strict.client.post("/api/search/video", content=chunks, headers=headers)
+    assert response.status_code == 413 and "4096 bytes" in response.json()["detail"]
+
+
+def test_small_upload_without_content_length_reaches_the_endpoint(strict: Served) -> None:
+    headers, chunks = multipart_chunks(b"hello", "text/plain")
+    response = strict.client.post("/api/search/video", content=chunks, headers=headers)
+    assert response.status_code == 415 and "text/plain" in response.json()["detail"]
+
+
 def test_non_video_uploads_are_refused_with_a_message(strict: Served) -> None:
     text = strict.client.post("/api/search/video", files={"file": ("notes.txt", b"hello", "text/plain")})
     assert text.status_code == 415 and "text/plain" in text.json()["detail"]

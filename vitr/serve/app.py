@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import FastAPI, File, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -172,21 +172,8 @@ def create_app(
         hits = index.search_vectors(query, k + 1, offset, filters(path_prefix, min_score))[0]
         return to_response(f"video {file.filename or 'upload'}", hits, k, offset)
 
-    @app.middleware("http")
-    async def limit_upload_size(request: Request, call_next):  # noqa: ANN001, ANN202
-        """Refuse a declared oversized body before reading it."""
-        declared = request.headers.get("content-length")
-        if request.method == "POST" and declared and declared.isdigit():
-            # multipart framing adds a little to the file itself
-            if int(declared) > settings.max_upload_bytes + 64 * 1024:
-                return Response(
-                    content=ErrorResponse(
-                        detail=f"the upload is larger than {settings.max_upload_bytes} bytes"
-                    ).model_dump_json(),
-                    status_code=413,
-                    media_type="application/json",
-                )
-        return await call_next(request)
+    # multipart framing adds a little to the file itself
+    app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes + 64 * 1024, shown=settings.max_upload_bytes)
 
     @app.get("/api/health", response_model=HealthResponse, summary="liveness and index generation")
     def health() -> HealthResponse:
@@ -240,6 +227,67 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for a request body over `limit` bytes, whether it declares its length or not.
+
+    A declared Content-Length is refused before anything is read; a chunked body is counted as it streams and
+    cut off at the limit, so an upload without a length cannot fill the disk through the multipart parser's
+    spooled files before the endpoint sees it.
+    """
+
+    def __init__(self, app, limit: int, shown: int | None = None) -> None:  # noqa: ANN001
+        self.app = app
+        self.limit = limit
+        self.detail = f"the upload is larger than {shown if shown is not None else limit} bytes"
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        received = 0
+        too_large = refused = started = False  # started: the app's own response began before any overrun
+
+        async def counted_receive():  # noqa: ANN202
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    too_large = True
+                    raise _BodyTooLarge  # stops the parser; whatever error it turns into is replaced below
+            return message
+
+        async def guarded_send(message) -> None:  # noqa: ANN001
+            nonlocal refused, started
+            if not too_large or started:
+                started = started or message["type"] == "http.response.start"
+                await send(message)
+            elif message["type"] == "http.response.start" and not refused:
+                refused = True
+                await self._refuse(send)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except _BodyTooLarge:
+            pass
+        if too_large and not (refused or started):
+            await self._refuse(send)
+
+    async def _refuse(self, send) -> None:  # noqa: ANN001
+        body = ErrorResponse(detail=self.detail).model_dump_json().encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def copy_limited(source: BinaryIO, target: BinaryIO, limit: int) -> int:
