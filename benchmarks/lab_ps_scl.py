@@ -60,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--text-lr", type=float, default=2e-5, help="text tower lr (frames are cached, visual frozen)")
     p.add_argument("--tau", type=float, default=0.3, help="SeLeCT final forget rate")
     p.add_argument("--t-k", type=float, default=2.0, help="epochs over which the forget rate ramps up")
+    p.add_argument("--wise-alpha", type=float, default=0.5, help="WiSE-FT mixing weight of the drift-guard row")
     p.add_argument("--pool-videos", type=int, default=None, help="use only the first N pool videos")
     p.add_argument("--no-labelled", action="store_true", help="skip the labelled-only and combined runs")
     p.add_argument(
@@ -234,7 +235,9 @@ def oracle_pool(pool_ids: list[str], truths: dict, frames, mask, tokenize) -> Pa
 
 
 # --------------------------------------------------------------------------------------------- training
-def run_config(args: argparse.Namespace, seed: int, rule: str, out: Path) -> PsSclConfig:
+def run_config(
+    args: argparse.Namespace, seed: int, rule: str, out: Path, wise_alpha: float | None = None
+) -> PsSclConfig:
     train = TrainConfig(
         model=ModelSpec(backbone=str(args.clip), head=args.head),
         freeze="visual",
@@ -248,7 +251,7 @@ def run_config(args: argparse.Namespace, seed: int, rule: str, out: Path) -> PsS
         tensorboard=False,
     )
     selection = SelectionConfig(rule=rule, tau=args.tau, t_k=args.t_k)
-    return PsSclConfig(train=train, selection=selection)
+    return PsSclConfig(train=train, selection=selection, wise_alpha=wise_alpha)
 
 
 def evaluate(model, args: argparse.Namespace) -> dict[str, dict[str, float]]:  # noqa: ANN001
@@ -309,20 +312,21 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
     zero_shot = evaluate(build_model(spec), args)
     rows: dict[str, list[dict]] = {"zero-shot (lab CLIP + meanP)": [zero_shot]}
     variants = {
-        "pseudo pairs, plain contrastive (no selection)": ("none", "pool"),
-        "PS-SCL: pseudo pairs + SeLeCT (A, loss score)": ("topk", "pool"),
+        "pseudo pairs, plain contrastive (no selection)": ("none", "pool", None),
+        "PS-SCL: pseudo pairs + SeLeCT (A, loss score)": ("topk", "pool", None),
+        f"PS-SCL + WiSE-FT drift guard (alpha {args.wise_alpha:g})": ("topk", "pool", args.wise_alpha),
     }
     if args.oracle:
-        variants["ceiling: the same pool videos with their withheld true captions"] = ("none", "oracle")
+        variants["ceiling: the same pool videos with their withheld true captions"] = ("none", "oracle", None)
     if not args.no_labelled:
         train = load_dataset("msrvtt", args.lab / "annotations", "train9k", video_dir=args.lab / "videos")
         train_keys = extract_features(backbone, train.videos, cache, frame_spec, progress=False).keys
         train_frames, train_mask = cache.stacked([train_keys[v.video_id] for v in train.videos])
         labelled_pool = pool_from_dataset(train, train_frames, train_mask, backbone.tokenize)
-        variants["labelled split only (supervised)"] = ("none", "labelled")
-        variants["labelled + pseudo pairs with SeLeCT"] = ("topk", "both")
+        variants["labelled split only (supervised)"] = ("none", "labelled", None)
+        variants["labelled + pseudo pairs with SeLeCT"] = ("topk", "both", None)
     kept: dict[str, float] = {}
-    for name, (rule, data) in variants.items():
+    for name, (rule, data, wise_alpha) in variants.items():
         pool = {
             "pool": pseudo_pool,
             "labelled": labelled_pool if not args.no_labelled else None,
@@ -334,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
         for seed in range(args.seeds):
             model = build_model(ModelSpec(backbone=str(args.clip), head=args.head))
             init_head_from_clip(model)  # CLIP4Clip's start for seqTransf / TDB blocks (no-op for meanP)
-            history = train_ps_scl(model, pool, run_config(args, seed, rule, args.out / "runs"), progress=False)
+            history = train_ps_scl(
+                model, pool, run_config(args, seed, rule, args.out / "runs", wise_alpha), progress=False
+            )
             runs.append(evaluate(model, args))
             kept[name] = float(np.mean(history.kept[-max(1, len(history.kept) // args.epochs) :]))
             print(

@@ -43,6 +43,7 @@ from vitr.train.config import TrainConfig, config_to_dict
 from vitr.train.optim import build_optimizer, configure_trainable
 from vitr.train.schedule import apply_lr, lr_factor
 from vitr.train.trainer import MAX_LOGIT_SCALE, seed_everything
+from vitr.train.wise_ft import snapshot_trainable, weight_space_ensemble
 
 Tokenize = Callable[[Sequence[str]], torch.Tensor]
 ValFn = Callable[[VideoTextModel], Mapping[str, float]]
@@ -58,10 +59,15 @@ class PsSclConfig:
     text_temperature: float = 0.1
     forms: list[str] = field(default_factory=list)  # pseudo-text forms to train on; empty: all
     save: bool = False  # write the final model under train.output_dir/checkpoints
+    # WiSE-FT drift guard (ps_scl.md §4 #15): average the trained weights with the starting (zero-shot) ones,
+    # theta = (1 - alpha) theta_0 + alpha theta; None: off (the paper does not use it)
+    wise_alpha: float | None = None
 
     def __post_init__(self) -> None:
         if self.text_temperature <= 0:
             raise ConfigError(f"text_temperature must be positive, got {self.text_temperature}")
+        if self.wise_alpha is not None and not 0.0 <= self.wise_alpha <= 1.0:
+            raise ConfigError(f"wise_alpha must lie in [0, 1], got {self.wise_alpha}")
         if self.train.freeze == "none":
             raise ConfigError("PS-SCL trains on cached frame features; use train.freeze=visual or all")
 
@@ -183,6 +189,7 @@ def train_ps_scl(
     model.to(device)
     configure_trainable(model, cfg.freeze, cfg.freeze_patterns)
     optimizer = build_optimizer(model, cfg)
+    start = snapshot_trainable(model) if config.wise_alpha is not None else None
     batch = cfg.batch_size
     steps_per_epoch = len(pool) // batch
     if steps_per_epoch == 0:
@@ -232,6 +239,8 @@ def train_ps_scl(
                 history.metrics.append({k: float(v) for k, v in val_fn(model).items()})
     bar.close()
     model.eval()
+    if start is not None:
+        weight_space_ensemble(model, start, config.wise_alpha)
     if config.save:
         info = {
             "epoch": cfg.epochs,
