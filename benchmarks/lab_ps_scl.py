@@ -57,7 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--head", default="meanP", help="temporal head of every trained model (zero-shot is always meanP)")
     p.add_argument("--lr", type=float, default=1e-4, help="lr of the head's new modules")
-    p.add_argument("--text-lr", type=float, default=2e-5, help="text tower lr (frames are cached, visual frozen)")
+    p.add_argument(
+        "--text-lr", type=float, default=1e-3, help="text tower lr (frames cached, visual frozen); 1e-3: the lab recipe"
+    )
     p.add_argument("--tau", type=float, default=0.3, help="SeLeCT final forget rate")
     p.add_argument("--t-k", type=float, default=2.0, help="epochs over which the forget rate ramps up")
     p.add_argument("--wise-alpha", type=float, default=0.5, help="WiSE-FT mixing weight of the drift-guard row")
