@@ -47,11 +47,11 @@ def world(tmp_path_factory) -> dict[str, Path]:
     return {"root": root, "csv": csv, "checkpoint": checkpoint}
 
 
-def run_eval(world: dict[str, Path], checkpoint: Path, name: str) -> dict:
+def run_eval(world: dict[str, Path], checkpoint: Path, name: str, *extra: str) -> dict:
     out = world["root"] / f"{name}.json"
     args = ["eval", "--dataset", "generic", "--root", str(world["csv"]), "--checkpoint", str(checkpoint)]
     args += ["--frames", "4", "--workers", "1", "--cache", str(world["root"] / "cache"), "--json-out", str(out)]
-    assert main(args) == 0
+    assert main([*args, *extra]) == 0
     return json.loads(out.read_text())
 
 
@@ -74,6 +74,14 @@ def test_convert_then_eval_gives_the_same_results_as_the_original_file(world, ca
     metrics = from_dir["results"]["all"]
     assert json.dumps(metrics)  # a full result record, whatever its layout
     assert "R@1" in json.dumps(metrics) or "r1" in json.dumps(metrics).lower()
+
+
+def test_eval_with_clip2videos_own_frame_sampler_and_caption_length(world):
+    uniform = run_eval(world, world["checkpoint"], "uniform")
+    c2v = run_eval(world, world["checkpoint"], "c2v", "--sampler", "c2v_jpeg5fps", "--feature-framerate", "2")
+    assert (uniform["sampler"], c2v["sampler"]) == ("uniform", "c2v_jpeg5fps")
+    assert uniform["max_words"] == c2v["max_words"] == 32  # the official protocol's caption length
+    assert c2v["failures"] == {} and c2v["results"]["all"]
 
 
 def test_index_and_search_with_the_converted_checkpoint(world, capsys):

@@ -11,6 +11,7 @@ from vitr.data.readers import DATASETS, load_dataset
 from vitr.eval.retrieval import PROTOCOLS
 from vitr.model.evaluate import embed_dataset, evaluate_embeddings
 from vitr.model.factory import build_model
+from vitr.video.loader import SAMPLERS
 
 MAX_WORDS = 32  # CLIP4Clip / CLIP2Video `--max_words` for MSR-VTT, MSVD, VATEX
 PARAGRAPH_MAX_WORDS = 64  # their setting for paragraph-to-video retrieval (DiDeMo, ActivityNet)
@@ -33,6 +34,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="caption length in tokens, start and end included (default: the official protocol's, "
         f"{MAX_WORDS} or {PARAGRAPH_MAX_WORDS} for paragraph datasets; 0: the model's full context)",
     )
+    p.add_argument(
+        "--sampler",
+        default="uniform",
+        choices=SAMPLERS,
+        help="frames per video: uniform (default), CLIP4Clip's 1 fps, or CLIP2Video's 5 fps JPEGs decimated",
+    )
+    p.add_argument(
+        "--feature-framerate",
+        type=int,
+        default=None,
+        help="c2v_jpeg5fps decimation (CLIP2Video --feature_framerate; default 2 for MSR-VTT, else 1)",
+    )
     p.add_argument("--json-out", type=Path, default=None, help="write the results as JSON here")
     add_model_args(p)
     p.set_defaults(func=run_eval)
@@ -54,7 +67,8 @@ def run_eval(args: argparse.Namespace) -> int:
     model = build_model(spec)
     max_words = caption_length(args.max_words, dataset.paragraph)
     emb = embed_dataset(model, dataset, args.cache, num_frames=spec.num_frames, workers=args.workers,
-                        precision=spec.precision, max_words=max_words)
+                        precision=spec.precision, max_words=max_words, sampler=args.sampler,
+                        feature_framerate=args.feature_framerate or (2 if args.dataset == "msrvtt" else 1))
     tags = tuple(t for t in args.tags.split(",") if t)
     results = evaluate_embeddings(emb, tags=tags, protocol=args.protocol)
     for name, result in results.items():
@@ -66,6 +80,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         payload = {"model": spec.to_dict(), "dataset": args.dataset, "split": args.split, "max_words": max_words,
+                   "sampler": args.sampler,
                    "failures": emb.failures, "results": {k: r.to_dict() for k, r in results.items()}}
         args.json_out.write_text(json.dumps(payload, indent=2))
     return 0

@@ -13,6 +13,7 @@ from vitr.data.types import RetrievalDataset
 from vitr.eval.retrieval import RetrievalResult, evaluate
 from vitr.model.extract import extract_features, frame_spec_for, open_cache
 from vitr.model.retrieval import VideoTextModel
+from vitr.video.loader import frame_sampling
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,17 @@ def embed_dataset(
     precision: str = "fp32",
     progress: bool = True,
     max_words: int | None = None,
+    sampler: str = "uniform",
+    feature_framerate: int = 1,
 ) -> DatasetEmbeddings:
     """Embed every video (through the feature cache) and caption; undecodable videos are reported and dropped.
 
     `max_words` is the caption length in tokens (start and end included): None keeps the model's context (77
     for OpenAI CLIP); the official CLIP4Clip/CLIP2Video evaluation uses 32 (64 for paragraph datasets).
+    `sampler` names how frames are taken (`vitr.video.loader.SAMPLERS`); `feature_framerate` is
+    CLIP2Video's decimation of its 5 fps JPEGs (`c2v_jpeg5fps` only).
     """
-    spec = frame_spec_for(model.backbone, num_frames)
+    spec = frame_spec_for(model.backbone, num_frames, **frame_sampling(sampler, feature_framerate))
     cache = open_cache(cache_root, model.backbone, spec)
     result = extract_features(model.backbone, dataset.videos, cache, spec, workers=workers, precision=precision,
                               progress=progress)

@@ -24,12 +24,14 @@ class ExtractionResult:
 
 def spec_repr(spec: FrameSpec) -> str:
     """What about the sampling changes the features; part of the cache namespace."""
-    return f"n={spec.num_frames},fps={spec.fps},size={spec.size},mean={tuple(spec.mean)},std={tuple(spec.std)}"
+    text = f"n={spec.num_frames},fps={spec.fps},size={spec.size},mean={tuple(spec.mean)},std={tuple(spec.std)}"
+    return text if spec.decimation is None else f"{text},decimation={spec.decimation}"  # older caches keep their key
 
 
-def frame_spec_for(backbone: Backbone, num_frames: int = 12, fps: float | None = None) -> FrameSpec:
+def frame_spec_for(backbone: Backbone, num_frames: int = 12, fps: float | None = None,
+                   decimation: int | None = None) -> FrameSpec:
     return FrameSpec(num_frames=num_frames, fps=fps, size=backbone.image_size, mean=backbone.image_mean,
-                     std=backbone.image_std)
+                     std=backbone.image_std, decimation=decimation)
 
 
 def open_cache(cache_root: str | Path, backbone: Backbone, spec: FrameSpec) -> FeatureCache:

@@ -73,6 +73,7 @@ def sample_frames(
     end: float | None = None,
     max_frames: int | None = None,
     *,
+    decimation: int | None = None,
     seek: bool | None = None,
 ) -> SampledClip:
     """Sample frames from the window [start, end] (seconds; default the whole video).
@@ -86,6 +87,11 @@ def sample_frames(
     if more than `max_frames`, the CLIP4Clip subsample `linspace(0, n - 1, max_frames).astype(int)` of them.
     Returns distinct frames only: a video slower than `fps` yields each of its frames once.
 
+    JPEG mode (fps and `decimation` given), CLIP2Video's offline pipeline: the times of the JPEGs ffmpeg writes at
+    `fps` (5 in `sample_frame.py`), then the loader's `linspace(0, n - 1, n // decimation)` of them
+    (`--feature_framerate`: 2 for MSR-VTT, 1 for MSVD and VATEX), then at most `max_frames` by linspace again.
+    The frames are decoded from the video itself rather than from re-compressed JPEGs.
+
     seek: None picks the path (seeking above LONG_VIDEO_S seconds, except in MPEG program/transport streams whose
     timestamps are unreliable after a seek); True/False force it (raw streams without timestamps never seek).
     Any failure raises VideoDecodeError naming the file and the reason, including frames that stop well before
@@ -97,10 +103,14 @@ def sample_frames(
         raise ValueError(f"fps must be positive, got {fps}")
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+    if decimation is not None and (fps is None or decimation < 1):
+        raise ValueError(f"decimation needs fps (the JPEG rate) and must be at least 1, got {decimation}")
     with _open_video(path) as (container, stream, info):
         first, last = _window(info, start, end)
         if fps is None:
             targets = np.linspace(first, last, num_frames)
+        elif decimation is not None:
+            targets = _jpeg_targets(first, last, fps, decimation, max_frames)
         else:
             targets = _rate_targets(first, last, fps, max_frames)
         raw_stream = bool(container.format.flags & _AVFMT_NOTIMESTAMPS)  # cannot seek at all
@@ -203,6 +213,15 @@ def _rate_targets(first: float, last: float, fps: float, max_frames: int | None)
     if max_frames is not None and count > max_frames:
         targets = targets[np.linspace(0, count - 1, max_frames).astype(int)]
     return targets
+
+
+def _jpeg_targets(first: float, last: float, fps: float, decimation: int, max_frames: int | None) -> np.ndarray:
+    """Times of the frames CLIP2Video's loader keeps from the JPEGs written at `fps` over [first, last]."""
+    written = np.arange(int(np.floor((last - first) * fps + _TIME_EPS)) + 1)  # JPEG file indices
+    kept = written[np.linspace(0, len(written) - 1, max(len(written) // decimation, 1)).astype(int)]
+    if max_frames is not None and len(kept) > max_frames:
+        kept = kept[np.linspace(0, len(kept) - 1, max_frames).astype(int)]
+    return first + kept / fps
 
 
 def _distinct(times: list[float], frames: list[np.ndarray]) -> tuple[list[float], list[np.ndarray]]:

@@ -23,7 +23,8 @@ class FrameSpec:
     """Which frames to take from each video and how to turn them into model input.
 
     fps None: `num_frames` uniform frames (CLIP4Clip/CLIP2Video default); fps set: frames at that rate, at most
-    `num_frames` of them. Either way clips are padded to `num_frames`.
+    `num_frames` of them; fps and `decimation` set: CLIP2Video's JPEG pipeline (`sample_frames`). Either way
+    clips are padded to `num_frames`. `frame_sampling` builds the named samplers.
     """
 
     num_frames: int = 12
@@ -31,6 +32,25 @@ class FrameSpec:
     size: int = 224
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
+    decimation: int | None = None
+
+
+# Named frame samplers (clip2video.md §8.1): uniform (both repos' default for pre-cut clips), CLIP4Clip's online
+# 1 frame per second, CLIP2Video's 5 fps JPEGs decimated by `--feature_framerate`.
+SAMPLERS = ("uniform", "c4c_1fps", "c2v_jpeg5fps")
+
+
+def frame_sampling(sampler: str, feature_framerate: int = 1) -> dict[str, float | int | None]:
+    """The `FrameSpec` fields (fps, decimation) of a named sampler."""
+    if sampler == "uniform":
+        return {"fps": None, "decimation": None}
+    if sampler == "c4c_1fps":
+        return {"fps": 1.0, "decimation": None}
+    if sampler == "c2v_jpeg5fps":
+        if feature_framerate < 1:
+            raise ValueError(f"feature_framerate must be at least 1, got {feature_framerate}")
+        return {"fps": 5.0, "decimation": feature_framerate}
+    raise ValueError(f"unknown frame sampler {sampler!r}; choose one of {SAMPLERS}")
 
 
 @dataclass
@@ -57,7 +77,9 @@ def decode_video(
         if spec.fps is None:
             clip = sample_frames(path, num_frames=spec.num_frames, start=start, end=end)
         else:
-            clip = sample_frames(path, fps=spec.fps, start=start, end=end, max_frames=spec.num_frames)
+            clip = sample_frames(
+                path, fps=spec.fps, start=start, end=end, max_frames=spec.num_frames, decimation=spec.decimation
+            )
     except VideoDecodeError as error:
         return DecodeFailure(key=key, path=str(path), error=error)
     pixels, mask = pad_frames(preprocess_frames(clip.frames, spec.size, spec.mean, spec.std), spec.num_frames)
