@@ -184,6 +184,12 @@ def lab_retrieval_quality(lab: Path, precision: str, k: int = 10) -> list[list[A
     return rows
 
 
+def shown_path(path: Path) -> str:
+    """`path` relative to the repository when it lies inside it (docs never show this machine's layout)."""
+    root = Path(__file__).resolve().parent.parent
+    return str(path.resolve().relative_to(root)) if path.resolve().is_relative_to(root) else str(path)
+
+
 def prepare_model(model: str, directory: Path) -> str:
     """A directory `load_backbone` reads: `model` itself if it is one, else the architecture with seeded random
     weights (the same compute as the pretrained model), saved once so every run encodes with the same weights."""
@@ -286,9 +292,10 @@ def main() -> None:
     if (args.lab / "clip").is_dir():
         lab_header = ["model", "t2v R@1", "t2v R@5", "v2t R@1", "v2t R@5", "Δ t2v R@1", "Δ v2t R@1", "top-10 overlap %"]
         lab_part = [
-            f"Retrieval with trained weights: the lab CLIP (`{args.lab}/clip`, meanP) on the lab's 1,000 test videos "
-            "and their captions, every video and caption embedded in fp32 and with the fast path's weights "
-            f"({fast['precision']}); Δ in R@1 points, overlap of each caption's top-10 videos with fp32's:",
+            f"Retrieval with trained weights: the lab CLIP (`{shown_path(args.lab / 'clip')}`, meanP) on the lab's "
+            "1,000 test videos and their captions, every video and caption embedded in fp32 and with the fast "
+            f"path's weights ({fast['precision']}); Δ in R@1 points, overlap of each caption's top-10 videos "
+            "with fp32's:",
             markdown_table(lab_header, lab_retrieval_quality(args.lab, fast["precision"])),
         ]
     else:
