@@ -19,6 +19,7 @@ from vitr.model.fast import (
     cpu_has_fast_bf16,
     load_fast_backbone,
     plan_inference,
+    resolve_precision,
     visual_tower,
 )
 from vitr.video.writer import write_video
@@ -77,6 +78,12 @@ def test_gpu_plan_is_amp_with_channels_last_and_compile() -> None:
     assert (plan.weights_precision, plan.autocast_precision) == ("fp32", "bf16")
     assert plan.channels_last and plan.compile
     assert plan_inference("cuda:0", "fp16", compile=False).compile is False
+
+
+def test_auto_precision_is_the_fast_paths_choice_and_explicit_ones_pass_through() -> None:
+    assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_fast_bf16() else "fp32")
+    assert resolve_precision("auto", "cuda") in {"bf16", "fp16"}  # AMP on any GPU
+    assert [resolve_precision(p) for p in ("fp32", "bf16", "fp16")] == ["fp32", "bf16", "fp16"]
 
 
 @pytest.mark.parametrize("precision", ["int8", "fp64"])

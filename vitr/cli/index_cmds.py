@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the RANK and WORLD_SIZE variables are used); merge with `vitr index-merge`")
     p.add_argument("--workers", type=int, default=2, help="decoding threads")
     p.add_argument("--batch-size", type=int, default=16)
-    add_model_args(p)
+    add_model_args(p, default_precision="auto")
     p.set_defaults(func=run_index)
 
     m = sub.add_parser("index-merge", help="merge shard indexes (from `vitr index --shard`) into one")
@@ -53,6 +53,9 @@ def run_index(args: argparse.Namespace) -> int:
     windowing = None
     if args.window is not None:
         windowing = Windowing(args.window, args.stride if args.stride is not None else args.window / 2)
+    if args.precision == "auto" and (index_dir / "index.json").is_file():
+        # an existing index keeps the precision it was built with (its vectors cannot be mixed with others)
+        args.precision = json.loads((index_dir / "index.json").read_text())["model"].get("precision", "fp32")
     index = VideoIndex.create(index_dir, model_spec_from_args(args), store=args.store, windowing=windowing)
     report = update_index(index, args.folder, batch_size=args.batch_size, workers=args.workers, shard=shard)
     print(f"{index_dir}: {report.summary()}; {index.stats()['videos']} videos indexed")

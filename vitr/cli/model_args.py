@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+import torch
+
 from vitr.model.factory import ModelSpec
+from vitr.model.fast import resolve_precision
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
+def add_model_args(parser: argparse.ArgumentParser, default_precision: str = "fp32") -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--model", default="ViT-B-32",
                    help="backbone: an open_clip name (ViT-B-32), hf-hub:ORG/NAME, local-dir:PATH or a directory")
@@ -19,10 +22,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--head-kwargs", default="{}", help="JSON dict of head options")
     g.add_argument("--checkpoint", default=None, help="trained vitr model weights (backbone + head)")
     g.add_argument("--frames", type=int, default=12, help="frames sampled per video (uniform)")
-    g.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="inference precision")
+    g.add_argument("--precision", default=default_precision, choices=["auto", "fp32", "bf16", "fp16"],
+                   help=f"inference precision; auto: bf16 where the hardware runs it fast ({default_precision})")
 
 
 def model_spec_from_args(args: argparse.Namespace) -> ModelSpec:
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     return ModelSpec(backbone=args.model, pretrained=args.pretrained, weights=args.weights, head=args.head,
                      head_kwargs=json.loads(args.head_kwargs), checkpoint=args.checkpoint, num_frames=args.frames,
-                     precision=args.precision)
+                     precision=resolve_precision(args.precision, device))

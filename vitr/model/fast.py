@@ -119,6 +119,15 @@ def plan_inference(
     )
 
 
+def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str:
+    """A `ModelSpec.precision` for `precision`: "auto" becomes the fast path's choice on `device` (bf16 on CPUs
+    with fast bf16 and on recent GPUs, fp16 on older GPUs, else fp32); any other value is returned as it is."""
+    if precision != "auto":
+        return precision
+    plan = plan_inference(device, "auto")
+    return plan.weights_precision if plan.weights_precision != "fp32" else plan.autocast_precision
+
+
 def load_fast_backbone(
     spec: str,
     pretrained: str | None = None,
