@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from common import write_results_section  # noqa: E402
 
 from vitr.data.readers import load_dataset  # noqa: E402
-from vitr.data.types import VideoItem  # noqa: E402
+from vitr.data.types import Caption, RetrievalDataset, VideoItem  # noqa: E402
 from vitr.lab.experiment import evaluate_lab  # noqa: E402
 from vitr.losses.selection import SelectionConfig  # noqa: E402
 from vitr.model.extract import extract_features, frame_spec_for, open_cache  # noqa: E402
@@ -221,19 +221,9 @@ def attribute_recognition(backbone, frames, mask, truths: list[dict], concepts: 
 
 def oracle_pool(pool_ids: list[str], truths: dict, frames, mask, tokenize) -> PairPool:  # noqa: ANN001
     """The same pool videos with their withheld true captions: the ceiling of any pseudo-text (not PS-SCL)."""
-    texts, owners = [], []
-    for i, video in enumerate(pool_ids):
-        for caption in truths[video]["captions"]:
-            texts.append(caption["text"])
-            owners.append(i)
-    return PairPool(
-        frames,
-        mask,
-        tokenize(texts),
-        torch.tensor(owners),
-        torch.zeros(len(owners)),
-        torch.ones(len(frames), dtype=torch.bool),
-    )
+    videos = [VideoItem(v, "") for v in pool_ids]  # frames[i] belongs to pool_ids[i]; no file is read
+    captions = [Caption(v, c["text"]) for v in pool_ids for c in truths[v]["captions"]]
+    return pool_from_dataset(RetrievalDataset("lab", "pool", videos, captions), frames, mask, tokenize)
 
 
 # --------------------------------------------------------------------------------------------- training

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import default_collate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -50,9 +51,7 @@ def measure(model, data: CachedPairDataset, batches: list[list[int]], targets: d
     out: dict[str, list[float]] = {}
     model.train()
     for rows in batches:
-        frames, mask, tokens, videos, samples = (
-            torch.stack([torch.as_tensor(data[i][k]) for i in rows]) for k in range(5)
-        )
+        frames, mask, tokens, videos, samples = default_collate([data[i] for i in rows])
         text, video = model.embed_text(tokens), model.embed_video_features(frames, mask)
         losses = {"L_r": retrieval_loss(model.head, text, video, model.logit_scale)}
         for name, target in targets.items():

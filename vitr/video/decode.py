@@ -207,21 +207,26 @@ def _window(info: VideoInfo, start: float | None, end: float | None) -> tuple[fl
     return first, max(first, last)
 
 
+def _linspace_pick(values: np.ndarray, n: int) -> np.ndarray:
+    """The official loaders' subsample: values[linspace(0, len - 1, n).astype(int)]."""
+    return values[np.linspace(0, len(values) - 1, n).astype(int)]
+
+
 def _rate_targets(first: float, last: float, fps: float, max_frames: int | None) -> np.ndarray:
     count = int(np.floor((last - first) * fps + _TIME_EPS)) + 1
     targets = first + np.arange(count) / fps
     if max_frames is not None and count > max_frames:
-        targets = targets[np.linspace(0, count - 1, max_frames).astype(int)]
+        targets = _linspace_pick(targets, max_frames)
     return targets
 
 
 def _jpeg_targets(first: float, last: float, fps: float, decimation: int, max_frames: int | None) -> np.ndarray:
     """Times of the frames CLIP2Video's loader keeps from the JPEGs written at `fps` over [first, last]."""
-    written = np.arange(int(np.floor((last - first) * fps + _TIME_EPS)) + 1)  # JPEG file indices
-    kept = written[np.linspace(0, len(written) - 1, max(len(written) // decimation, 1)).astype(int)]
+    written = _rate_targets(first, last, fps, None)  # one time per JPEG file
+    kept = _linspace_pick(written, max(len(written) // decimation, 1))
     if max_frames is not None and len(kept) > max_frames:
-        kept = kept[np.linspace(0, len(kept) - 1, max_frames).astype(int)]
-    return first + kept / fps
+        kept = _linspace_pick(kept, max_frames)
+    return kept
 
 
 def _distinct(times: list[float], frames: list[np.ndarray]) -> tuple[list[float], list[np.ndarray]]:
