@@ -6,9 +6,11 @@ from vitr.lab.captions import (
     BACKGROUND_WORDS,
     COLUMN_PHRASES,
     ROW_PHRASES,
+    SHAPE_WORDS,
     SIZE_WORDS,
     TEMPORAL_WORDS,
     concept_vocabulary,
+    negative_caption,
     still_caption,
     temporal_caption,
     video_captions,
@@ -128,3 +130,46 @@ def test_concept_vocabulary_lists_every_concept_kind():
     assert set(vocabulary["backgrounds"]) == set(BACKGROUND_WORDS)
     assert "move_right" in vocabulary["events"] and "static" in vocabulary["events"]
     assert vocabulary["sizes"] == ["small", "large"]
+
+
+def _swapped(before: str, after: str) -> tuple[str, str]:
+    """The one phrase `after` changed in `before` (word level; "plus sign" is one phrase)."""
+    a, b = before.split(), after.split()
+    start = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
+    end = next(i for i, (x, y) in enumerate(zip(reversed(a), reversed(b), strict=False)) if x != y)
+    return " ".join(a[start : len(a) - end]), " ".join(b[start : len(b) - end])
+
+
+def test_a_hard_negative_swaps_one_attribute_phrase_for_another_concept_of_that_attribute():
+    tables = {
+        "colour": {c: (c,) for c in OBJECT_COLOURS},
+        "shape": SHAPE_WORDS,
+        "size": SIZE_WORDS,
+        "column": {"left": ("left",), "right": ("right",)},
+        "row": {"top": ("top", "upper"), "bottom": ("bottom", "lower")},
+    }
+    concept_of = {p: (a, c) for a, t in tables.items() for c, ps in t.items() for p in ps}
+    rng = np.random.default_rng(5)
+    swapped_attributes = set()
+    for text in _stills(3, 800):
+        negative = negative_caption(text, rng)
+        if negative is None:
+            assert "empty" in text or "nothing" in text, text
+            continue
+        old, new = _swapped(text, negative)
+        old, new = (re.sub(r"^(a|an) ", "", p) for p in (old, new))  # the article may change with the word
+        assert old in concept_of and new in concept_of, (text, negative)
+        (attribute, concept), (new_attribute, new_concept) = concept_of[old], concept_of[new]
+        assert attribute == new_attribute and concept != new_concept, (text, negative)
+        assert not re.search(r"\ba [aeiou]|\ban [^aeiou ]", negative), negative  # no grammar betrays it
+        swapped_attributes.add(attribute)
+    assert swapped_attributes == set(tables)
+
+
+def test_a_hard_negative_leaves_background_words_alone():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        assert negative_caption("an empty blue background", rng) is None
+        assert negative_caption("a red circle on a blue background", rng) in {
+            f"{'an' if c == 'orange' else 'a'} {c} circle on a blue background" for c in OBJECT_COLOURS if c != "red"
+        } | {f"a red {w} on a blue background" for s, ws in SHAPE_WORDS.items() if s != "circle" for w in ws}

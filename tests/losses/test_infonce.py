@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from vitr.heads import create_head
-from vitr.losses import multi_positive_infonce, per_pair_infonce, retrieval_loss, symmetric_infonce
+from vitr.losses import (
+    infonce_with_hard_negatives,
+    multi_positive_infonce,
+    per_pair_infonce,
+    retrieval_loss,
+    symmetric_infonce,
+)
 
 
 def hand_symmetric(s):
@@ -81,3 +87,28 @@ def test_retrieval_loss_of_clip2video_weights_each_term_separately():
     torch.testing.assert_close(retrieval_loss(head, text_emb, video_emb, torch.tensor(math.log(20.0))), expected)
     # separate terms are not the same loss as one InfoNCE over the summed score
     assert not torch.isclose(expected, symmetric_infonce(20.0 * head.similarity(text_emb, video_emb)))
+
+
+def test_hard_negatives_join_only_the_image_to_text_softmax():
+    s = torch.tensor([[2.0, 0.5], [-1.0, 1.5]])  # rows: images, columns: their captions
+    negatives = torch.tensor([[1.0], [0.0]])  # one negative caption per image
+    (a, b), (c, d) = s.tolist()
+    e, f = negatives[:, 0].tolist()
+    image_to_text = -math.log(math.exp(a) / (math.exp(a) + math.exp(b) + math.exp(e))) - math.log(
+        math.exp(d) / (math.exp(c) + math.exp(d) + math.exp(f))
+    )
+    text_to_image = -math.log(math.exp(a) / (math.exp(a) + math.exp(c))) - math.log(
+        math.exp(d) / (math.exp(b) + math.exp(d))
+    )
+    expected = (image_to_text / 2 + text_to_image / 2) / 2
+    assert infonce_with_hard_negatives(s, negatives).item() == pytest.approx(expected, rel=1e-6)
+    assert infonce_with_hard_negatives(s, torch.empty(2, 0)).item() == pytest.approx(hand_symmetric(s.tolist()))
+
+
+def test_a_negative_that_outscores_the_true_caption_raises_the_loss():
+    s = torch.eye(3) * 2
+    easy, hard = torch.full((3, 3), -1.0), torch.full((3, 3), -1.0)
+    hard[0, 0] = 3.0
+    assert infonce_with_hard_negatives(s, hard) > infonce_with_hard_negatives(s, easy)
+    with pytest.raises(ValueError, match="negative_logits"):
+        infonce_with_hard_negatives(s, torch.zeros(2, 1))

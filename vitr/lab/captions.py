@@ -13,6 +13,7 @@ name the object, and a still is only described by values that sit clearly inside
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -319,6 +320,52 @@ def video_captions(scene: Scene, rng: np.random.Generator, n: int) -> list[LabCa
             return captions
     distinct = len(captions)  # a grammar too small for n distinct captions repeats them
     return [captions[i % distinct] for i in range(n)]
+
+
+# Phrases that swap for one another in a hard-negative caption: another concept of the same attribute. The middle
+# column/row is left alone (its phrases overlap), and so are background words (the CLIP tells them apart already).
+_SWAPPABLE: dict[str, dict[str, tuple[str, ...]]] = {
+    "colour": {colour: (colour,) for colour in OBJECT_COLOURS},
+    "shape": SHAPE_WORDS,
+    "size": SIZE_WORDS,
+    "column": {"left": ("left",), "right": ("right",)},
+    "row": {"top": ("top", "upper"), "bottom": ("bottom", "lower")},
+}
+_PHRASE_CONCEPT = {
+    phrase: (attribute, concept)
+    for attribute, concepts in _SWAPPABLE.items()
+    for concept, phrases in concepts.items()
+    for phrase in phrases
+}
+_SWAP_PATTERN = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _PHRASE_CONCEPT), key=len, reverse=True)) + r")\b")
+
+
+def negative_caption(text: str, rng: np.random.Generator) -> str | None:
+    """A hard negative of a static caption: one attribute phrase swapped for another concept of the same attribute
+    ("a red circle on the left" -> "a red square on the left"), so the caption is false of its image and differs
+    from the truth in one concept only (NegCLIP, Yuksekgonul et al., ICLR 2023). None when nothing can be swapped.
+
+    Why the lab needs it: a batch of 256 stills is told apart by colour, size and background alone, so plain
+    in-batch contrast gives shape and position almost no gradient; CLIP's real batches of 32k hold such near
+    misses by chance. The article before the swapped word is fixed, so no negative is betrayed by its grammar.
+    """
+    matches = [m for m in _SWAP_PATTERN.finditer(text) if not _names_background(text, m)]
+    if not matches:
+        return None
+    match = matches[int(rng.integers(len(matches)))]
+    attribute, concept = _PHRASE_CONCEPT[match.group(1)]
+    others = [c for c in _SWAPPABLE[attribute] if c != concept]
+    phrase = _pick(rng, _SWAPPABLE[attribute][_pick(rng, others)])
+    before, after = text[: match.start()], text[match.end() :]
+    article = re.search(r"\b(an?) $", before)
+    if article:
+        before = before[: article.start()] + ("an " if phrase[0] in "aeiou" else "a ")
+    return before + phrase + after
+
+
+def _names_background(text: str, match: re.Match[str]) -> bool:
+    """True when a colour word names the background ("on a blue background", "an empty gray scene")."""
+    return re.match(r" (background|scene)\b", text[match.end() :]) is not None
 
 
 def concept_vocabulary() -> dict[str, object]:

@@ -40,6 +40,21 @@ def symmetric_infonce(logits: torch.Tensor) -> torch.Tensor:
     return per_pair_infonce(logits).mean()
 
 
+def infonce_with_hard_negatives(logits: torch.Tensor, negative_logits: torch.Tensor) -> torch.Tensor:
+    """symCE where each image also competes against extra negative texts (NegCLIP, Yuksekgonul et al. 2023).
+
+    logits: (B, B) image->text scores, pair i on the diagonal; negative_logits: (B, N) image->hard-negative-text
+    scores. The image->text softmax runs over all B + N texts; the text->image one over the B images only (a
+    negative text has no image of its own). With N = 0 this equals `symmetric_infonce`.
+    """
+    _check_square(logits)
+    if negative_logits.dim() != 2 or negative_logits.shape[0] != logits.shape[0]:
+        raise ValueError(f"negative_logits must be (B, N) with B = {logits.shape[0]}, got {negative_logits.shape}")
+    image_to_text = -torch.diagonal(F.log_softmax(torch.cat([logits, negative_logits], dim=1), dim=1))
+    text_to_image = -torch.diagonal(F.log_softmax(logits, dim=0))
+    return (image_to_text.mean() + text_to_image.mean()) / 2
+
+
 def multi_positive_infonce(logits: torch.Tensor, positive_mask: torch.Tensor) -> torch.Tensor:
     """MIL-NCE: -log(sum over positives of exp / sum over all of exp), in both directions, averaged -> scalar.
 

@@ -2,12 +2,14 @@
 
 The lab's CLIP sees single frames with static captions only (colours, shapes, sizes, positions, backgrounds),
 so like the real CLIP it knows objects and never saw time (docs/lab.md). The loss is CLIP's: symmetric
-InfoNCE over in-batch image-text pairs with a learnable temperature.
+InfoNCE over in-batch image-text pairs with a learnable temperature; optionally each image also competes with a
+hard-negative caption (NegCLIP), drawn afresh every step.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vitr.backbones.base import Backbone
-from vitr.losses.infonce import symmetric_infonce
+from vitr.losses.infonce import infonce_with_hard_negatives, symmetric_infonce
 from vitr.train.schedule import lr_factor
 from vitr.video.transforms import preprocess_frames
 
@@ -45,11 +47,17 @@ def pretrain_clip(
     captions: list[str],
     cfg: PretrainConfig,
     progress: bool = True,
+    negative_caption: Callable[[str, np.random.Generator], str | None] | None = None,
 ) -> list[float]:
-    """Train `backbone` in place on (N, H, W, 3) uint8 images and their captions; returns the loss per step."""
+    """Train `backbone` in place on (N, H, W, 3) uint8 images and their captions; returns the loss per step.
+
+    `negative_caption(caption, rng)` -> a caption false of that image (or None): each step, every image's
+    negative joins the texts it is contrasted with (`infonce_with_hard_negatives`).
+    """
     if len(images) != len(captions):
         raise ValueError(f"{len(images)} images but {len(captions)} captions")
     generator = torch.Generator().manual_seed(cfg.seed)
+    negative_rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     tokens = backbone.tokenize(captions)  # (N, L), tokenised once
     device = backbone.logit_scale.device
@@ -78,13 +86,21 @@ def pretrain_clip(
         ).to(device)
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * lr_factor("warmup_cosine", step, cfg.steps, cfg.warmup)
+        texts = tokens[idx]
+        negatives = _negative_tokens(backbone, captions, idx, negative_caption, negative_rng)
+        if negatives is not None:
+            texts = torch.cat([texts, negatives])
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             img = torch.nn.functional.normalize(backbone.encode_image(pixels).float(), dim=-1)
             txt = torch.nn.functional.normalize(
-                backbone.encode_text(crop_tokens(tokens[idx]).to(device)).pooled.float(), dim=-1
+                backbone.encode_text(crop_tokens(texts).to(device)).pooled.float(), dim=-1
             )
-        logits = backbone.logit_scale.exp() * img @ txt.T
-        loss = symmetric_infonce(logits)
+        logits = backbone.logit_scale.exp() * img @ txt.T  # (B, B [+ negatives])
+        batch = len(idx)
+        if negatives is None:
+            loss = symmetric_infonce(logits)
+        else:
+            loss = infonce_with_hard_negatives(logits[:, :batch], logits[:, batch:])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(backbone.parameters(), 1.0)
@@ -96,6 +112,20 @@ def pretrain_clip(
             bar.set_postfix(loss=f"{np.mean(losses[-cfg.log_every :]):.3f}")
     backbone.eval()
     return losses
+
+
+def _negative_tokens(
+    backbone: Backbone,
+    captions: list[str],
+    idx: torch.Tensor,
+    negative_caption: Callable[[str, np.random.Generator], str | None] | None,
+    rng: np.random.Generator,
+) -> torch.Tensor | None:
+    """Token ids of one fresh hard negative per caption of the batch that has one; None when there is none."""
+    if negative_caption is None:
+        return None
+    negatives = [n for n in (negative_caption(captions[i], rng) for i in idx.tolist()) if n is not None]
+    return backbone.tokenize(negatives) if negatives else None
 
 
 def zero_shot_accuracy(backbone: Backbone, images: np.ndarray, captions: list[str], batch: int = 512) -> float:
