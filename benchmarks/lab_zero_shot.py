@@ -37,6 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = report_rows("zero-shot lab CLIP (meanP)", report) + [chance_row(report)]
     table = lab_table(rows, f"lab test split, {report.results['all'].num_videos} videos")
     s = pretrain["settings"]
+    known = pretrain.get("recognition", {})
+    knowledge = [
+        "| attribute | classes | top-1 % | chance % | held-out stills |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {name} | {r['classes']} | {100 * r['top1']:.1f} | {100 / r['classes']:.1f} | {r['stills']} |"
+            for name, r in known.items()
+        ),
+    ]
     body = "\n".join(
         [
             f"The lab CLIP (`{s['arch']}`) pretrained for {s['steps']} steps of batch {s['batch_size']} on the lab's "
@@ -47,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
             "samples of 24 frames are not the same frames in a video and its reversal, and each is encoded apart.",
             "",
             table,
+            "What it recognises zero-shot (`vitr.lab.knowledge`): stills with one object, drawn after the "
+            f"pretraining set, each attribute classified against its prompt-ensembled class names; hard-negative "
+            f"captions: `{s.get('negatives', 'none')}`. Columns and rows leave out the middle one.",
+            "",
+            *knowledge,
+            "",
             f"Produced by `python benchmarks/lab_zero_shot.py --lab {args.lab.name}`.",
         ]
     )

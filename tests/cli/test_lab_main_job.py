@@ -24,6 +24,13 @@ def test_quickstart_writes_the_zero_shot_table_and_an_index(lab, capsys):
     assert (lab / "clip" / "model.safetensors").is_file() and (lab / "index" / "index.json").is_file()
 
 
+def test_pretraining_records_what_the_lab_clip_recognises_on_held_out_stills(lab):
+    record = json.loads((lab / "clip" / "pretrain.json").read_text())
+    assert record["settings"]["negatives"] == "swap" and record["settings"]["arch"] == "vitr-lab-rn"
+    assert set(record["recognition"]) == {"colour", "shape", "size", "column", "row", "background"}
+    assert record["recognition"]["shape"]["classes"] == 4 and record["recognition"]["shape"]["stills"] == 24
+
+
 def test_quickstart_reuses_its_work_when_run_again(lab, capsys):
     assert main(["quickstart", "--out", str(lab), "--scale", "tiny", "--steps", "4", "--workers", "1"]) == 0
     out = capsys.readouterr().out

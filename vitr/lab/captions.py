@@ -341,7 +341,8 @@ _SWAP_PATTERN = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _PHRASE_CONCE
 
 
 def negative_caption(text: str, rng: np.random.Generator) -> str | None:
-    """A hard negative of a static caption: one attribute phrase swapped for another concept of the same attribute
+    """A hard negative of a static caption: one attribute phrase (of an attribute drawn uniformly among those the
+    caption names) swapped for another concept of the same attribute
     ("a red circle on the left" -> "a red square on the left"), so the caption is false of its image and differs
     from the truth in one concept only (NegCLIP, Yuksekgonul et al., ICLR 2023). None when nothing can be swapped.
 
@@ -349,9 +350,13 @@ def negative_caption(text: str, rng: np.random.Generator) -> str | None:
     in-batch contrast gives shape and position almost no gradient; CLIP's real batches of 32k hold such near
     misses by chance. The article before the swapped word is fixed, so no negative is betrayed by its grammar.
     """
-    matches = [m for m in _SWAP_PATTERN.finditer(text) if not _names_background(text, m)]
-    if not matches:
+    by_attribute: dict[str, list[re.Match[str]]] = {}
+    for m in _SWAP_PATTERN.finditer(text):
+        if not _names_background(text, m):
+            by_attribute.setdefault(_PHRASE_CONCEPT[m.group(1)][0], []).append(m)
+    if not by_attribute:
         return None
+    matches = by_attribute[_pick(rng, sorted(by_attribute))]  # each named attribute equally often
     match = matches[int(rng.integers(len(matches)))]
     attribute, concept = _PHRASE_CONCEPT[match.group(1)]
     others = [c for c in _SWAPPABLE[attribute] if c != concept]

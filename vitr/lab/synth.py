@@ -101,6 +101,14 @@ class LabConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
+    @classmethod
+    def read(cls, root: str | Path) -> LabConfig:
+        """The config that generated the lab folder `root` (its lab_config.json)."""
+        stamp = Path(root) / "lab_config.json"
+        if not stamp.is_file():
+            raise ConfigError(f"{root} is not a lab folder (no lab_config.json); make one with `vitr synth`")
+        return cls(**json.loads(stamp.read_text(encoding="utf-8")))
+
     def identity(self) -> dict[str, object]:
         """Every field that changes the generated files (all but `workers`)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "workers"}
