@@ -7,7 +7,8 @@ Forms, each a named option:
 - single: the top concept of each of the vocabulary's `single` categories, alone ("someone surfing");
 - temporal (beyond the paper, lab.md §4): for each category whose leading concept changes over the video, its
   `temporal_template` with {early}, {late} and any category placeholder ("a red circle on the left, then on the
-  right").
+  right"); when the vocabulary names that change as an event, also its `event_template` with {event} ("a red
+  circle moves from the left to the right"), as a real vocabulary names actions.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def _texts_of_form(form: str, found: VideoConcepts, vocabulary: Vocabulary) -> l
     for name, change in found.transitions.items():
         category = vocabulary.category(name)
         text = fill(category.temporal_template, found, vocabulary, {"early": change.early, "late": change.late})
-        if text:
-            texts.append(text)
+        event = category.event(change.early, change.late)
+        named = fill(category.event_template, found, vocabulary, {"event": event}) if event else None
+        texts += [t for t in (text, named) if t]
     return texts

@@ -44,6 +44,10 @@ class Category:
     frame_top_k: int = 5  # concepts counted per frame (VidIL `topk_visualize`)
     temporal: bool = False  # write "A, then B" pseudo-texts when this category changes over the video
     temporal_template: str = "{early}, then {late}"
+    # a change that has a name in the language ("early -> late": "event phrase"), e.g. "small -> large": "grows";
+    # such a change also gets `event_template` with {event} and any category placeholder ("a red circle grows")
+    events: dict[str, str] = field(default_factory=dict)
+    event_template: str = "{event}"
 
     def __post_init__(self) -> None:
         if not self.concepts:
@@ -57,6 +61,16 @@ class Category:
             raise ConfigError(f"templates of {self.name!r} must hold exactly one '{{}}', got {bad[:3]}")
         if self.top_k < 1 or self.frame_top_k < 1:
             raise ConfigError(f"top_k and frame_top_k of {self.name!r} must be >= 1")
+        for change in self.events:
+            early, arrow, late = change.partition(" -> ")
+            if not arrow or early not in self.concepts or late not in self.concepts:
+                raise ConfigError(
+                    f"event {change!r} of {self.name!r} must read 'EARLY -> LATE' with two of its concepts"
+                )
+
+    def event(self, early: str, late: str) -> str | None:
+        """The named event of a change from `early` to `late`, if the vocabulary names it."""
+        return self.events.get(f"{early} -> {late}")
 
     def say(self, concept: str) -> str:
         return self.phrase.format(concept)
@@ -132,13 +146,14 @@ def vocabulary_from_dict(raw: dict[str, Any], base: Path | None = None, source: 
                 omitted.append(concept)
             elif concept not in concepts:
                 concepts.append(concept)
-        known = {"concepts", "templates", "phrase", "top_k", "frame_top_k", "temporal", "temporal_template"}
+        options_keys = ("phrase", "top_k", "frame_top_k", "temporal", "temporal_template", "events", "event_template")
+        known = {"concepts", "templates", *options_keys}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise ConfigError(
                 f"vocabulary {source}: category {name!r} has unknown keys {unknown}; known: {sorted(known)}"
             )
-        options = {k: spec[k] for k in ("phrase", "top_k", "frame_top_k", "temporal", "temporal_template") if k in spec}
+        options = {k: spec[k] for k in options_keys if k in spec}
         templates = tuple(_read_list(spec.get("templates", ["{}"]), base, source))
         categories.append(Category(name=name, concepts=tuple(concepts), templates=templates, **options))
     return Vocabulary(
