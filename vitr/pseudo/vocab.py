@@ -5,7 +5,9 @@ in `.txt` files next to it, so a user swaps a list without touching code (ps_scl
 
     {"categories": {"objects": {"concepts": "objects.txt" | ["dog", ...], "templates": ["a photo of the {}."],
                                 "phrase": "a {}", "top_k": 5, "frame_top_k": 5,
-                                "temporal": false, "temporal_template": "{early}, then {late}"}, ...},
+                                "temporal": false, "temporal_template": "{early}, then {late}",
+                                "events": {"small -> large": "grows"}, "event_template": "a {objects} {event}"},
+                    ...},
      "sentences": ["a video of someone {actions} with {objects:2} in a {scenes}."],
      "single": ["actions", "objects"],
      "omit": "omit.txt" | ["video", ...]}
