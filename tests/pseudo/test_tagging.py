@@ -2,6 +2,7 @@ import torch
 
 from vitr.pseudo.tagging import ConceptTagger, aggregate, transition
 from vitr.pseudo.texts import write_pseudo_texts
+from vitr.pseudo.vocab import vocabulary_from_dict
 
 
 def test_count_aggregation_ranks_by_votes_then_probability():
@@ -46,3 +47,12 @@ def test_tagging_on_a_tiny_random_model_is_well_formed(tiny_backbone, tiny_vocab
         assert objects[0].score >= objects[1].score
         texts = write_pseudo_texts(video, tiny_vocab)
         assert {"sentence", "list", "single"} <= {t.form for t in texts}
+
+
+def test_a_concept_no_frame_voted_for_is_not_listed(tiny_backbone):
+    raw = {"categories": {"objects": {"concepts": ["dog", "cat", "car"], "top_k": 2, "frame_top_k": 1}}}
+    frames = torch.randn(1, 1, tiny_backbone.embed_dim).expand(1, 6, -1)  # every frame the same: one vote winner
+    counted = ConceptTagger(tiny_backbone, vocabulary_from_dict(raw)).tag(frames, torch.ones(1, 6))[0]
+    assert len(counted.concepts["objects"]) == 1 and counted.concepts["objects"][0].score == 1.0
+    mean = ConceptTagger(tiny_backbone, vocabulary_from_dict(raw), aggregation="mean").tag(frames, torch.ones(1, 6))[0]
+    assert len(mean.concepts["objects"]) == 2  # mean probability ranks every concept

@@ -60,3 +60,12 @@ def test_an_event_must_name_a_change_between_two_concepts_of_its_category():
     raw = {"categories": {"columns": {"concepts": ["on the left", "on the right"], "events": {"left -> right": "x"}}}}
     with pytest.raises(ConfigError, match="EARLY -> LATE"):
         vocabulary_from_dict(raw)
+
+
+def test_the_article_agrees_with_the_concept_filled_in():
+    found = _found()
+    found.concepts["objects"] = [ScoredConcept("orange circle", 0.8, 0.5)]
+    raw = {"categories": {"objects": {"concepts": ["orange circle"], "phrase": "a {}"}}, "single": ["objects"]}
+    vocab = vocabulary_from_dict(raw)
+    assert fill("a {objects} and a red box", found, vocab) == "an orange circle and a red box"
+    assert [t.text for t in write_pseudo_texts(found, vocab, forms=("single",))] == ["an orange circle"]

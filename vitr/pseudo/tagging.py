@@ -141,9 +141,11 @@ class ConceptTagger:
         for i, result in enumerate(results):
             if not mask[i].any():
                 continue
+            # under `count`, a concept that no frame voted for is not a tag of the video (VidIL counts tokens seen)
             result.concepts[category.name] = [
                 ScoredConcept(category.concepts[j], round(float(score[i, j]), 4), round(float(mean_prob[i, j]), 4))
                 for j in order[i].tolist()
+                if self.aggregation != "count" or score[i, j] > 0
             ]
             if self.temporal and category.temporal:
                 found = transition(prob[i], mask[i], self.min_support)

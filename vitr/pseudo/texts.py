@@ -50,7 +50,16 @@ def fill(
         return " and ".join(concepts)
 
     text = _PLACEHOLDER.sub(replace, template)
-    return None if missing else " ".join(text.split())
+    return None if missing else with_articles(" ".join(text.split()))
+
+
+_ARTICLE = re.compile(r"\b([Aa])n? (?=(\w))")
+
+
+def with_articles(text: str) -> str:
+    """"a orange circle" -> "an orange circle": a template's "a {}" agrees with the concept filled in (by the
+    first letter, the usual rule; real captions say "an orange", and a pseudo-text should read like one)."""
+    return _ARTICLE.sub(lambda m: m.group(1) + ("n " if m.group(2)[0].lower() in "aeiou" else " "), text)
 
 
 def write_pseudo_texts(
@@ -77,7 +86,11 @@ def _texts_of_form(form: str, found: VideoConcepts, vocabulary: Vocabulary) -> l
         ]
         return [" ".join(parts)] if parts else []
     if form == "single":
-        return [vocabulary.category(name).say(found.top(name)[0]) for name in vocabulary.single if found.top(name)]
+        return [
+            with_articles(vocabulary.category(name).say(found.top(name)[0]))
+            for name in vocabulary.single
+            if found.top(name)
+        ]
     texts = []
     for name, change in found.transitions.items():
         category = vocabulary.category(name)
