@@ -106,7 +106,8 @@ def lab_vocabulary(lab: Path, out: Path) -> Path:
             },
             "sizes": {
                 "concepts": concepts["sizes"],
-                "templates": [f"a {{}} {s}" for s in shapes],
+                "templates": ["a {} {subject}"],
+                "subject": "objects",
                 "top_k": 1,
                 "frame_top_k": 1,
                 "temporal": True,
@@ -116,7 +117,8 @@ def lab_vocabulary(lab: Path, out: Path) -> Path:
             },
             "columns": {
                 "concepts": [phrases[c] for c in concepts["columns"]],
-                "templates": [f"a {s} {{}}" for s in shapes],
+                "templates": ["a {subject} {}"],
+                "subject": "objects",
                 "top_k": 1,
                 "frame_top_k": 1,
                 "temporal": True,
@@ -129,7 +131,8 @@ def lab_vocabulary(lab: Path, out: Path) -> Path:
             },
             "rows": {
                 "concepts": [phrases[r] for r in concepts["rows"]],
-                "templates": [f"a {s} {{}}" for s in shapes],
+                "templates": ["a {subject} {}"],
+                "subject": "objects",
                 "top_k": 1,
                 "frame_top_k": 1,
                 "temporal": True,

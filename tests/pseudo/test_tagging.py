@@ -1,6 +1,9 @@
+import pytest
 import torch
 
-from vitr.pseudo.tagging import ConceptTagger, aggregate, transition
+from vitr.errors import ConfigError
+from vitr.pseudo.prompts import category_classifier
+from vitr.pseudo.tagging import ConceptTagger, aggregate, frame_probabilities, transition
 from vitr.pseudo.texts import write_pseudo_texts
 from vitr.pseudo.vocab import vocabulary_from_dict
 
@@ -56,3 +59,32 @@ def test_a_concept_no_frame_voted_for_is_not_listed(tiny_backbone):
     assert len(counted.concepts["objects"]) == 1 and counted.concepts["objects"][0].score == 1.0
     mean = ConceptTagger(tiny_backbone, vocabulary_from_dict(raw), aggregation="mean").tag(frames, torch.ones(1, 6))[0]
     assert len(mean.concepts["objects"]) == 2  # mean probability ranks every concept
+
+
+SUBJECT_VOCAB = {
+    "categories": {
+        "objects": {"concepts": ["orange circle", "blue square"], "top_k": 1, "frame_top_k": 1},
+        "columns": {"concepts": ["on the left", "on the right"], "templates": ["a {subject} {}"], "subject": "objects"},
+    }
+}
+
+
+def test_a_category_about_a_subject_is_classified_with_the_videos_top_subject(tiny_backbone):
+    vocab = vocabulary_from_dict(SUBJECT_VOCAB)
+    about = vocab.category("columns").about("orange circle")
+    assert about.templates == ("an orange circle {}",) and about.subject is None
+    frames, mask = torch.randn(4, 5, tiny_backbone.embed_dim), torch.ones(4, 5)
+    found = ConceptTagger(tiny_backbone, vocab).tag(frames, mask)
+    for i, video in enumerate(found):
+        subject = video.top("objects")[0]
+        classifier = category_classifier(tiny_backbone, vocab.category("columns").about(subject))
+        key, _ = aggregate(frame_probabilities(frames[i : i + 1], classifier), mask[:1], frame_top_k=5)
+        expected = vocab.category("columns").concepts[int(key[0].argmax())]
+        assert video.top("columns") == [expected]
+
+
+def test_a_subject_must_be_an_earlier_category():
+    categories = SUBJECT_VOCAB["categories"]
+    raw = {"categories": {"columns": categories["columns"], "objects": categories["objects"]}}
+    with pytest.raises(ConfigError, match="earlier category"):
+        vocabulary_from_dict(raw)

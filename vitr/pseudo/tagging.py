@@ -114,7 +114,11 @@ class ConceptTagger:
         self.scale = scale
         self.temporal = temporal
         self.min_support = min_support
-        self.classifiers = {c.name: category_classifier(backbone, c, template_mode) for c in vocabulary.categories}
+        self.backbone, self.template_mode = backbone, template_mode
+        self.classifiers = {
+            c.name: category_classifier(backbone, c, template_mode) for c in vocabulary.categories if c.subject is None
+        }
+        self._about: dict[tuple[str, str], torch.Tensor] = {}  # (category, subject) -> classifier
 
     @torch.inference_mode()
     def tag(self, frames: torch.Tensor, mask: torch.Tensor) -> list[VideoConcepts]:
@@ -124,11 +128,26 @@ class ConceptTagger:
                 f"frames must be (N, T, D) with mask (N, T), got {tuple(frames.shape)} and {tuple(mask.shape)}"
             )
         results = [VideoConcepts() for _ in range(len(frames))]
+        frames, mask = frames.cpu(), mask.cpu()
         for category in self.vocabulary.categories:
-            classifier = self.classifiers[category.name]
-            prob = frame_probabilities(frames.cpu(), classifier, self.scale)  # (N, T, C)
-            self._add_category(results, category, prob, mask.cpu())
+            if category.subject is None:
+                prob = frame_probabilities(frames, self.classifiers[category.name], self.scale)  # (N, T, C)
+                self._add_category(results, category, prob, mask)
+                continue
+            by_subject: dict[str, list[int]] = {}  # videos without a subject get no concepts of this category
+            for i, result in enumerate(results):
+                for subject in result.top(category.subject)[:1]:
+                    by_subject.setdefault(subject, []).append(i)
+            for subject, rows in by_subject.items():
+                prob = frame_probabilities(frames[rows], self._classifier_about(category, subject), self.scale)
+                self._add_category([results[i] for i in rows], category, prob, mask[rows])
         return results
+
+    def _classifier_about(self, category: Category, subject: str) -> torch.Tensor:
+        key = (category.name, subject)
+        if key not in self._about:
+            self._about[key] = category_classifier(self.backbone, category.about(subject), self.template_mode)
+        return self._about[key]
 
     def _add_category(
         self, results: list[VideoConcepts], category: Category, prob: torch.Tensor, mask: torch.Tensor

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from vitr.pseudo.tagging import VideoConcepts
-from vitr.pseudo.vocab import Vocabulary
+from vitr.pseudo.vocab import Vocabulary, with_articles
 
 FORMS = ("sentence", "list", "single", "temporal")
 LIST_TOP = 3
@@ -51,15 +51,6 @@ def fill(
 
     text = _PLACEHOLDER.sub(replace, template)
     return None if missing else with_articles(" ".join(text.split()))
-
-
-_ARTICLE = re.compile(r"\b([Aa])n? (?=(\w))")
-
-
-def with_articles(text: str) -> str:
-    """"a orange circle" -> "an orange circle": a template's "a {}" agrees with the concept filled in (by the
-    first letter, the usual rule; real captions say "an orange", and a pseudo-text should read like one)."""
-    return _ARTICLE.sub(lambda m: m.group(1) + ("n " if m.group(2)[0].lower() in "aeiou" else " "), text)
 
 
 def write_pseudo_texts(

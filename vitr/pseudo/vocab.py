@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,15 @@ class Category:
     # such a change also gets `event_template` with {event} and any category placeholder ("a red circle grows")
     events: dict[str, str] = field(default_factory=dict)
     event_template: str = "{event}"
+    # classify this category about one thing: its templates' "{subject}" becomes the video's top concept of the
+    # named (earlier) category, e.g. "a {subject} {}" -> "a red circle on the left"; with two objects in a frame,
+    # "where is the red circle" has one answer, "where is a shape" two
+    subject: str | None = None
+
+    def about(self, subject: str) -> Category:
+        """This category with "{subject}" in its templates replaced by `subject`."""
+        templates = tuple(with_articles(t.replace("{subject}", subject)) for t in self.templates)
+        return replace(self, templates=templates, subject=None)
 
     def __post_init__(self) -> None:
         if not self.concepts:
@@ -99,6 +108,10 @@ class Vocabulary:
             unknown = sorted(set(placeholders(template)) - known)
             if unknown:
                 raise ConfigError(f"sentence template {template!r} names unknown categories {unknown}; known: {names}")
+        for i, c in enumerate(self.categories):
+            earlier = names[:i]
+            if c.subject is not None and c.subject not in earlier:
+                raise ConfigError(f"subject {c.subject!r} of {c.name!r} must name an earlier category: {earlier}")
         unknown_single = sorted(set(self.single) - known)
         if unknown_single:
             raise ConfigError(f"'single' names unknown categories {unknown_single}; known: {names}")
@@ -108,6 +121,15 @@ class Vocabulary:
             if c.name == name:
                 return c
         raise KeyError(f"no category {name!r} in vocabulary {self.source}; known: {[c.name for c in self.categories]}")
+
+
+_ARTICLE = re.compile(r"\b([Aa])n? (?=(\w))")
+
+
+def with_articles(text: str) -> str:
+    """"a orange circle" -> "an orange circle": a template's "a {}" agrees with the concept filled in (by the
+    first letter, the usual rule; real captions say "an orange", and a pseudo-text should read like one)."""
+    return _ARTICLE.sub(lambda m: m.group(1) + ("n " if m.group(2)[0].lower() in "aeiou" else " "), text)
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::(\d+))?\}")
@@ -148,7 +170,16 @@ def vocabulary_from_dict(raw: dict[str, Any], base: Path | None = None, source: 
                 omitted.append(concept)
             elif concept not in concepts:
                 concepts.append(concept)
-        options_keys = ("phrase", "top_k", "frame_top_k", "temporal", "temporal_template", "events", "event_template")
+        options_keys = (
+            "phrase",
+            "top_k",
+            "frame_top_k",
+            "temporal",
+            "temporal_template",
+            "events",
+            "event_template",
+            "subject",
+        )
         known = {"concepts", "templates", *options_keys}
         unknown = sorted(set(spec) - known)
         if unknown:
