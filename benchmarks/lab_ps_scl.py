@@ -374,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
                 f"{name} seed {seed}: t2v R@1 {runs[-1]['t2v']['R1']:.1f} v2t R@1 {runs[-1]['v2t']['R1']:.1f}",
                 flush=True,
             )
-        rows[name] = runs
+        if runs:
+            rows[name] = runs
 
     minutes = (time.time() - start) / 60
     precision_table = "\n".join(
