@@ -73,14 +73,20 @@ def test_a_category_about_a_subject_is_classified_with_the_videos_top_subject(ti
     vocab = vocabulary_from_dict(SUBJECT_VOCAB)
     about = vocab.category("columns").about("orange circle")
     assert about.templates == ("an orange circle {}",) and about.subject is None
-    frames, mask = torch.randn(4, 5, tiny_backbone.embed_dim), torch.ones(4, 5)
+    frames, mask = torch.randn(6, 5, tiny_backbone.embed_dim), torch.ones(6, 5)
     found = ConceptTagger(tiny_backbone, vocab).tag(frames, mask)
+    objects = vocab.category("objects")
+    frame_objects = frame_probabilities(frames, category_classifier(tiny_backbone, objects)).argmax(-1)  # (6, 5)
+    unseen = 0
     for i, video in enumerate(found):
         subject = video.top("objects")[0]
+        seen = (frame_objects[i] == objects.concepts.index(subject)).float()[None]  # frames showing the subject
+        unseen += int((seen == 0).sum())
         classifier = category_classifier(tiny_backbone, vocab.category("columns").about(subject))
-        key, _ = aggregate(frame_probabilities(frames[i : i + 1], classifier), mask[:1], frame_top_k=5)
+        key, _ = aggregate(frame_probabilities(frames[i : i + 1], classifier), seen, frame_top_k=5)
         expected = vocab.category("columns").concepts[int(key[0].argmax())]
         assert video.top("columns") == [expected]
+    assert unseen > 0  # some frames led with the other object and were left out
 
 
 def test_a_subject_must_be_an_earlier_category():

@@ -129,18 +129,24 @@ class ConceptTagger:
             )
         results = [VideoConcepts() for _ in range(len(frames))]
         frames, mask = frames.cpu(), mask.cpu()
+        frame_top1: dict[str, torch.Tensor] = {}  # category -> (N, T) index of each frame's top concept
         for category in self.vocabulary.categories:
             if category.subject is None:
                 prob = frame_probabilities(frames, self.classifiers[category.name], self.scale)  # (N, T, C)
+                frame_top1[category.name] = prob.argmax(dim=-1)
                 self._add_category(results, category, prob, mask)
                 continue
+            subjects = self.vocabulary.category(category.subject).concepts
             by_subject: dict[str, list[int]] = {}  # videos without a subject get no concepts of this category
             for i, result in enumerate(results):
                 for subject in result.top(category.subject)[:1]:
                     by_subject.setdefault(subject, []).append(i)
             for subject, rows in by_subject.items():
                 prob = frame_probabilities(frames[rows], self._classifier_about(category, subject), self.scale)
-                self._add_category([results[i] for i in rows], category, prob, mask[rows])
+                # only frames that show the subject answer "where is it": not the empty frames before it
+                # appears, nor frames where another object leads
+                seen = mask[rows] * (frame_top1[category.subject][rows] == subjects.index(subject))
+                self._add_category([results[i] for i in rows], category, prob, seen)
         return results
 
     def _classifier_about(self, category: Category, subject: str) -> torch.Tensor:
