@@ -94,3 +94,11 @@ def test_a_subject_must_be_an_earlier_category():
     raw = {"categories": {"columns": categories["columns"], "objects": categories["objects"]}}
     with pytest.raises(ConfigError, match="earlier category"):
         vocabulary_from_dict(raw)
+
+
+def test_a_subject_must_not_itself_be_about_a_subject():
+    categories = dict(SUBJECT_VOCAB["categories"])
+    rows = {"concepts": ["at the top", "at the bottom"], "templates": ["{subject} {}"], "subject": "columns"}
+    categories["rows"] = rows
+    with pytest.raises(ConfigError, match="itself"):
+        vocabulary_from_dict({"categories": categories})

@@ -7,6 +7,8 @@ Per frame and category: prob = softmax(scale * n(frame) @ W_c^T) over the catego
 - max: ranked and scored by the highest frame probability (keeps short-lived concepts).
 A category marked `temporal` also gets its transition over time: the majority top-1 concept of the first third
 of the frames and of the last third; when they differ, the video shows "early, then late" (lab.md §4).
+A category about a subject ("subject": "objects") is classified with the video's top subject filled into its
+templates, on the frames whose own top subject is that one.
 """
 
 from __future__ import annotations

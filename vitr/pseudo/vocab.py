@@ -112,6 +112,8 @@ class Vocabulary:
             earlier = names[:i]
             if c.subject is not None and c.subject not in earlier:
                 raise ConfigError(f"subject {c.subject!r} of {c.name!r} must name an earlier category: {earlier}")
+            if c.subject is not None and self.categories[names.index(c.subject)].subject is not None:
+                raise ConfigError(f"subject {c.subject!r} of {c.name!r} must not itself be about a subject")
         unknown_single = sorted(set(self.single) - known)
         if unknown_single:
             raise ConfigError(f"'single' names unknown categories {unknown_single}; known: {names}")
