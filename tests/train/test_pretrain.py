@@ -42,3 +42,24 @@ def test_pretraining_learns_to_match_images_and_captions():
             backbone.encode_text(backbone.tokenize(["a red picture", "a blue picture"])).pooled, dim=-1
         )
     assert (img @ txt.T).argmax(1).tolist() == [0, 1]
+
+
+def test_hard_negative_captions_are_drawn_afresh_for_every_caption_of_every_batch():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (32, 64, 64, 3), dtype=np.uint8)
+    captions = [f"a {'red' if i % 2 else 'blue'} picture" for i in range(32)]
+    asked = []
+
+    def negative(caption, generator):
+        asked.append(caption)
+        return caption.replace("red", "green") if "red" in caption else None  # blue captions have none
+
+    losses = pretrain_clip(
+        load_backbone("vitr-lab-tiny"),
+        images,
+        captions,
+        PretrainConfig(steps=3, batch_size=16, precision="fp32"),
+        progress=False,
+        negative_caption=negative,
+    )
+    assert len(asked) == 3 * 16 and all(np.isfinite(losses))

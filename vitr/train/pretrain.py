@@ -126,23 +126,3 @@ def _negative_tokens(
         return None
     negatives = [n for n in (negative_caption(captions[i], rng) for i in idx.tolist()) if n is not None]
     return backbone.tokenize(negatives) if negatives else None
-
-
-def zero_shot_accuracy(backbone: Backbone, images: np.ndarray, captions: list[str], batch: int = 512) -> float:
-    """Share of images whose own caption scores highest among all given captions (a pretraining sanity check)."""
-    device = backbone.logit_scale.device
-    with torch.inference_mode():
-        txt = []
-        for i in range(0, len(captions), batch):
-            t = backbone.encode_text(backbone.tokenize(captions[i : i + batch]).to(device)).pooled.float()
-            txt.append(torch.nn.functional.normalize(t, dim=-1))
-        texts = torch.cat(txt)
-        correct = 0
-        for i in range(0, len(images), batch):
-            px = preprocess_frames(
-                images[i : i + batch], size=backbone.image_size, mean=backbone.image_mean, std=backbone.image_std
-            ).to(device)
-            img = torch.nn.functional.normalize(backbone.encode_image(px).float(), dim=-1)
-            pred = (img @ texts.T).argmax(1).cpu()
-            correct += int((pred == torch.arange(i, i + len(px))).sum())
-    return correct / max(1, len(images))
