@@ -11,7 +11,7 @@ from vitr.cli.tables import print_hits
 from vitr.index.indexer import search_by_video, update_index
 from vitr.index.shards import merge_indexes, parse_shard, shard_dir, shard_from_env
 from vitr.index.store import parse_store_spec
-from vitr.index.video_index import VideoIndex, Windowing
+from vitr.index.video_index import VideoIndex, Windowing, read_index_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,9 +53,10 @@ def run_index(args: argparse.Namespace) -> int:
     windowing = None
     if args.window is not None:
         windowing = Windowing(args.window, args.stride if args.stride is not None else args.window / 2)
-    if args.precision == "auto" and (index_dir / "index.json").is_file():
+    existing = read_index_config(index_dir)
+    if args.precision == "auto" and existing is not None:
         # an existing index keeps the precision it was built with (its vectors cannot be mixed with others)
-        args.precision = json.loads((index_dir / "index.json").read_text())["model"].get("precision", "fp32")
+        args.precision = existing["model"].get("precision", "fp32")
     index = VideoIndex.create(index_dir, model_spec_from_args(args), store=args.store, windowing=windowing)
     report = update_index(index, args.folder, batch_size=args.batch_size, workers=args.workers, shard=shard)
     print(f"{index_dir}: {report.summary()}; {index.stats()['videos']} videos indexed")

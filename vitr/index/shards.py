@@ -7,14 +7,13 @@ without talking to the others, and a re-run of one rank redoes exactly its own f
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from vitr.errors import ConfigError, IndexStoreError
 from vitr.index.metadata import IndexedVideo
-from vitr.index.video_index import VideoIndex, Windowing
+from vitr.index.video_index import VideoIndex, Windowing, read_index_config
 
 _MERGE_BATCH = 256
 
@@ -51,9 +50,7 @@ def merge_indexes(target: str | Path, sources: Sequence[str | Path]) -> VideoInd
     """
     if not sources:
         raise ConfigError("give at least one shard index to merge")
-    configs = [
-        json.loads((Path(s) / "index.json").read_text()) if (Path(s) / "index.json").exists() else None for s in sources
-    ]
+    configs = [read_index_config(s) for s in sources]
     for source, config in zip(sources, configs, strict=True):
         if config is None:
             raise IndexStoreError(f"{source} is not a vitr index (no index.json)")

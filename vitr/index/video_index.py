@@ -74,16 +74,23 @@ class Windowing:
 Accept = Callable[[Hit], bool]
 
 
+def read_index_config(index_dir: str | Path) -> dict | None:
+    """The settings in `index_dir/index.json` (model, store, windows), or None where there is no index."""
+    config_path = Path(index_dir) / "index.json"
+    return json.loads(config_path.read_text()) if config_path.exists() else None
+
+
 class VideoIndex:
     def __init__(self, index_dir: str | Path, device: str = "cpu") -> None:
         self.dir = Path(index_dir)
-        config_path = self.dir / "index.json"
-        if not config_path.exists():
+        config = read_index_config(self.dir)
+        if config is None:
             raise IndexStoreError(f"{self.dir} is not a vitr index (no index.json); create one with `vitr index`")
-        self.config = json.loads(config_path.read_text())
+        self.config = config
         if self.config.get("version") != INDEX_VERSION:
             raise IndexStoreError(
-                f"{config_path} has index version {self.config.get('version')}, this vitr reads version {INDEX_VERSION}"
+                f"{self.dir / 'index.json'} has index version {self.config.get('version')}, "
+                f"this vitr reads version {INDEX_VERSION}"
             )
         self.model_spec = ModelSpec.from_dict(self.config["model"])
         self.store_kind = self.config.get("store", "flat")
@@ -108,15 +115,14 @@ class VideoIndex:
         """Create an index, or open an existing one made with the same model (a different model is an error)."""
         parse_store_spec(store)
         index_dir = Path(index_dir)
-        config_path = index_dir / "index.json"
         wanted = {
             "version": INDEX_VERSION,
             "model": model_spec.to_dict(),
             "store": store,
             "windows": _windowing_dict(windowing),
         }
-        if config_path.exists():
-            have = json.loads(config_path.read_text())
+        have = read_index_config(index_dir)
+        if have is not None:
             if have.get("model") != wanted["model"]:
                 raise IndexStoreError(
                     f"{index_dir} was built with model {have.get('model')}, not {wanted['model']}; "
@@ -129,7 +135,7 @@ class VideoIndex:
                 index.set_windowing(windowing)
             return index
         index_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(config_path, wanted)
+        _write_json(index_dir / "index.json", wanted)
         return cls(index_dir, device=device)
 
     # -- settings --------------------------------------------------------------------------------------------
