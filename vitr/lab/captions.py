@@ -364,7 +364,7 @@ def negative_caption(text: str, rng: np.random.Generator) -> str | None:
     before, after = text[: match.start()], text[match.end() :]
     article = re.search(r"\b(an?) $", before)
     if article:
-        before = before[: article.start()] + ("an " if phrase[0] in "aeiou" else "a ")
+        before, phrase = before[: article.start()], _with_article(phrase)
     return before + phrase + after
 
 

@@ -77,11 +77,7 @@ def _texts_of_form(form: str, found: VideoConcepts, vocabulary: Vocabulary) -> l
         ]
         return [" ".join(parts)] if parts else []
     if form == "single":
-        return [
-            with_articles(vocabulary.category(name).say(found.top(name)[0]))
-            for name in vocabulary.single
-            if found.top(name)
-        ]
+        return [vocabulary.category(name).say(found.top(name)[0]) for name in vocabulary.single if found.top(name)]
     texts = []
     for name, change in found.transitions.items():
         category = vocabulary.category(name)

@@ -84,7 +84,7 @@ class Category:
         return self.events.get(f"{early} -> {late}")
 
     def say(self, concept: str) -> str:
-        return self.phrase.format(concept)
+        return with_articles(self.phrase.format(concept))
 
 
 @dataclass(frozen=True)
