@@ -180,3 +180,19 @@ def test_parallel_writing_gives_the_same_files_as_one_process(tmp_path):
     serial = generate_lab(tmp_path / "serial", config, progress=False)
     parallel = generate_lab(tmp_path / "parallel", LabConfig(**{**config.identity(), "workers": 2}), progress=False)
     assert _files(serial.root) == _files(parallel.root)
+
+
+def test_validation_split_is_labelled_training_videos_with_one_tagged_caption_each(lab):
+    from vitr.lab.experiment import load_lab_test, load_lab_validation
+
+    val = load_lab_validation(lab.root, videos=5)
+    train_ids = {r["video_id"] for r in _csv(lab.root / "annotations" / "MSRVTT_train.9k.csv")}
+    test_ids = {v.video_id for v in load_lab_test(lab.root).videos}
+    assert len(val.videos) == 5 and {v.video_id for v in val.videos} <= train_ids
+    assert not {v.video_id for v in val.videos} & test_ids
+    assert [c.video_id for c in val.captions] == [v.video_id for v in val.videos]
+    first = {}
+    for s in _json(lab.root / "annotations" / "MSRVTT_data.json")["sentences"]:
+        first.setdefault(s["video_id"], s["caption"])
+    assert [c.text for c in val.captions] == [first[v.video_id] for v in val.videos]
+    assert all(("temporal" in c.tags) != ("static" in c.tags) for c in val.captions)

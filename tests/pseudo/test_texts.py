@@ -1,9 +1,14 @@
+import random
+import re
+
 import pytest
 
 from vitr.errors import ConfigError
 from vitr.pseudo.tagging import ScoredConcept, Transition, VideoConcepts
 from vitr.pseudo.texts import fill, write_pseudo_texts
 from vitr.pseudo.vocab import vocabulary_from_dict
+
+from .conftest import TINY_VOCAB
 
 
 def _found() -> VideoConcepts:
@@ -69,3 +74,34 @@ def test_the_article_agrees_with_the_concept_filled_in():
     vocab = vocabulary_from_dict(raw)
     assert fill("a {objects} and a red box", found, vocab) == "an orange circle and a red box"
     assert [t.text for t in write_pseudo_texts(found, vocab, forms=("single",))] == ["an orange circle"]
+
+
+def test_paraphrases_use_the_vocabularys_synonyms_and_keep_the_canonical_text_first():
+    vocab = vocabulary_from_dict(
+        {**TINY_VOCAB, "synonyms": {"circle": ["ball", "disc"], "black": ["dark"], "on the left": ["at the left"]}}
+    )
+    texts = write_pseudo_texts(_found(), vocab, forms=("sentence", "list"), paraphrases=2, rng=random.Random(0))
+    sentences = [t.text for t in texts if t.form == "sentence"]
+    assert sentences[0] == "a red circle and blue square on the left on a black background"
+    assert len(sentences) == 3 and len(set(sentences)) == 3  # two distinct variants
+    for variant in sentences[1:]:
+        assert re.fullmatch(
+            r"a red (circle|ball|disc) and blue square (on|at) the left on a (black|dark) background", variant
+        )
+    assert [t.form for t in texts].count("list") == 1  # a concept list is never paraphrased
+
+
+def test_a_text_without_synonyms_has_no_paraphrases_and_articles_are_agreed_again():
+    vocab = vocabulary_from_dict({**TINY_VOCAB, "synonyms": {"red": ["orange"]}})
+    texts = write_pseudo_texts(_found(), vocab, forms=("single",), paraphrases=3, rng=random.Random(0))
+    assert {t.text for t in texts} == {"a red circle", "an orange circle"}
+    found = _found()
+    found.concepts["objects"] = [ScoredConcept("blue square", 1.0, 1.0)]
+    assert [t.text for t in write_pseudo_texts(found, vocab, forms=("single",), paraphrases=3)] == ["a blue square"]
+
+
+def test_synonyms_must_be_lists_of_words():
+    with pytest.raises(ConfigError, match="synonyms"):
+        vocabulary_from_dict({**TINY_VOCAB, "synonyms": {"circle": "ball"}})
+    vocab = vocabulary_from_dict({**TINY_VOCAB, "synonyms": {"black": ["black"], "circle": ["ball", "circle"]}})
+    assert vocab.synonyms == {"circle": ("ball",)}  # a word listed as itself has no other name

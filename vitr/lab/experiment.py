@@ -75,6 +75,26 @@ def load_lab_test(root: str | Path) -> RetrievalDataset:
     return RetrievalDataset("lab", "test", dataset.videos, captions, dataset.paragraph)
 
 
+def load_lab_validation(root: str | Path, videos: int = 1000) -> RetrievalDataset:
+    """A validation split for choosing settings: the last `videos` labelled training videos, one caption each.
+
+    The test split must not choose settings (ps_scl.md §8); the labelled split is the only other captioned one. A
+    video's first caption is its query, tagged like the test captions, so a validation row reads like a test row.
+    Runs that train on the labelled split see these videos, so only runs that never read labels should be chosen here.
+    """
+    root = Path(root)
+    dataset = load_dataset("msrvtt", root / "annotations", "train9k", video_dir=root / "videos", check_files=True)
+    meta = json.loads((root / "annotations" / "lab_meta.json").read_text())
+    tags = {s["sen_id"]: frozenset(s["tags"]) for s in meta["sentences"]}
+    chosen = dataset.videos[-videos:]
+    wanted = {v.video_id for v in chosen}
+    first: dict[str, Caption] = {}
+    for s in json.loads((root / "annotations" / "MSRVTT_data.json").read_text())["sentences"]:
+        if s["video_id"] in wanted and s["video_id"] not in first:
+            first[s["video_id"]] = Caption(s["video_id"], s["caption"], tags.get(s["sen_id"], frozenset()))
+    return RetrievalDataset("lab", "val", chosen, [first[v.video_id] for v in chosen])
+
+
 def load_lab_twins(root: str | Path) -> tuple[RetrievalDataset, dict[str, str]]:
     """The twins as a dataset (each with its own caption) and twin id -> original id."""
     root = Path(root)
@@ -106,10 +126,19 @@ def evaluate_lab(
     num_frames: int = 12,
     workers: int = 2,
     progress: bool = True,
+    split: str = "test",
 ) -> LabReport:
-    """Both directions on all test captions and per subset, twin accuracy, and the chance level."""
-    test = embed_dataset(model, load_lab_test(root), cache_root, num_frames, workers=workers, progress=progress)
+    """Both directions on all captions and per subset, twin accuracy, and the chance level.
+
+    `split` "val" scores the validation split (`load_lab_validation`) instead; it has no twins (twin accuracy NaN).
+    """
+    if split not in ("test", "val"):
+        raise ValueError(f"unknown lab split {split!r}: use 'test' or 'val'")
+    dataset = load_lab_test(root) if split == "test" else load_lab_validation(root)
+    test = embed_dataset(model, dataset, cache_root, num_frames, workers=workers, progress=progress)
     results = evaluate_embeddings(test, tags=SUBSETS)
+    if split == "val":
+        return LabReport(results, float("nan"), float("nan"), chance_level(len(dataset.videos)), dict(test.failures))
     twins_ds, original_of = load_lab_twins(root)
     twins = embed_dataset(model, twins_ds, cache_root, num_frames, workers=workers, progress=progress)
     test_row = {v.video_id: i for i, v in enumerate(test.dataset.videos)}

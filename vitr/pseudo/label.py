@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -70,18 +72,25 @@ class PseudoLabeler:
         forms: tuple[str, ...] = FORMS,
         temporal: bool = True,
         num_frames: int = 8,
+        paraphrases: int = 0,
     ) -> None:
         self.backbone = backbone
         self.vocabulary = vocabulary
         self.forms = forms if temporal else tuple(f for f in forms if f != "temporal")
         self.num_frames = num_frames
+        self.paraphrases = paraphrases
         self.tagger = ConceptTagger(backbone, vocabulary, template_mode, aggregation, temporal=temporal)
 
     @torch.inference_mode()
     def label_features(self, names: Sequence[str], frames: torch.Tensor, mask: torch.Tensor) -> list[PseudoLabel]:
         """names (N,), frame embeddings (N, T, D), mask (N, T) -> one `PseudoLabel` per video."""
         found = self.tagger.tag(frames, mask)
-        texts = [write_pseudo_texts(f, self.vocabulary, self.forms) for f in found]
+        texts = [
+            write_pseudo_texts(
+                f, self.vocabulary, self.forms, self.paraphrases, random.Random(zlib.crc32(str(n).encode()))
+            )
+            for n, f in zip(names, found, strict=True)
+        ]  # paraphrases drawn from a generator seeded by the video's name: the same labels on every run
         scores = self._teacher_scores(frames, mask, texts)
         return [
             _to_label(name, f, [PseudoText(t.text, t.form, s) for t, s in zip(video_texts, video_scores, strict=True)])

@@ -9,15 +9,19 @@ Forms, each a named option:
   `temporal_template` with {early}, {late} and any category placeholder ("a red circle on the left, then on the
   right"); when the vocabulary names that change as an event, also its `event_template` with {event} ("a red
   circle moves from the left to the right"), as a real vocabulary names actions.
+Paraphrases (an option, `paraphrases` > 0): each sentence, single and temporal text is also written again with the
+vocabulary's synonyms drawn at random ("a tiny red ball"), up to that many distinct variants, so a text tower
+trained on pseudo-texts keeps the words that real captions use instead of learning one name per concept.
 """
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass
 
 from vitr.pseudo.tagging import VideoConcepts
-from vitr.pseudo.vocab import Vocabulary, with_articles
+from vitr.pseudo.vocab import Vocabulary, paraphrase, with_articles
 
 FORMS = ("sentence", "list", "single", "temporal")
 LIST_TOP = 3
@@ -53,18 +57,40 @@ def fill(
     return None if missing else with_articles(" ".join(text.split()))
 
 
+PARAPHRASE_TRIES = 4  # draws per wanted variant before giving up (a text with few synonyms has few variants)
+
+
 def write_pseudo_texts(
-    found: VideoConcepts, vocabulary: Vocabulary, forms: tuple[str, ...] = FORMS
+    found: VideoConcepts,
+    vocabulary: Vocabulary,
+    forms: tuple[str, ...] = FORMS,
+    paraphrases: int = 0,
+    rng: random.Random | None = None,
 ) -> list[PseudoText]:
-    """All pseudo-texts of one video in the requested forms, without duplicates, in form order."""
+    """All pseudo-texts of one video in the requested forms, without duplicates, in form order; with
+    `paraphrases`, each text's synonym variants follow it (drawn from `rng`, seed it for repeatable labels)."""
     unknown = sorted(set(forms) - set(FORMS))
     if unknown:
         raise ValueError(f"unknown pseudo-text forms {unknown}; choose from {FORMS}")
+    if paraphrases < 0:
+        raise ValueError(f"paraphrases must be >= 0, got {paraphrases}")
+    rng = rng or random.Random(0)
     texts: list[PseudoText] = []
+    seen: set[str] = set()
     for form in forms:
         for text in _texts_of_form(form, found, vocabulary):
-            if text and all(t.text != text for t in texts):
-                texts.append(PseudoText(text, form))
+            variants = [text]
+            if paraphrases and form != "list":  # a concept list names the vocabulary's own concepts
+                for _ in range(paraphrases * PARAPHRASE_TRIES):
+                    if len(variants) > paraphrases:
+                        break
+                    variant = paraphrase(text, vocabulary.synonyms, rng)
+                    if variant not in variants:
+                        variants.append(variant)
+            for variant in variants:
+                if variant and variant not in seen:
+                    seen.add(variant)
+                    texts.append(PseudoText(variant, form))
     return texts
 
 

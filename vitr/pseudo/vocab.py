@@ -10,14 +10,18 @@ in `.txt` files next to it, so a user swaps a list without touching code (ps_scl
                     ...},
      "sentences": ["a video of someone {actions} with {objects:2} in a {scenes}."],
      "single": ["actions", "objects"],
+     "synonyms": {"dog": ["puppy"], "small": ["little", "tiny"]},
      "omit": "omit.txt" | ["video", ...]}
 
-Concepts containing an omitted word are dropped at load time (VidIL's OMIT_KEYWORDS stop list).
+Concepts containing an omitted word are dropped at load time (VidIL's OMIT_KEYWORDS stop list). `synonyms` name
+other words for a word or phrase of the vocabulary (WordNet-style synsets); pseudo-texts can be paraphrased with
+them (`paraphrase`), so training texts say "a tiny dog" as real captions do, not only the one canonical name.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -94,6 +98,7 @@ class Vocabulary:
     categories: tuple[Category, ...]
     sentences: tuple[str, ...] = ()
     single: tuple[str, ...] = ()  # categories whose top concept also becomes a text on its own
+    synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)  # word or phrase -> other words for it
     source: str = ""
     omitted: tuple[str, ...] = field(default=(), compare=False)  # concepts dropped by the stop list
 
@@ -117,6 +122,9 @@ class Vocabulary:
         unknown_single = sorted(set(self.single) - known)
         if unknown_single:
             raise ConfigError(f"'single' names unknown categories {unknown_single}; known: {names}")
+        for word, others in self.synonyms.items():
+            if not word.strip() or not others or not all(isinstance(o, str) and o.strip() for o in others):
+                raise ConfigError(f"synonyms of {word!r} in {self.source} must be a non-empty list of words")
 
     def category(self, name: str) -> Category:
         for c in self.categories:
@@ -129,12 +137,22 @@ _ARTICLE = re.compile(r"\b([Aa])n? (?=(\w))")
 
 
 def with_articles(text: str) -> str:
-    """"a orange circle" -> "an orange circle": a template's "a {}" agrees with the concept filled in (by the
+    """ "a orange circle" -> "an orange circle": a template's "a {}" agrees with the concept filled in (by the
     first letter, the usual rule; real captions say "an orange", and a pseudo-text should read like one)."""
     return _ARTICLE.sub(lambda m: m.group(1) + ("n " if m.group(2)[0].lower() in "aeiou" else " "), text)
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::(\d+))?\}")
+
+
+def paraphrase(text: str, synonyms: dict[str, tuple[str, ...]], rng: random.Random) -> str:
+    """`text` with every whole word or phrase that has synonyms replaced by one of its names (itself included),
+    drawn uniformly; longer phrases first, so "plus sign" is not read as "plus". Articles are agreed again."""
+    if not synonyms:
+        return text
+    keys = sorted(synonyms, key=len, reverse=True)
+    pattern = re.compile(r"\b(" + "|".join(re.escape(k) for k in keys) + r")\b")
+    return with_articles(pattern.sub(lambda m: rng.choice((m.group(1), *synonyms[m.group(1)])), text))
 
 
 def placeholders(template: str) -> list[str]:
@@ -195,9 +213,23 @@ def vocabulary_from_dict(raw: dict[str, Any], base: Path | None = None, source: 
         categories=tuple(categories),
         sentences=tuple(raw.get("sentences", [])),
         single=tuple(raw.get("single", [])),
+        synonyms=_read_synonyms(raw.get("synonyms", {}), source),
         source=source,
         omitted=tuple(omitted),
     )
+
+
+def _read_synonyms(value: Any, source: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"vocabulary {source}: 'synonyms' must map a word to a list of other words, got {value!r}")
+    out = {}
+    for word, others in value.items():
+        if not isinstance(others, list):
+            raise ConfigError(f"vocabulary {source}: synonyms of {word!r} must be a list, got {others!r}")
+        names = tuple(str(o).strip() for o in others if str(o).strip() and str(o).strip() != word)
+        if names:  # a word listed only as itself ("black": ["black"]) has no other name
+            out[str(word)] = names
+    return out
 
 
 def _read_list(value: str | list[str], base: Path | None, source: str) -> list[str]:
