@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--paraphrases", type=int, default=0, help="synonym variants written per pseudo-text (0: canonical words only)"
     )
+    p.add_argument(
+        "--anchor", type=float, default=0.0, help="zero-shot anchor weight of the pseudo-pair runs (0: off)"
+    )
     p.add_argument("--wise-alpha", type=float, default=0.5, help="WiSE-FT mixing weight of the drift-guard row")
     p.add_argument("--pool-videos", type=int, default=None, help="use only the first N pool videos")
     p.add_argument("--no-labelled", action="store_true", help="skip the labelled-only and combined runs")
@@ -286,7 +289,12 @@ def run_config(
     )
     selection = SelectionConfig(rule=rule, tau=args.tau, t_k=args.t_k)
     return PsSclConfig(
-        train=train, selection=selection, wise_alpha=wise_alpha, text_sampling=args.text_sampling, forms=args.forms
+        train=train,
+        selection=selection,
+        wise_alpha=wise_alpha,
+        text_sampling=args.text_sampling,
+        forms=args.forms,
+        anchor_weight=args.anchor,
     )
 
 

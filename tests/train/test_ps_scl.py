@@ -19,6 +19,7 @@ from vitr.train.ps_scl import (
     pool_from_dataset,
     pool_from_pseudo_labels,
     train_ps_scl,
+    zero_shot_anchor,
 )
 
 WORDS = ["red", "blue", "green", "yellow", "purple", "orange", "black", "white"]
@@ -151,3 +152,21 @@ def test_validation_runs_each_epoch_and_bad_configs_are_rejected(tmp_path):
     big = PsSclConfig(train=TrainConfig(batch_size=64, progress=False, tensorboard=False))
     with pytest.raises(ConfigError, match="lower train.batch_size"):
         train_ps_scl(model, _pseudo_pool(model), big, progress=False)
+
+
+def test_the_zero_shot_anchor_keeps_a_temporal_head_near_the_zero_shot_video_embedding(tmp_path):
+    def drift(anchor: float) -> float:
+        model = _model("tdb")
+        pool = _pseudo_pool(model)
+        config = _config(tmp_path, rule="none")
+        config.anchor_weight = anchor
+        config.train.lr = 1e-2
+        train_ps_scl(model, pool, config, progress=False)
+        with torch.no_grad():
+            return float(zero_shot_anchor(model.embed_video_features(pool.frames, pool.mask), pool.frames, pool.mask))
+
+    assert drift(10.0) < drift(0.0)
+    with pytest.raises(ConfigError, match="anchor_weight"):
+        PsSclConfig(anchor_weight=-1.0)
+    with pytest.raises(ConfigError, match="CLIP's frame space"):
+        zero_shot_anchor(torch.randn(2, 8), torch.randn(2, 3, 4), torch.ones(2, 3))

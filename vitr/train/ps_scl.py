@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from vitr.data.types import RetrievalDataset
 from vitr.errors import ConfigError, DatasetFormatError
+from vitr.heads.meanp import masked_mean_pool
 from vitr.losses.selection import (
     SelectionConfig,
     clean_probability,
@@ -62,12 +63,20 @@ class PsSclConfig:
     # WiSE-FT drift guard (ps_scl.md §4 #15): average the trained weights with the starting (zero-shot) ones,
     # theta = (1 - alpha) theta_0 + alpha theta; None: off (the paper does not use it)
     wise_alpha: float | None = None
+    # zero-shot anchor (not in the paper): + anchor_weight * mean_i (1 - cos(f(v_i), meanP(v_i))), which keeps each
+    # trained video embedding near the zero-shot one of the same frames, so a head that learns time from
+    # pseudo-texts does not forget what CLIP saw in a frame (feature distillation against forgetting, as ZSCL,
+    # Zheng et al., ICCV 2023); 0: off. Needs a head whose video embedding lives in CLIP's space (meanP,
+    # seqTransf, TDB), not TAB's concatenation.
+    anchor_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.text_temperature <= 0:
             raise ConfigError(f"text_temperature must be positive, got {self.text_temperature}")
         if self.wise_alpha is not None and not 0.0 <= self.wise_alpha <= 1.0:
             raise ConfigError(f"wise_alpha must lie in [0, 1], got {self.wise_alpha}")
+        if self.anchor_weight < 0:
+            raise ConfigError(f"anchor_weight must be >= 0, got {self.anchor_weight}")
         if self.train.freeze == "none":
             raise ConfigError("PS-SCL trains on cached frame features; use train.freeze=visual or all")
 
@@ -210,7 +219,8 @@ def train_ps_scl(
         for b in range(steps_per_epoch):
             rows = order[b * batch : (b + 1) * batch]
             apply_lr(optimizer, lr_factor(cfg.schedule, step, total, cfg.warmup))
-            per_pair = _per_pair_losses(model, pool, rows, texts[rows], device)
+            video_emb, text_emb = _pair_embeddings(model, pool, rows, texts[rows], device)
+            per_pair = per_pair_retrieval_loss(model.head, text_emb, video_emb, model.logit_scale.float())
             weights = pair_weights(
                 sel,
                 epoch + b / steps_per_epoch,
@@ -220,6 +230,9 @@ def train_ps_scl(
                 exempt=~pool.pseudo[rows].to(device),
             )
             loss = selective_loss(per_pair, weights)
+            if config.anchor_weight:
+                frames, mask = pool.frames[rows].to(device), pool.mask[rows].to(device)
+                loss = loss + config.anchor_weight * zero_shot_anchor(video_emb, frames, mask)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             params = [p for p in model.parameters() if p.requires_grad]
@@ -257,13 +270,32 @@ def train_ps_scl(
     return history
 
 
+def zero_shot_anchor(video_emb: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """mean over the batch of 1 - cos(trained video embedding (B, D), meanP of its frames (B, T, D))."""
+    if video_emb.shape[-1] != frames.shape[-1]:
+        raise ConfigError(
+            f"the zero-shot anchor compares video embeddings with CLIP's frame space ({frames.shape[-1]}-d), but this "
+            f"head embeds a video in {video_emb.shape[-1]} dims; use meanP, seqTransf or TDB, or anchor_weight 0"
+        )
+    target = masked_mean_pool(frames.float(), mask.float())  # (B, D) unit, no gradient reaches the cache
+    return (1 - torch.nn.functional.cosine_similarity(video_emb, target, dim=-1)).mean()
+
+
+def _pair_embeddings(
+    model: VideoTextModel, pool: PairPool, rows: torch.Tensor, texts: torch.Tensor, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """rows (B,) videos, texts (B,) their drawn texts -> video (B, E) and text (B, E) embeddings, fp32."""
+    video_emb = model.embed_video_features(pool.frames[rows].to(device), pool.mask[rows].to(device))
+    text_emb = model.embed_text(pool.tokens[texts].to(device))
+    return video_emb.float(), text_emb.float()
+
+
 def _per_pair_losses(
     model: VideoTextModel, pool: PairPool, rows: torch.Tensor, texts: torch.Tensor, device: torch.device
 ) -> torch.Tensor:
     """rows (B,) videos, texts (B,) their drawn texts -> (B,) per-pair loss over the head's score terms."""
-    video_emb = model.embed_video_features(pool.frames[rows].to(device), pool.mask[rows].to(device))  # (B, E)
-    text_emb = model.embed_text(pool.tokens[texts].to(device))  # (B, E)
-    return per_pair_retrieval_loss(model.head, text_emb.float(), video_emb.float(), model.logit_scale.float())
+    video_emb, text_emb = _pair_embeddings(model, pool, rows, texts, device)
+    return per_pair_retrieval_loss(model.head, text_emb, video_emb, model.logit_scale.float())
 
 
 @torch.no_grad()
