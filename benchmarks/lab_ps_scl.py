@@ -79,10 +79,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--paraphrases", type=int, default=0, help="synonym variants written per pseudo-text (0: canonical words only)"
     )
     p.add_argument(
-        "--anchor", type=float, default=0.0, help="zero-shot anchor weight of the pseudo-pair runs (0: off)"
+        "--anchor", type=float, default=0.0, help="also run plain and SeLeCT with this zero-shot anchor weight (0: no)"
     )
     p.add_argument("--wise-alpha", type=float, default=0.5, help="WiSE-FT mixing weight of the drift-guard row")
     p.add_argument("--pool-videos", type=int, default=None, help="use only the first N pool videos")
+    p.add_argument("--no-plain", action="store_true", help="skip the plain-contrastive row (probes of SeLeCT only)")
     p.add_argument("--no-labelled", action="store_true", help="skip the labelled-only and combined runs")
     p.add_argument(
         "--no-oracle", dest="oracle", action="store_false", help="skip the ceiling run on the pool's true captions"
@@ -273,7 +274,7 @@ def oracle_pool(pool_ids: list[str], truths: dict, frames, mask, tokenize) -> Pa
 
 # --------------------------------------------------------------------------------------------- training
 def run_config(
-    args: argparse.Namespace, seed: int, rule: str, out: Path, wise_alpha: float | None = None
+    args: argparse.Namespace, seed: int, rule: str, out: Path, wise_alpha: float | None = None, anchor: float = 0.0
 ) -> PsSclConfig:
     train = TrainConfig(
         model=ModelSpec(backbone=str(args.clip), head=args.head),
@@ -294,7 +295,7 @@ def run_config(
         wise_alpha=wise_alpha,
         text_sampling=args.text_sampling,
         forms=args.forms,
-        anchor_weight=args.anchor,
+        anchor_weight=anchor,
     )
 
 
@@ -369,21 +370,26 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
     )
     rows: dict[str, list[dict]] = {"zero-shot (lab CLIP + meanP)": [zero_shot]}
     variants = {
-        "pseudo pairs, plain contrastive (no selection)": ("none", "pool", None),
-        "PS-SCL: pseudo pairs + SeLeCT (A, loss score)": ("topk", "pool", None),
-        f"PS-SCL + WiSE-FT drift guard (alpha {args.wise_alpha:g})": ("topk", "pool", args.wise_alpha),
+        "pseudo pairs, plain contrastive (no selection)": ("none", "pool", None, 0.0),
+        "PS-SCL: pseudo pairs + SeLeCT (A, loss score)": ("topk", "pool", None, 0.0),
+        f"PS-SCL + WiSE-FT drift guard (alpha {args.wise_alpha:g})": ("topk", "pool", args.wise_alpha, 0.0),
     }
+    if args.no_plain:
+        del variants["pseudo pairs, plain contrastive (no selection)"]
+    if args.anchor:
+        variants[f"plain contrastive + zero-shot anchor (weight {args.anchor:g})"] = ("none", "pool", None, args.anchor)
+        variants[f"PS-SCL + zero-shot anchor (weight {args.anchor:g})"] = ("topk", "pool", None, args.anchor)
     if args.oracle:
-        variants["ceiling: the same pool videos with their withheld true captions"] = ("none", "oracle", None)
+        variants["ceiling: the same pool videos with their withheld true captions"] = ("none", "oracle", None, 0.0)
     if not args.no_labelled:
         train = load_dataset("msrvtt", args.lab / "annotations", "train9k", video_dir=args.lab / "videos")
         train_keys = extract_features(backbone, train.videos, cache, frame_spec, progress=False).keys
         train_frames, train_mask = cache.stacked([train_keys[v.video_id] for v in train.videos])
         labelled_pool = pool_from_dataset(train, train_frames, train_mask, backbone.tokenize)
-        variants["labelled split only (supervised)"] = ("none", "labelled", None)
-        variants["labelled + pseudo pairs with SeLeCT"] = ("topk", "both", None)
+        variants["labelled split only (supervised)"] = ("none", "labelled", None, 0.0)
+        variants["labelled + pseudo pairs with SeLeCT"] = ("topk", "both", None, 0.0)
     kept: dict[str, float] = {}
-    for name, (rule, data, wise_alpha) in variants.items():
+    for name, (rule, data, wise_alpha, anchor) in variants.items():
         pool = {
             "pool": pseudo_pool,
             "labelled": labelled_pool if not args.no_labelled else None,
@@ -392,12 +398,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
         if data == "both":
             pool = pseudo_pool.concat(labelled_pool)
         runs = []
-        headline = rule in ("none", "topk") and data == "pool" and wise_alpha is None
+        headline = rule in ("none", "topk") and data == "pool" and wise_alpha is None and not anchor
         for seed in range(args.seeds if headline or args.extra_seeds is None else args.extra_seeds):
             model = build_model(ModelSpec(backbone=str(args.clip), head=args.head))
             init_head_from_clip(model)  # CLIP4Clip's start for seqTransf / TDB blocks (no-op for meanP)
             history = train_ps_scl(
-                model, pool, run_config(args, seed, rule, args.out / "runs", wise_alpha), progress=False
+                model, pool, run_config(args, seed, rule, args.out / "runs", wise_alpha, anchor), progress=False
             )
             runs.append(evaluate(model, args))
             kept[name] = float(np.mean(history.kept[-max(1, len(history.kept) // args.epochs) :]))

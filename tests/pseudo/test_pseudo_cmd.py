@@ -1,7 +1,9 @@
 import argparse
 import json
+import re
 
 import numpy as np
+import torch
 
 from tests.pseudo.conftest import TINY_VOCAB
 from vitr.cli import pseudo_cmd
@@ -85,3 +87,19 @@ def test_default_vocabulary_through_the_command(tmp_path):
     assert set(label.concepts) == {"actions", "objects", "scenes", "attributes"}
     assert {t["form"] for t in label.texts} <= {"sentence", "list"}
     assert len(label.concepts["objects"]) == 5
+
+
+def test_paraphrases_through_the_command_use_synonyms_and_repeat_exactly(tmp_path):
+    folder = _folder(tmp_path)
+    vocab_file = tmp_path / "vocab.json"
+    names = {"circle": ["ball"], "square": ["box"], "triangle": ["wedge"], "black": ["dark"], "white": ["pale"]}
+    vocab_file.write_text(json.dumps({**TINY_VOCAB, "synonyms": names}))
+    outs = [tmp_path / "one.jsonl", tmp_path / "two.jsonl"]
+    for out in outs:
+        torch.manual_seed(0)  # the same random tiny CLIP for both runs
+        args = ["pseudo-label", str(folder), "--out", str(out), "--model", "vitr-lab-tiny", "--vocab", str(vocab_file)]
+        assert _run([*args, "--tag-frames", "4", "--workers", "0", "--paraphrases", "2", "--forms", "single"]) == 0
+    assert outs[0].read_text() == outs[1].read_text()  # paraphrases drawn with the video's name as seed
+    for label in read_pseudo_labels(outs[0]):
+        texts = label.text_list()
+        assert len(texts) == 2 and re.fullmatch(r"an? \w+ (circle|ball|square|box|triangle|wedge)", texts[1])

@@ -3,12 +3,11 @@ import re
 
 import pytest
 
+from tests.pseudo.conftest import TINY_VOCAB
 from vitr.errors import ConfigError
 from vitr.pseudo.tagging import ScoredConcept, Transition, VideoConcepts
 from vitr.pseudo.texts import fill, write_pseudo_texts
 from vitr.pseudo.vocab import vocabulary_from_dict
-
-from .conftest import TINY_VOCAB
 
 
 def _found() -> VideoConcepts:

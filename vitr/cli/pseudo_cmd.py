@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--forms", default=",".join(FORMS), help=f"pseudo-text forms, comma-separated from {FORMS}")
     p.add_argument("--no-temporal", action="store_true", help="no 'A, then B' pseudo-texts")
+    p.add_argument(
+        "--paraphrases",
+        type=int,
+        default=0,
+        help="also write each text again this many times with the vocabulary's synonyms (0: its own words only)",
+    )
     p.add_argument("--tag-frames", type=int, default=8, help="uniform frames tagged per video")
     p.add_argument("--workers", type=int, default=2, help="decoding threads")
     p.add_argument("--batch-size", type=int, default=16)
@@ -48,6 +54,8 @@ def run_pseudo_label(args: argparse.Namespace) -> int:
     unknown = sorted(set(forms) - set(FORMS))
     if unknown:
         raise SystemExit(f"vitr pseudo-label: unknown forms {unknown}; choose from {list(FORMS)}")
+    if args.paraphrases < 0:
+        raise SystemExit(f"vitr pseudo-label: --paraphrases must be >= 0, got {args.paraphrases}")
     vocabulary = load_vocabulary(args.vocab)
     backbone = load_backbone(args.model, pretrained=args.pretrained, weights=args.weights, precision=args.precision)
     labeler = PseudoLabeler(
@@ -58,6 +66,7 @@ def run_pseudo_label(args: argparse.Namespace) -> int:
         forms=forms,
         temporal=not args.no_temporal,
         num_frames=args.tag_frames,
+        paraphrases=args.paraphrases,
     )
     report = pseudo_label_folder(labeler, args.folder, args.out, batch_size=args.batch_size, workers=args.workers)
     print(f"{args.out}: pseudo-texts for {report.written} videos; {len(report.failed)} skipped")
