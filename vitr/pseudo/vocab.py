@@ -20,6 +20,7 @@ them (`paraphrase`), so training texts say "a tiny dog" as real captions do, not
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -150,9 +151,15 @@ def paraphrase(text: str, synonyms: dict[str, tuple[str, ...]], rng: random.Rand
     drawn uniformly; longer phrases first, so "plus sign" is not read as "plus". Articles are agreed again."""
     if not synonyms:
         return text
-    keys = sorted(synonyms, key=len, reverse=True)
-    pattern = re.compile(r"\b(" + "|".join(re.escape(k) for k in keys) + r")\b")
+    pattern = _synonym_pattern(tuple(synonyms))
     return with_articles(pattern.sub(lambda m: rng.choice((m.group(1), *synonyms[m.group(1)])), text))
+
+
+@functools.lru_cache(maxsize=8)
+def _synonym_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex for a vocabulary's synonym keys, built once rather than for every text and draw."""
+    longest_first = sorted(words, key=len, reverse=True)
+    return re.compile(r"\b(" + "|".join(re.escape(w) for w in longest_first) + r")\b")
 
 
 def placeholders(template: str) -> list[str]:
