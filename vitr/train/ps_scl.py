@@ -219,7 +219,8 @@ def train_ps_scl(
         for b in range(steps_per_epoch):
             rows = order[b * batch : (b + 1) * batch]
             apply_lr(optimizer, lr_factor(cfg.schedule, step, total, cfg.warmup))
-            video_emb, text_emb = _pair_embeddings(model, pool, rows, texts[rows], device)
+            frames, mask = pool.frames[rows].to(device), pool.mask[rows].to(device)
+            video_emb, text_emb = _pair_embeddings(model, frames, mask, pool.tokens[texts[rows]].to(device))
             per_pair = per_pair_retrieval_loss(model.head, text_emb, video_emb, model.logit_scale.float())
             weights = pair_weights(
                 sel,
@@ -231,7 +232,6 @@ def train_ps_scl(
             )
             loss = selective_loss(per_pair, weights)
             if config.anchor_weight:
-                frames, mask = pool.frames[rows].to(device), pool.mask[rows].to(device)
                 loss = loss + config.anchor_weight * zero_shot_anchor(video_emb, frames, mask)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -282,19 +282,19 @@ def zero_shot_anchor(video_emb: torch.Tensor, frames: torch.Tensor, mask: torch.
 
 
 def _pair_embeddings(
-    model: VideoTextModel, pool: PairPool, rows: torch.Tensor, texts: torch.Tensor, device: torch.device
+    model: VideoTextModel, frames: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """rows (B,) videos, texts (B,) their drawn texts -> video (B, E) and text (B, E) embeddings, fp32."""
-    video_emb = model.embed_video_features(pool.frames[rows].to(device), pool.mask[rows].to(device))
-    text_emb = model.embed_text(pool.tokens[texts].to(device))
-    return video_emb.float(), text_emb.float()
+    """A batch's frames (B, T, D), mask (B, T) and drawn texts' tokens (B, L) -> video and text (B, E), fp32."""
+    return model.embed_video_features(frames, mask).float(), model.embed_text(tokens).float()
 
 
 def _per_pair_losses(
     model: VideoTextModel, pool: PairPool, rows: torch.Tensor, texts: torch.Tensor, device: torch.device
 ) -> torch.Tensor:
     """rows (B,) videos, texts (B,) their drawn texts -> (B,) per-pair loss over the head's score terms."""
-    video_emb, text_emb = _pair_embeddings(model, pool, rows, texts, device)
+    video_emb, text_emb = _pair_embeddings(
+        model, pool.frames[rows].to(device), pool.mask[rows].to(device), pool.tokens[texts].to(device)
+    )
     return per_pair_retrieval_loss(model.head, text_emb, video_emb, model.logit_scale.float())
 
 
