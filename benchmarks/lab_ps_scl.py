@@ -311,6 +311,14 @@ def evaluate(model, args: argparse.Namespace) -> dict[str, dict[str, float]]:  #
     }
 
 
+def summary(run: dict) -> str:
+    """One run's R@1 in a line: both directions, then the static and temporal captions."""
+    return (
+        f"t2v R@1 {run['t2v']['R1']:.1f} v2t R@1 {run['v2t']['R1']:.1f}"
+        f" (static t2v {run['static_t2v']['R1']:.1f}, temporal t2v {run['temporal_t2v']['R1']:.1f})"
+    )
+
+
 def mean_std(runs: list[dict], direction: str, metric: str) -> str:
     values = [r[direction][metric] for r in runs]
     return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if len(values) > 1 else f"{values[0]:.1f}"
@@ -363,11 +371,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
 
     # 3. zero-shot, plain contrastive and SeLeCT on the pseudo pairs; labelled only and labelled + pool
     zero_shot = evaluate(build_model(spec), args)
-    print(
-        f"zero-shot ({args.eval_split}): t2v R@1 {zero_shot['t2v']['R1']:.1f} v2t R@1 {zero_shot['v2t']['R1']:.1f}"
-        f" (static t2v {zero_shot['static_t2v']['R1']:.1f}, temporal t2v {zero_shot['temporal_t2v']['R1']:.1f})",
-        flush=True,
-    )
+    print(f"zero-shot ({args.eval_split}): {summary(zero_shot)}", flush=True)
     rows: dict[str, list[dict]] = {"zero-shot (lab CLIP + meanP)": [zero_shot]}
     variants = {
         "pseudo pairs, plain contrastive (no selection)": ("none", "pool", None, 0.0),
@@ -407,11 +411,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
             )
             runs.append(evaluate(model, args))
             kept[name] = float(np.mean(history.kept[-max(1, len(history.kept) // args.epochs) :]))
-            print(
-                f"{name} seed {seed}: t2v R@1 {runs[-1]['t2v']['R1']:.1f} v2t R@1 {runs[-1]['v2t']['R1']:.1f}"
-                f" (static t2v {runs[-1]['static_t2v']['R1']:.1f}, temporal t2v {runs[-1]['temporal_t2v']['R1']:.1f})",
-                flush=True,
-            )
+            print(f"{name} seed {seed}: {summary(runs[-1])}", flush=True)
         if runs:
             rows[name] = runs
 
