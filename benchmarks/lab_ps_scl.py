@@ -81,9 +81,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--anchor", type=float, default=0.0, help="also run plain and SeLeCT with this zero-shot anchor weight (0: no)"
     )
+    p.add_argument(
+        "--anchor-kind",
+        choices=("feature", "relation"),
+        default="feature",
+        help="feature: keep each video embedding; relation: keep the batch's video-to-video ranking",
+    )
     p.add_argument("--wise-alpha", type=float, default=0.5, help="WiSE-FT mixing weight of the drift-guard row")
     p.add_argument("--pool-videos", type=int, default=None, help="use only the first N pool videos")
     p.add_argument("--no-plain", action="store_true", help="skip the plain-contrastive row (probes of SeLeCT only)")
+    p.add_argument("--no-wise", action="store_true", help="skip the WiSE-FT row")
+    p.add_argument(
+        "--anchor-only", action="store_true", help="with --anchor: skip the unanchored plain and SeLeCT rows (probes)"
+    )
     p.add_argument("--no-labelled", action="store_true", help="skip the labelled-only and combined runs")
     p.add_argument(
         "--no-oracle", dest="oracle", action="store_false", help="skip the ceiling run on the pool's true captions"
@@ -296,6 +306,7 @@ def run_config(
         text_sampling=args.text_sampling,
         forms=args.forms,
         anchor_weight=anchor,
+        anchor=args.anchor_kind,
     )
 
 
@@ -378,11 +389,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
         "PS-SCL: pseudo pairs + SeLeCT (A, loss score)": ("topk", "pool", None, 0.0),
         f"PS-SCL + WiSE-FT drift guard (alpha {args.wise_alpha:g})": ("topk", "pool", args.wise_alpha, 0.0),
     }
-    if args.no_plain:
+    if args.no_plain or args.anchor_only:
         del variants["pseudo pairs, plain contrastive (no selection)"]
+    if args.anchor_only:
+        del variants["PS-SCL: pseudo pairs + SeLeCT (A, loss score)"]
+    if args.no_wise:
+        del variants[f"PS-SCL + WiSE-FT drift guard (alpha {args.wise_alpha:g})"]
     if args.anchor:
-        variants[f"plain contrastive + zero-shot anchor (weight {args.anchor:g})"] = ("none", "pool", None, args.anchor)
-        variants[f"PS-SCL + zero-shot anchor (weight {args.anchor:g})"] = ("topk", "pool", None, args.anchor)
+        anchored = f"zero-shot {args.anchor_kind} anchor (weight {args.anchor:g})"
+        variants[f"plain contrastive + {anchored}"] = ("none", "pool", None, args.anchor)
+        variants[f"PS-SCL + {anchored}"] = ("topk", "pool", None, args.anchor)
     if args.oracle:
         variants["ceiling: the same pool videos with their withheld true captions"] = ("none", "oracle", None, 0.0)
     if not args.no_labelled:

@@ -8,6 +8,7 @@ from vitr.backbones.registry import load_backbone
 from vitr.data.types import Caption, RetrievalDataset, VideoItem
 from vitr.errors import ConfigError, DatasetFormatError
 from vitr.heads.base import create_head
+from vitr.heads.meanp import masked_mean_pool
 from vitr.losses.selection import SelectionConfig
 from vitr.model.retrieval import VideoTextModel
 from vitr.pseudo.label import PseudoLabel
@@ -18,6 +19,7 @@ from vitr.train.ps_scl import (
     draw_texts,
     pool_from_dataset,
     pool_from_pseudo_labels,
+    relation_anchor,
     train_ps_scl,
     zero_shot_anchor,
 )
@@ -170,3 +172,31 @@ def test_the_zero_shot_anchor_keeps_a_temporal_head_near_the_zero_shot_video_emb
         PsSclConfig(anchor_weight=-1.0)
     with pytest.raises(ConfigError, match="CLIP's frame space"):
         zero_shot_anchor(torch.randn(2, 8), torch.randn(2, 3, 4), torch.ones(2, 3))
+
+
+def test_the_relation_anchor_keeps_how_videos_rank_each_other_not_where_they_lie(tmp_path):
+    frames, mask = torch.randn(6, 4, 8), torch.ones(6, 4)
+    mask[0, 2:] = 0
+    target = masked_mean_pool(frames, mask)
+    rotation, _ = torch.linalg.qr(torch.randn(8, 8))
+    rotated = target @ rotation  # every embedding moved, every pairwise cosine kept
+    assert float(zero_shot_anchor(rotated, frames, mask)) > 0.1
+    assert float(relation_anchor(rotated, frames, mask)) < 1e-5
+    swapped = target[[1, 0, 2, 3, 4, 5]]  # two videos trade places: the batch's ranking changes
+    assert float(relation_anchor(swapped, frames, mask)) > 0.1
+
+    def drift(weight: float) -> float:
+        model = _model("tdb")
+        pool = _pseudo_pool(model)
+        config = _config(tmp_path, rule="none")
+        config.anchor, config.anchor_weight = "relation", weight
+        config.train.lr = 1e-2
+        train_ps_scl(model, pool, config, progress=False)
+        with torch.no_grad():
+            return float(relation_anchor(model.embed_video_features(pool.frames, pool.mask), pool.frames, pool.mask))
+
+    assert drift(10.0) < drift(0.0)
+    with pytest.raises(ConfigError, match="'feature' or 'relation'"):
+        PsSclConfig(anchor="distance")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="at least 3 videos"):
+        relation_anchor(torch.randn(2, 8), torch.randn(2, 3, 8), torch.ones(2, 3))

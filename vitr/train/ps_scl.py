@@ -69,6 +69,12 @@ class PsSclConfig:
     # Zheng et al., ICCV 2023); 0: off. Needs a head whose video embedding lives in CLIP's space (meanP,
     # seqTransf, TDB), not TAB's concatenation.
     anchor_weight: float = 0.0
+    # what the anchor keeps: "feature" each embedding itself (above); "relation" only the batch's video-to-video
+    # retrieval distribution, KL(softmax(S0 / T) || softmax(S / T)) per row with S0, S the zero-shot and trained cosine
+    # matrices, diagonal out (relational distillation, Park et al., CVPR 2019; ZSCL distils a distribution too).
+    # A relation leaves room to move a video away from its time-reversed twin, which a feature anchor forbids.
+    anchor: Literal["feature", "relation"] = "feature"
+    anchor_temperature: float = 0.01  # T of the relation anchor: 1 / CLIP's learned logit scale of 100
 
     def __post_init__(self) -> None:
         if self.text_temperature <= 0:
@@ -77,6 +83,10 @@ class PsSclConfig:
             raise ConfigError(f"wise_alpha must lie in [0, 1], got {self.wise_alpha}")
         if self.anchor_weight < 0:
             raise ConfigError(f"anchor_weight must be >= 0, got {self.anchor_weight}")
+        if self.anchor not in ("feature", "relation"):
+            raise ConfigError(f"anchor must be 'feature' or 'relation', got {self.anchor!r}")
+        if self.anchor_temperature <= 0:
+            raise ConfigError(f"anchor_temperature must be positive, got {self.anchor_temperature}")
         if self.train.freeze == "none":
             raise ConfigError("PS-SCL trains on cached frame features; use train.freeze=visual or all")
 
@@ -232,7 +242,8 @@ def train_ps_scl(
             )
             loss = selective_loss(per_pair, weights)
             if config.anchor_weight:
-                loss = loss + config.anchor_weight * zero_shot_anchor(video_emb, frames, mask)
+                anchor = zero_shot_anchor if config.anchor == "feature" else relation_anchor
+                loss = loss + config.anchor_weight * anchor(video_emb, frames, mask, config.anchor_temperature)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             params = [p for p in model.parameters() if p.requires_grad]
@@ -270,15 +281,46 @@ def train_ps_scl(
     return history
 
 
-def zero_shot_anchor(video_emb: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """mean over the batch of 1 - cos(trained video embedding (B, D), meanP of its frames (B, T, D))."""
+def zero_shot_anchor(
+    video_emb: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, temperature: float = 0.01
+) -> torch.Tensor:
+    """mean over the batch of 1 - cos(trained video embedding (B, D), meanP of its frames (B, T, D)).
+
+    `temperature` is unused; it keeps the signature of `relation_anchor`.
+    """
+    target = _zero_shot_target(video_emb, frames, mask)
+    return (1 - torch.nn.functional.cosine_similarity(video_emb, target, dim=-1)).mean()
+
+
+def relation_anchor(
+    video_emb: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, temperature: float = 0.01
+) -> torch.Tensor:
+    """KL from the zero-shot video-to-video retrieval distribution of a batch to the trained one, diagonal out.
+
+    Only how the batch's videos rank each other is kept, not where each embedding lies, so the head may still
+    separate two videos that meanP cannot tell apart when the batch does not say otherwise.
+    """
+    target = _zero_shot_target(video_emb, frames, mask)
+    emb = torch.nn.functional.normalize(video_emb, dim=-1)
+    b = len(emb)
+    if b < 3:
+        raise ConfigError(f"the relation anchor needs a batch of at least 3 videos, got {b}")
+    off = ~torch.eye(b, dtype=torch.bool, device=emb.device)
+    student = (emb @ emb.T)[off].view(b, b - 1) / temperature
+    teacher = (target @ target.T)[off].view(b, b - 1) / temperature
+    return torch.nn.functional.kl_div(
+        student.log_softmax(-1), teacher.log_softmax(-1), log_target=True, reduction="batchmean"
+    )
+
+
+def _zero_shot_target(video_emb: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """meanP of the frames (B, D), unit, no gradient reaches the cache; refuses heads outside CLIP's space."""
     if video_emb.shape[-1] != frames.shape[-1]:
         raise ConfigError(
             f"the zero-shot anchor compares video embeddings with CLIP's frame space ({frames.shape[-1]}-d), but this "
             f"head embeds a video in {video_emb.shape[-1]} dims; use meanP, seqTransf or TDB, or anchor_weight 0"
         )
-    target = masked_mean_pool(frames.float(), mask.float())  # (B, D) unit, no gradient reaches the cache
-    return (1 - torch.nn.functional.cosine_similarity(video_emb, target, dim=-1)).mean()
+    return masked_mean_pool(frames.float(), mask.float())
 
 
 def _pair_embeddings(
