@@ -30,6 +30,7 @@ from common import write_results_section  # noqa: E402
 
 from vitr.data.readers import load_dataset  # noqa: E402
 from vitr.data.types import Caption, RetrievalDataset, VideoItem  # noqa: E402
+from vitr.eval.significance import Delta, paired_delta  # noqa: E402
 from vitr.lab.experiment import evaluate_lab  # noqa: E402
 from vitr.losses.selection import SelectionConfig  # noqa: E402
 from vitr.model.extract import extract_features, frame_spec_for, open_cache  # noqa: E402
@@ -56,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--extra-seeds", type=int, default=None, help="seeds of the other rows (WiSE-FT, ceiling, labelled)"
     )
+    p.add_argument("--anchor-seeds", type=int, default=None, help="seeds of the anchored rows (default: --extra-seeds)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--head", default="meanP", help="temporal head of every trained model (zero-shot is always meanP)")
@@ -283,6 +285,15 @@ def oracle_pool(pool_ids: list[str], truths: dict, frames, mask, tokenize) -> Pa
 
 
 # --------------------------------------------------------------------------------------------- training
+def seed_count(args: argparse.Namespace, headline: bool, anchored: bool) -> int:
+    """Seeds of a row: --seeds for the headline rows, --anchor-seeds for anchored ones, else --extra-seeds."""
+    if headline:
+        return args.seeds
+    if anchored and args.anchor_seeds is not None:
+        return args.anchor_seeds
+    return args.seeds if args.extra_seeds is None else args.extra_seeds
+
+
 def run_config(
     args: argparse.Namespace, seed: int, rule: str, out: Path, wise_alpha: float | None = None, anchor: float = 0.0
 ) -> PsSclConfig:
@@ -319,6 +330,7 @@ def evaluate(model, args: argparse.Namespace) -> dict[str, dict[str, float]]:  #
         "temporal_t2v": dict(temporal.t2v),
         "static_t2v": dict(static.t2v),
         "twin": report.twin_half,
+        "hits": report.hits,  # per query, for the paired bootstrap of the Δ columns; left out of report.json
     }
 
 
@@ -335,13 +347,19 @@ def mean_std(runs: list[dict], direction: str, metric: str) -> str:
     return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if len(values) > 1 else f"{values[0]:.1f}"
 
 
+def delta_vs_zero_shot(runs: list[dict], zero_shot: dict, direction: str) -> Delta:
+    """R@1 of a row (per query, averaged over its seeds) minus zero-shot, with a paired bootstrap over the queries."""
+    hits = np.mean([r["hits"][direction] for r in runs], axis=0)
+    return paired_delta(zero_shot["hits"][direction], hits)
+
+
 def results_table(rows: dict[str, list[dict]], zero_shot: dict) -> str:
     header = ["method", "seeds"] + [f"{d} R@{m[1:]}" for d in DIRECTIONS for m in METRICS]
-    header += ["Δ t2v R@1", "Δ v2t R@1", "temporal t2v R@1", "twin acc"]
+    header += ["Δ t2v R@1 [95 % CI]", "Δ v2t R@1 [95 % CI]", "temporal t2v R@1", "twin acc"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, runs in rows.items():
         cells = [name, str(len(runs))] + [mean_std(runs, d, m) for d in DIRECTIONS for m in METRICS]
-        cells += [f"{np.mean([r[d]['R1'] for r in runs]) - zero_shot[d]['R1']:+.1f}" for d in DIRECTIONS]
+        cells += [str(delta_vs_zero_shot(runs, zero_shot, d)) for d in DIRECTIONS]
         cells += [mean_std(runs, "temporal_t2v", "R1"), f"{np.mean([r['twin'] for r in runs]):.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -419,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
             pool = pseudo_pool.concat(labelled_pool)
         runs = []
         headline = rule in ("none", "topk") and data == "pool" and wise_alpha is None and not anchor
-        for seed in range(args.seeds if headline or args.extra_seeds is None else args.extra_seeds):
+        for seed in range(seed_count(args, headline, bool(anchor))):
             model = build_model(ModelSpec(backbone=str(args.clip), head=args.head))
             init_head_from_clip(model)  # CLIP4Clip's start for seqTransf / TDB blocks (no-op for meanP)
             history = train_ps_scl(
@@ -483,7 +501,7 @@ videos have a true change of size, column or row.
     (args.out / "report.json").write_text(
         json.dumps(
             {
-                "rows": rows,
+                "rows": {k: [{m: v for m, v in r.items() if m != "hits"} for r in runs] for k, runs in rows.items()},
                 "precision": precision_rows,
                 "recognition": recognition,
                 "transitions": transitions,

@@ -19,6 +19,7 @@ from vitr.data.readers import load_dataset
 from vitr.data.types import Caption, RetrievalDataset, VideoItem
 from vitr.eval.report import results_table
 from vitr.eval.retrieval import RetrievalResult, chance_level, twin_accuracy
+from vitr.eval.significance import top1_hits
 from vitr.model.evaluate import embed_dataset, embed_texts, evaluate_embeddings
 from vitr.model.retrieval import VideoTextModel
 
@@ -45,6 +46,9 @@ class LabReport:
     twin_strict: float  # % won strictly
     chance: dict[str, float] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    # per caption ("t2v") and per video ("v2t") of the whole split: the chance its match ranks first, so two models
+    # can be compared query by query (`vitr.eval.significance.paired_delta`)
+    hits: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -137,8 +141,10 @@ def evaluate_lab(
     dataset = load_lab_test(root) if split == "test" else load_lab_validation(root)
     test = embed_dataset(model, dataset, cache_root, num_frames, workers=workers, progress=progress)
     results = evaluate_embeddings(test, tags=SUBSETS)
+    hits = top1_hits(test.text, test.video, test.dataset.caption_video_index())
     if split == "val":
-        return LabReport(results, float("nan"), float("nan"), chance_level(len(dataset.videos)), dict(test.failures))
+        nan = float("nan")
+        return LabReport(results, nan, nan, chance_level(len(dataset.videos)), dict(test.failures), hits)
     twins_ds, original_of = load_lab_twins(root)
     twins = embed_dataset(model, twins_ds, cache_root, num_frames, workers=workers, progress=progress)
     test_row = {v.video_id: i for i, v in enumerate(test.dataset.videos)}
@@ -159,7 +165,8 @@ def evaluate_lab(
         strict = twin_accuracy(text_emb, own_emb, other_emb, ties="strict")
     else:
         half = strict = float("nan")
-    return LabReport(results, half, strict, chance_level(len(test.dataset.videos)), {**test.failures, **twins.failures})
+    failures = {**test.failures, **twins.failures}
+    return LabReport(results, half, strict, chance_level(len(test.dataset.videos)), failures, hits)
 
 
 def report_rows(name: str, report: LabReport) -> list[dict]:
