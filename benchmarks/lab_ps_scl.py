@@ -71,6 +71,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="visual",
         help="visual: train the head and the text tower (at --text-lr); all: the head only",
     )
+    p.add_argument(
+        "--score",
+        choices=("loss", "teacher", "mix"),
+        default="loss",
+        help="what ranks pairs for SeLeCT: the current loss, the frozen CLIP's cosine, or both (z-scores)",
+    )
     p.add_argument("--tau", type=float, default=0.3, help="SeLeCT final forget rate")
     p.add_argument("--t-k", type=float, default=2.0, help="epochs over which the forget rate ramps up")
     p.add_argument(
@@ -309,7 +315,7 @@ def run_config(
         progress=False,
         tensorboard=False,
     )
-    selection = SelectionConfig(rule=rule, tau=args.tau, t_k=args.t_k)
+    selection = SelectionConfig(rule=rule, score=args.score, tau=args.tau, t_k=args.t_k)
     return PsSclConfig(
         train=train,
         selection=selection,
@@ -404,13 +410,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
     rows: dict[str, list[dict]] = {"zero-shot (lab CLIP + meanP)": [zero_shot]}
     variants = {
         "pseudo pairs, plain contrastive (no selection)": ("none", "pool", None, 0.0),
-        "PS-SCL: pseudo pairs + SeLeCT (A, loss score)": ("topk", "pool", None, 0.0),
+        f"PS-SCL: pseudo pairs + SeLeCT (A, {args.score} score)": ("topk", "pool", None, 0.0),
         f"PS-SCL + WiSE-FT drift guard (alpha {args.wise_alpha:g})": ("topk", "pool", args.wise_alpha, 0.0),
     }
     if args.no_plain or args.anchor_only:
         del variants["pseudo pairs, plain contrastive (no selection)"]
     if args.anchor_only:
-        del variants["PS-SCL: pseudo pairs + SeLeCT (A, loss score)"]
+        del variants[f"PS-SCL: pseudo pairs + SeLeCT (A, {args.score} score)"]
     if args.no_wise:
         del variants[f"PS-SCL + WiSE-FT drift guard (alpha {args.wise_alpha:g})"]
     if args.anchor:
@@ -467,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
 {args.threads} threads). Lab CLIP `{args.clip.name}`; trained models use head {args.head}
 (lr {args.lr:g}), zero-shot meanP; frames cached (12 uniform), {text_tower};
 {args.epochs} epochs, batch {args.batch_size}; {args.paraphrases} synonym paraphrases per pseudo-text;
-SeLeCT option A, tau {args.tau}, T_k {args.t_k} epochs, c 1, loss score.
+SeLeCT option A, tau {args.tau}, T_k {args.t_k} epochs, c 1, {args.score} score.
 {len(pool_ids)} unlabelled pool videos, {len(pseudo_pool.tokens)} pseudo-texts
 ({", ".join(f"{k} {v}" for k, v in forms.items())}); trained on forms {", ".join(args.forms) or "all"}, one text
 drawn per video per epoch ({args.text_sampling}). Test: the lab's
