@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 
-from vitr.cli import convert_cmd, eval_cmd, index_cmds, lab_cmds, pseudo_cmd, serve_cmd, train_cmd
+from vitr.cli import convert_cmd, eval_cmd, index_cmds, lab_cmds, ps_scl_cmd, pseudo_cmd, serve_cmd, train_cmd
 from vitr.errors import VitrError
 
-COMMANDS = [lab_cmds, index_cmds, train_cmd, eval_cmd, serve_cmd, pseudo_cmd, convert_cmd]
+COMMANDS = [lab_cmds, index_cmds, train_cmd, eval_cmd, serve_cmd, pseudo_cmd, ps_scl_cmd, convert_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,18 +7,21 @@ the feature cache, as lab.md §3 recommends on CPUs; `freeze: none` decodes pixe
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 
 from vitr.backbones.open_clip_backbone import OpenClipBackbone
-from vitr.data.types import RetrievalDataset
+from vitr.data.types import RetrievalDataset, VideoItem
+from vitr.errors import DatasetFormatError
 from vitr.model.evaluate import embed_dataset, evaluate_embeddings
 from vitr.model.extract import extract_features, frame_spec_for, open_cache
 from vitr.model.retrieval import VideoTextModel
+from vitr.pseudo.label import PseudoLabel
 from vitr.train.config import TrainConfig
 from vitr.train.datasets import CachedPairDataset, PixelPairDataset, caption_tokenizer
+from vitr.train.ps_scl import PsSclConfig, PsSclHistory, pool_from_dataset, pool_from_pseudo_labels, train_ps_scl
 from vitr.train.trainer import ExtraLoss, Trainer, ValFn
 
 log = logging.getLogger(__name__)
@@ -87,3 +90,49 @@ def train(
     trainer = Trainer(model, config, pairs, val_fn=val_fn, extra_loss=extra_loss)
     trainer.fit()
     return trainer
+
+
+def train_on_pseudo_labels(
+    model: VideoTextModel,
+    config: PsSclConfig,
+    labels: Sequence[PseudoLabel],
+    video_dir: str | Path,
+    cache_root: str | Path,
+    forms: Sequence[str] = (),
+    labelled: RetrievalDataset | None = None,
+    workers: int = 2,
+    init_from_clip: bool = True,
+) -> PsSclHistory:
+    """PS-SCL as users start it: the file `vitr pseudo-label` wrote, the videos it names, optionally a labelled split.
+
+    Frames go through the feature cache, so a second run (or the pseudo-labelling CLIP's own cache) decodes nothing
+    again. Videos that cannot be decoded, or that have no pseudo-text of the chosen `forms`, are left out and logged.
+    """
+    if init_from_clip:
+        init_head_from_clip(model)
+    cfg = config.train
+    spec = frame_spec_for(model.backbone, cfg.model.num_frames)
+    cache = open_cache(cache_root, model.backbone, spec)
+    tokenize = caption_tokenizer(model.backbone, cfg.max_words)
+    described = [label for label in labels if any(not forms or t["form"] in forms for t in label.texts)]
+    if len(described) < len(labels):
+        log.warning("%d of %d videos have no pseudo-text of forms %s; left out", len(labels) - len(described),
+                    len(labels), list(forms))
+    items = [VideoItem(label.video, str(Path(video_dir) / label.video)) for label in described]
+    found = extract_features(model.backbone, items, cache, spec, workers=workers, progress=cfg.progress)
+    usable = [label for label in described if label.video in found.keys]
+    if found.failures:
+        log.warning("%d pseudo-labelled videos could not be decoded and are left out", len(found.failures))
+    if not usable:
+        raise DatasetFormatError(f"none of the {len(labels)} pseudo-labelled videos could be used from {video_dir}")
+    frames, mask = cache.stacked([found.keys[label.video] for label in usable])
+    pool = pool_from_pseudo_labels(usable, frames, mask, tokenize, forms)
+    if labelled is not None:
+        done = extract_features(model.backbone, labelled.videos, cache, spec, workers=workers, progress=cfg.progress)
+        videos = [v for v in labelled.videos if v.video_id in done.keys]
+        captions = [c for c in labelled.captions if c.video_id in done.keys]
+        subset = RetrievalDataset(labelled.name, labelled.split, videos, captions, labelled.paragraph)
+        frames, mask = cache.stacked([done.keys[v.video_id] for v in videos])
+        pool = pool.concat(pool_from_dataset(subset, frames, mask, tokenize))
+    log.info("PS-SCL on %d pseudo-labelled videos%s", len(usable), f" + {len(videos)} labelled" if labelled else "")
+    return train_ps_scl(model, pool, config, progress=cfg.progress)

@@ -58,7 +58,6 @@ class PsSclConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     text_sampling: Literal["uniform", "teacher"] = "uniform"  # teacher: softmax(r / text_temperature) per video
     text_temperature: float = 0.1
-    forms: list[str] = field(default_factory=list)  # pseudo-text forms to train on; empty: all
     save: bool = False  # write the final model under train.output_dir/checkpoints
     # WiSE-FT drift guard (ps_scl.md §4 #15): average the trained weights with the starting (zero-shot) ones,
     # theta = (1 - alpha) theta_0 + alpha theta; None: off (the paper does not use it)

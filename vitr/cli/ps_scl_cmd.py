@@ -1,0 +1,81 @@
+"""`vitr train-pseudo`: PS-SCL on a folder of unlabelled videos from the file `vitr pseudo-label` wrote (step 2)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import get_args
+
+from vitr.data.readers import DATASETS, load_dataset
+from vitr.losses.selection import Rule, Score, SelectionConfig
+from vitr.model.factory import build_model
+from vitr.pseudo.label import read_pseudo_labels
+from vitr.pseudo.texts import FORMS
+from vitr.train.checkpoint import LATEST
+from vitr.train.config import load_config
+from vitr.train.pipeline import train_on_pseudo_labels
+from vitr.train.ps_scl import PsSclConfig
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-pseudo", help="train on unlabelled videos with their pseudo-texts and SeLeCT (PS-SCL), and labels if any"
+    )
+    p.add_argument("config", type=Path, help="YAML training config (see configs/): head, lrs, epochs, output_dir")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.head=tdb epochs=5 backbone_lr=1e-5")
+    p.add_argument("--pseudo", type=Path, required=True, help="the JSONL file `vitr pseudo-label` wrote")
+    p.add_argument("--videos", type=Path, required=True, help="the folder that was pseudo-labelled")
+    p.add_argument("--forms", default="", help=f"pseudo-text forms to train on, comma-separated from {FORMS} (all)")
+    p.add_argument("--rule", default="topk", choices=get_args(Rule), help="SeLeCT rule; none: no selection")
+    p.add_argument("--score", default="loss", choices=get_args(Score), help="what ranks pairs for the topk rule")
+    p.add_argument("--tau", type=float, default=0.3, help="final forget rate of the topk rule")
+    p.add_argument("--t-k", type=float, default=10.0, help="epochs over which the forget rate ramps up")
+    p.add_argument("--anchor", type=float, default=0.0, help="zero-shot anchor weight (0: off; 1 did best in the lab)")
+    p.add_argument("--anchor-kind", default="feature", choices=["feature", "relation"])
+    p.add_argument("--wise-alpha", type=float, default=None, help="WiSE-FT: average with the start weights")
+    p.add_argument("--text-sampling", default="uniform", choices=["uniform", "teacher"])
+    g = p.add_argument_group("labelled data to train on beside the pseudo pairs (optional)")
+    g.add_argument("--labelled-dataset", default=None, choices=[*DATASETS, "generic"])
+    g.add_argument("--labelled-root", type=Path, default=None, help="annotation folder (or CSV/JSONL for generic)")
+    g.add_argument("--labelled-videos", type=Path, default=None, help="video folder (default ROOT/videos)")
+    g.add_argument("--labelled-split", default="train9k")
+    p.add_argument("--cache", type=Path, default=Path(".vitr-cache"), help="frame-feature cache directory")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=run_train_pseudo)
+
+
+def run_train_pseudo(args: argparse.Namespace) -> int:
+    forms = tuple(f.strip() for f in args.forms.split(",") if f.strip())
+    unknown = sorted(set(forms) - set(FORMS))
+    if unknown:
+        raise SystemExit(f"vitr train-pseudo: unknown forms {unknown}; choose from {list(FORMS)}")
+    if (args.labelled_dataset is None) != (args.labelled_root is None):
+        raise SystemExit("vitr train-pseudo: --labelled-dataset and --labelled-root go together")
+    train = load_config(args.config, args.overrides)
+    config = PsSclConfig(
+        train=train,
+        selection=SelectionConfig(rule=args.rule, score=args.score, tau=args.tau, t_k=args.t_k),
+        text_sampling=args.text_sampling,
+        wise_alpha=args.wise_alpha,
+        anchor_weight=args.anchor,
+        anchor=args.anchor_kind,
+        save=True,
+    )
+    labelled = None
+    if args.labelled_dataset:
+        labelled = load_dataset(
+            args.labelled_dataset, args.labelled_root, args.labelled_split, args.labelled_videos, check_files=True
+        )
+    labels = read_pseudo_labels(args.pseudo)
+    model = build_model(train.model)
+    history = train_on_pseudo_labels(
+        model, config, labels, args.videos, args.cache, forms=forms, labelled=labelled, workers=args.workers
+    )
+    checkpoints = Path(train.output_dir) / "checkpoints"
+    step = (checkpoints / LATEST).read_text().strip()
+    print(
+        f"trained {len(history.loss)} steps from {len(labels)} pseudo-labelled videos; final loss"
+        f" {history.loss[-1]:.4f}; pseudo pairs kept in the last step {history.kept[-1]:.2f};"
+        f" model in {checkpoints / step}"
+    )
+    return 0
