@@ -157,17 +157,7 @@ def test_validation_runs_each_epoch_and_bad_configs_are_rejected(tmp_path):
 
 
 def test_the_zero_shot_anchor_keeps_a_temporal_head_near_the_zero_shot_video_embedding(tmp_path):
-    def drift(anchor: float) -> float:
-        model = _model("tdb")
-        pool = _pseudo_pool(model)
-        config = _config(tmp_path, rule="none")
-        config.anchor_weight = anchor
-        config.train.lr = 1e-2
-        train_ps_scl(model, pool, config, progress=False)
-        with torch.no_grad():
-            return float(zero_shot_anchor(model.embed_video_features(pool.frames, pool.mask), pool.frames, pool.mask))
-
-    assert drift(10.0) < drift(0.0)
+    assert _anchored_drift(tmp_path, "feature", 10.0) < _anchored_drift(tmp_path, "feature", 0.0)
     with pytest.raises(ConfigError, match="anchor_weight"):
         PsSclConfig(anchor_weight=-1.0)
     with pytest.raises(ConfigError, match="CLIP's frame space"):
@@ -185,18 +175,21 @@ def test_the_relation_anchor_keeps_how_videos_rank_each_other_not_where_they_lie
     swapped = target[[1, 0, 2, 3, 4, 5]]  # two videos trade places: the batch's ranking changes
     assert float(relation_anchor(swapped, frames, mask)) > 0.1
 
-    def drift(weight: float) -> float:
-        model = _model("tdb")
-        pool = _pseudo_pool(model)
-        config = _config(tmp_path, rule="none")
-        config.anchor, config.anchor_weight = "relation", weight
-        config.train.lr = 1e-2
-        train_ps_scl(model, pool, config, progress=False)
-        with torch.no_grad():
-            return float(relation_anchor(model.embed_video_features(pool.frames, pool.mask), pool.frames, pool.mask))
-
-    assert drift(10.0) < drift(0.0)
+    assert _anchored_drift(tmp_path, "relation", 10.0) < _anchored_drift(tmp_path, "relation", 0.0)
     with pytest.raises(ConfigError, match="'feature' or 'relation'"):
         PsSclConfig(anchor="distance")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="at least 3 videos"):
         relation_anchor(torch.randn(2, 8), torch.randn(2, 3, 8), torch.ones(2, 3))
+
+
+def _anchored_drift(tmp_path, kind: str, weight: float) -> float:
+    """Train a TDB head on pseudo pairs with the `kind` anchor at `weight`; return that anchor's term afterwards."""
+    model = _model("tdb")
+    pool = _pseudo_pool(model)
+    config = _config(tmp_path, rule="none")
+    config.anchor, config.anchor_weight = kind, weight
+    config.train.lr = 1e-2
+    train_ps_scl(model, pool, config, progress=False)
+    term = zero_shot_anchor if kind == "feature" else relation_anchor
+    with torch.no_grad():
+        return float(term(model.embed_video_features(pool.frames, pool.mask), pool.frames, pool.mask))
