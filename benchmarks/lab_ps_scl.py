@@ -92,9 +92,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--anchor-kind",
-        choices=("feature", "relation"),
+        choices=("feature", "relation", "symmetric"),
         default="feature",
-        help="feature: keep each video embedding; relation: keep the batch's video-to-video ranking",
+        help="feature: keep each video embedding; relation: the batch's video-to-video ranking; symmetric: the "
+        "order-free half (f(v) + f(reversed v)) / 2",
     )
     p.add_argument("--wise-alpha", type=float, default=0.5, help="WiSE-FT mixing weight of the drift-guard row")
     p.add_argument("--pool-videos", type=int, default=None, help="use only the first N pool videos")

@@ -16,10 +16,12 @@ from vitr.train.config import TrainConfig
 from vitr.train.ps_scl import (
     PairPool,
     PsSclConfig,
+    _anchor_term,  # the loop's dispatch, to measure what each anchor kind holds
     draw_texts,
     pool_from_dataset,
     pool_from_pseudo_labels,
     relation_anchor,
+    reverse_frames,
     train_ps_scl,
     zero_shot_anchor,
 )
@@ -176,7 +178,7 @@ def test_the_relation_anchor_keeps_how_videos_rank_each_other_not_where_they_lie
     assert float(relation_anchor(swapped, frames, mask)) > 0.1
 
     assert _anchored_drift(tmp_path, "relation", 10.0) < _anchored_drift(tmp_path, "relation", 0.0)
-    with pytest.raises(ConfigError, match="'feature' or 'relation'"):
+    with pytest.raises(ConfigError, match="'feature', 'relation' or 'symmetric'"):
         PsSclConfig(anchor="distance")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="at least 3 videos"):
         relation_anchor(torch.randn(2, 8), torch.randn(2, 3, 8), torch.ones(2, 3))
@@ -190,6 +192,25 @@ def _anchored_drift(tmp_path, kind: str, weight: float) -> float:
     config.anchor, config.anchor_weight = kind, weight
     config.train.lr = 1e-2
     train_ps_scl(model, pool, config, progress=False)
-    term = zero_shot_anchor if kind == "feature" else relation_anchor
     with torch.no_grad():
-        return float(term(model.embed_video_features(pool.frames, pool.mask), pool.frames, pool.mask))
+        emb = model.embed_video_features(pool.frames, pool.mask)
+        return float(_anchor_term(config, model, emb, pool.frames, pool.mask))
+
+
+def test_reverse_frames_reverses_each_videos_valid_frames_and_leaves_padding():
+    frames = torch.arange(2 * 4 * 1, dtype=torch.float32).view(2, 4, 1)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.float32)
+    out = reverse_frames(frames, mask)
+    assert out[..., 0].tolist() == [[3, 2, 1, 0], [5, 4, 6, 7]]
+    assert torch.equal(reverse_frames(out, mask), frames)
+
+
+def test_the_symmetric_anchor_holds_an_order_free_head_like_the_feature_anchor_and_lets_order_move(tmp_path):
+    model = _model("meanP")  # meanP cannot see order: its reversed embedding is its own, so both anchors agree
+    frames, mask = torch.randn(4, 3, model.backbone.embed_dim), torch.ones(4, 3)
+    emb = model.embed_video_features(frames, mask)
+    config = PsSclConfig(anchor="symmetric", anchor_weight=1.0)
+    assert float(_anchor_term(config, model, emb, frames, mask)) == pytest.approx(
+        float(zero_shot_anchor(emb, frames, mask)), abs=1e-6
+    )
+    assert _anchored_drift(tmp_path, "symmetric", 10.0) < _anchored_drift(tmp_path, "symmetric", 0.0)

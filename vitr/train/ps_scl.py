@@ -72,7 +72,9 @@ class PsSclConfig:
     # retrieval distribution, KL(softmax(S0 / T) || softmax(S / T)) per row with S0, S the zero-shot and trained cosine
     # matrices, diagonal out (relational distillation, Park et al., CVPR 2019; ZSCL distils a distribution too).
     # A relation leaves room to move a video away from its time-reversed twin, which a feature anchor forbids.
-    anchor: Literal["feature", "relation"] = "feature"
+    # "symmetric" anchors only the order-free half of the embedding, (f(v) + f(reversed v)) / 2, to meanP: a still
+    # video (its own reversal) is held in full, a moving one may leave meanP along what its order says.
+    anchor: Literal["feature", "relation", "symmetric"] = "feature"
     anchor_temperature: float = 0.01  # T of the relation anchor: 1 / CLIP's learned logit scale of 100
 
     def __post_init__(self) -> None:
@@ -82,8 +84,8 @@ class PsSclConfig:
             raise ConfigError(f"wise_alpha must lie in [0, 1], got {self.wise_alpha}")
         if self.anchor_weight < 0:
             raise ConfigError(f"anchor_weight must be >= 0, got {self.anchor_weight}")
-        if self.anchor not in ("feature", "relation"):
-            raise ConfigError(f"anchor must be 'feature' or 'relation', got {self.anchor!r}")
+        if self.anchor not in ("feature", "relation", "symmetric"):
+            raise ConfigError(f"anchor must be 'feature', 'relation' or 'symmetric', got {self.anchor!r}")
         if self.anchor_temperature <= 0:
             raise ConfigError(f"anchor_temperature must be positive, got {self.anchor_temperature}")
         if self.train.freeze == "none":
@@ -241,8 +243,7 @@ def train_ps_scl(
             )
             loss = selective_loss(per_pair, weights)
             if config.anchor_weight:
-                anchor = zero_shot_anchor if config.anchor == "feature" else relation_anchor
-                loss = loss + config.anchor_weight * anchor(video_emb, frames, mask, config.anchor_temperature)
+                loss = loss + config.anchor_weight * _anchor_term(config, model, video_emb, frames, mask)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             params = [p for p in model.parameters() if p.requires_grad]
@@ -278,6 +279,26 @@ def train_ps_scl(
         state = {"loss_history": torch.tensor(history.loss, dtype=torch.float64)}
         save_checkpoint(Path(cfg.output_dir) / "checkpoints", step, model, info, state, (LATEST,))
     return history
+
+
+def _anchor_term(
+    config: PsSclConfig, model: VideoTextModel, video_emb: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    if config.anchor == "relation":
+        return relation_anchor(video_emb, frames, mask, config.anchor_temperature)
+    if config.anchor == "symmetric":
+        reversed_emb = model.embed_video_features(reverse_frames(frames, mask), mask).float()
+        unit = torch.nn.functional.normalize
+        video_emb = (unit(video_emb, dim=-1) + unit(reversed_emb, dim=-1)) / 2
+    return zero_shot_anchor(video_emb, frames, mask)
+
+
+def reverse_frames(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each video's valid frames (a prefix of T, as the cache pads) in reverse order; padding stays where it is."""
+    t = torch.arange(frames.shape[1], device=frames.device)
+    lengths = mask.sum(1).long()[:, None]
+    index = torch.where(t < lengths, lengths - 1 - t, t)  # (B, T)
+    return frames.gather(1, index[..., None].expand_as(frames))
 
 
 def zero_shot_anchor(
