@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import get_args
 
+from vitr.cli.pseudo_cmd import parse_forms
 from vitr.data.readers import DATASETS, load_dataset
 from vitr.losses.selection import Rule, Score, SelectionConfig
 from vitr.model.factory import build_model
@@ -45,10 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train_pseudo(args: argparse.Namespace) -> int:
-    forms = tuple(f.strip() for f in args.forms.split(",") if f.strip())
-    unknown = sorted(set(forms) - set(FORMS))
-    if unknown:
-        raise SystemExit(f"vitr train-pseudo: unknown forms {unknown}; choose from {list(FORMS)}")
+    forms = parse_forms(args.forms, "train-pseudo")
     if (args.labelled_dataset is None) != (args.labelled_root is None):
         raise SystemExit("vitr train-pseudo: --labelled-dataset and --labelled-root go together")
     train = load_config(args.config, args.overrides)

@@ -49,11 +49,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_pseudo_label)
 
 
-def run_pseudo_label(args: argparse.Namespace) -> int:
-    forms = tuple(f.strip() for f in args.forms.split(",") if f.strip())
+def parse_forms(value: str, command: str) -> tuple[str, ...]:
+    """A comma-separated list of pseudo-text forms; an unknown one stops `command` with the list to choose from."""
+    forms = tuple(f.strip() for f in value.split(",") if f.strip())
     unknown = sorted(set(forms) - set(FORMS))
     if unknown:
-        raise SystemExit(f"vitr pseudo-label: unknown forms {unknown}; choose from {list(FORMS)}")
+        raise SystemExit(f"vitr {command}: unknown forms {unknown}; choose from {list(FORMS)}")
+    return forms
+
+
+def run_pseudo_label(args: argparse.Namespace) -> int:
+    forms = parse_forms(args.forms, "pseudo-label")
     if args.paraphrases < 0:
         raise SystemExit(f"vitr pseudo-label: --paraphrases must be >= 0, got {args.paraphrases}")
     vocabulary = load_vocabulary(args.vocab)
