@@ -55,9 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "lab_ps_scl")
     p.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, 1,000 pool videos, no labelled runs")
     p.add_argument("--seeds", type=int, default=3, help="seeds of the headline rows (plain and SeLeCT)")
-    p.add_argument(
-        "--extra-seeds", type=int, default=None, help="seeds of the other rows (WiSE-FT, ceiling, labelled)"
-    )
+    p.add_argument("--extra-seeds", type=int, default=None, help="seeds of the other rows (WiSE-FT, ceiling, labelled)")
     p.add_argument("--anchor-seeds", type=int, default=None, help="seeds of the anchored rows (default: --extra-seeds)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=128)
@@ -78,6 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="loss",
         help="what ranks pairs for SeLeCT: the current loss, the frozen CLIP's cosine, or both (z-scores)",
     )
+    p.add_argument("--stratify", action="store_true", help="SeLeCT keeps its share within each pseudo-text form")
     p.add_argument("--tau", type=float, default=0.3, help="SeLeCT final forget rate")
     p.add_argument("--t-k", type=float, default=2.0, help="epochs over which the forget rate ramps up")
     p.add_argument(
@@ -86,6 +85,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--forms", nargs="*", default=[], help="pseudo-text forms to train on (default: all)")
     p.add_argument(
         "--paraphrases", type=int, default=0, help="synonym variants written per pseudo-text (0: canonical words only)"
+    )
+    p.add_argument(
+        "--changed",
+        choices=("keep", "omit", "drop"),
+        default="keep",
+        help="sentences of a video whose size or position changes: keep its majority value, omit it, or drop them",
     )
     p.add_argument(
         "--anchor", type=float, default=0.0, help="also run plain and SeLeCT with this zero-shot anchor weight (0: no)"
@@ -99,7 +104,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--wise-alpha", type=float, default=0.5, help="WiSE-FT mixing weight of the drift-guard row")
     p.add_argument("--pool-videos", type=int, default=None, help="use only the first N pool videos")
-    p.add_argument("--no-plain", action="store_true", help="skip the plain-contrastive row (probes of SeLeCT only)")
+    p.add_argument(
+        "--no-plain", action="store_true", help="skip the plain-contrastive rows, anchored or not (SeLeCT probes)"
+    )
     p.add_argument("--no-wise", action="store_true", help="skip the WiSE-FT row")
     p.add_argument(
         "--anchor-only", action="store_true", help="with --anchor: skip the unanchored plain and SeLeCT rows (probes)"
@@ -114,6 +121,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="test",
         help="score on the test split, or on the validation split (1,000 labelled training videos) to choose settings",
     )
+    p.add_argument("--features", type=Path, default=None, help="frame feature cache (default OUT/features)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-doc", action="store_true", help="do not touch docs/results.md")
     args = p.parse_args(argv)
@@ -122,6 +130,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.seeds, args.epochs, args.no_labelled = 1, 2, True
         args.pool_videos = args.pool_videos or 1000
     args.clip = args.clip or args.lab / "clip"
+    args.features = args.features or args.out / "features"
     return args
 
 
@@ -317,7 +326,7 @@ def run_config(
         progress=False,
         tensorboard=False,
     )
-    selection = SelectionConfig(rule=rule, score=args.score, tau=args.tau, t_k=args.t_k)
+    selection = SelectionConfig(rule=rule, score=args.score, tau=args.tau, t_k=args.t_k, stratify=args.stratify)
     return PsSclConfig(
         train=train,
         selection=selection,
@@ -329,7 +338,7 @@ def run_config(
 
 
 def evaluate(model, args: argparse.Namespace) -> dict[str, dict[str, float]]:  # noqa: ANN001
-    report = evaluate_lab(model, args.lab, args.out / "features", progress=False, split=args.eval_split)
+    report = evaluate_lab(model, args.lab, args.features, progress=False, split=args.eval_split)
     result, temporal, static = report.results["all"], report.results["temporal"], report.results["static"]
     return {
         "t2v": dict(result.t2v),
@@ -396,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
     spec = ModelSpec(backbone=str(args.clip), head="meanP")
     backbone = build_model(spec).backbone
     frame_spec = frame_spec_for(backbone, 12)
-    cache = open_cache(args.out / "features", backbone, frame_spec)
+    cache = open_cache(args.features, backbone, frame_spec)
 
     # 1-2. pseudo-label the pool and score the pseudo-texts against the generator's truth
     pool_truth = json.loads((args.lab / "pool_truth.json").read_text())
@@ -406,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
     pool_ids = [v for v in pool_ids if v in keys]
     frames, mask = cache.stacked([keys[v] for v in pool_ids])  # (N, 12, D), (N, 12)
     vocab = load_vocabulary(lab_vocabulary(args.lab, args.out))
-    labeler = PseudoLabeler(backbone, vocab, paraphrases=args.paraphrases)
+    labeler = PseudoLabeler(backbone, vocab, paraphrases=args.paraphrases, changed=args.changed)
     labels = []
     for i in range(0, len(pool_ids), 512):
         labels += labeler.label_features(pool_ids[i : i + 512], frames[i : i + 512], mask[i : i + 512])
@@ -439,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
         del variants[f"PS-SCL + WiSE-FT drift guard (alpha {args.wise_alpha:g})"]
     if args.anchor:
         anchored = f"zero-shot {args.anchor_kind} anchor (weight {args.anchor:g})"
-        variants[f"plain contrastive + {anchored}"] = ("none", "pool", None, args.anchor)
+        if not args.no_plain:
+            variants[f"plain contrastive + {anchored}"] = ("none", "pool", None, args.anchor)
         variants[f"PS-SCL + {anchored}"] = ("topk", "pool", None, args.anchor)
     if args.oracle:
         variants["ceiling: the same pool videos with their withheld true captions"] = ("none", "oracle", None, 0.0)

@@ -56,6 +56,19 @@ def test_pair_weights_topk_exempts_labelled_pairs():
     assert pair_weights(config, epoch=0, losses=losses).tolist() == [1.0] * 6  # rho_0 = 1
 
 
+def test_stratified_topk_keeps_the_best_share_of_every_group():
+    losses = torch.tensor([0.1, 0.2, 0.3, 0.4, 5.0, 6.0, 7.0, 8.0])
+    groups = torch.tensor([0, 0, 0, 0, 3, 3, 3, 3])  # e.g. sentence texts learnt fast, temporal ones slowly
+    plain = pair_weights(SelectionConfig(rule="topk", tau=0.5, t_k=1), 1, losses, groups=groups)
+    assert plain.tolist() == [1.0] * 4 + [0.0] * 4  # over the batch, the hard group is dropped whole
+    config = SelectionConfig(rule="topk", tau=0.5, t_k=1, stratify=True)
+    assert pair_weights(config, 1, losses, groups=groups).tolist() == [1, 1, 0, 0, 1, 1, 0, 0]
+    exempt = torch.tensor([False] * 7 + [True])
+    assert pair_weights(config, 1, losses, exempt=exempt, groups=groups).tolist() == [1, 1, 0, 0, 1, 1, 0, 1]
+    with pytest.raises(ConfigError, match="group"):
+        pair_weights(config, 1, losses)
+
+
 def test_unselected_pairs_stay_negatives():
     torch.manual_seed(0)
     logits = torch.randn(4, 4, requires_grad=True)

@@ -29,6 +29,22 @@ def test_every_form_is_written(tiny_vocab):
     assert texts["temporal"] == "a red circle on the left, then on the right"
 
 
+def test_sentences_may_leave_out_or_skip_a_category_that_changes_over_the_video(tiny_vocab):
+    def sentences(found: VideoConcepts, changed: str) -> list[str]:
+        return [t.text for t in write_pseudo_texts(found, tiny_vocab, ("sentence",), changed=changed)]
+
+    moving = _found()  # the circle goes from the left to the right: "on the left" holds for half of it
+    assert sentences(moving, "keep") == ["a red circle and blue square on the left on a black background"]
+    assert sentences(moving, "omit") == ["a red circle and blue square on a black background"]
+    assert sentences(moving, "drop") == []
+    still = _found()
+    still.transitions.clear()
+    assert sentences(still, "omit") == sentences(still, "drop") == sentences(still, "keep")
+    assert [t.form for t in write_pseudo_texts(moving, tiny_vocab, changed="drop")] == ["list", "single", "temporal"]
+    with pytest.raises(ValueError, match="changed"):
+        write_pseudo_texts(moving, tiny_vocab, changed="never")
+
+
 def test_forms_can_be_chosen_and_templates_with_empty_categories_are_skipped(tiny_vocab):
     found = _found()
     del found.concepts["backgrounds"]

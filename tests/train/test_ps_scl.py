@@ -12,6 +12,7 @@ from vitr.heads.meanp import masked_mean_pool
 from vitr.losses.selection import SelectionConfig
 from vitr.model.retrieval import VideoTextModel
 from vitr.pseudo.label import PseudoLabel
+from vitr.pseudo.texts import FORMS
 from vitr.train.config import TrainConfig
 from vitr.train.ps_scl import (
     PairPool,
@@ -82,6 +83,11 @@ def test_pool_from_pseudo_labels_keeps_forms_and_scores():
     assert pool.text_video.tolist() == [0, 1, 2]
     assert pool.teacher.tolist() == pytest.approx([0.3] * 3)
     assert pool.pseudo.all()
+    assert pool.form.tolist() == [FORMS.index("single")] * 3  # what stratified selection groups by
+    both = pool_from_pseudo_labels(_labels(3), frames, torch.ones(3, 4), model.tokenize)
+    assert pool.concat(both).form.tolist() == [FORMS.index("single")] * 3 + [
+        FORMS.index(f) for f in ["single", "list"] * 3
+    ]
     with pytest.raises(DatasetFormatError, match="no text"):
         pool_from_pseudo_labels(_labels(3), frames, torch.ones(3, 4), model.tokenize, forms=["sentence"])
 

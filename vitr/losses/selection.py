@@ -13,6 +13,9 @@ still serve as negatives.
   (alpha (10^p - 1) / 9, NCR's default) or sine (alpha (1 - cos(pi p)) / 2);
 - none: every pair counts (plain contrastive learning on the same pairs).
 `soft_topk` combines A and C: the top-k mask times the soft weights ("selects and prioritises").
+With `stratify`, topk keeps its share within each group of the batch (the pseudo-text's form) rather than over the
+whole batch, as UPL keeps the best pseudo-labels per class (option D's idea): pairs of a form that is hard to
+learn (temporal texts) are otherwise the high-loss ones and dropped together.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class SelectionConfig:
     warmup_epochs: int = 1  # gmm/soft: epochs of plain training before the first mixture fit (NCR warm-up)
     soft_form: SoftForm = "exponential"
     soft_alpha: float = 1.0
+    stratify: bool = False  # topk: keep the share within each group (pseudo-text form), not over the batch
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.tau < 1.0:
@@ -68,6 +72,15 @@ def select_top(scores: torch.Tensor, ratio: float) -> torch.Tensor:
     k = max(1, math.ceil(ratio * scores.numel() - 1e-9))
     keep = torch.zeros_like(scores, dtype=torch.bool)
     keep[scores.topk(min(k, scores.numel())).indices] = True
+    return keep
+
+
+def select_top_within(scores: torch.Tensor, ratio: float, groups: torch.Tensor) -> torch.Tensor:
+    """`select_top` applied to each group of `groups` (B,) on its own: every group keeps its best share."""
+    keep = torch.zeros_like(scores, dtype=torch.bool)
+    for g in groups.unique():
+        rows = groups == g
+        keep[rows] = select_top(scores[rows], ratio)
     return keep
 
 
@@ -171,12 +184,14 @@ def pair_weights(
     teacher: torch.Tensor | None = None,
     clean_prob: torch.Tensor | None = None,
     exempt: torch.Tensor | None = None,
+    groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(B,) detached per-pair losses -> (B,) weights under `config` at (fractional) epoch `epoch`.
 
     `exempt` (B,) bool marks pairs that are never selected away (clean labelled pairs in a mixed batch): they
     get weight 1 and do not count towards the kept share. `clean_prob` (B,) is the epoch's mixture posterior
-    (rules gmm, soft, soft_topk; before the first fit pass None and every pair counts).
+    (rules gmm, soft, soft_topk; before the first fit pass None and every pair counts). `groups` (B,) long are the
+    strata of `config.stratify` (the pairs' pseudo-text forms).
     """
     losses = losses.detach()
     weights = torch.ones_like(losses)
@@ -185,7 +200,13 @@ def pair_weights(
         return weights
     if config.rule in ("topk", "soft_topk"):
         score = selection_score(losses[weak], None if teacher is None else teacher[weak], config.score)
-        kept = select_top(score, keep_ratio(epoch, config.tau, config.t_k, config.exponent))
+        ratio = keep_ratio(epoch, config.tau, config.t_k, config.exponent)
+        if config.stratify:
+            if groups is None:
+                raise ConfigError("stratified selection needs the group of every pair (its pseudo-text form)")
+            kept = select_top_within(score, ratio, groups[weak])
+        else:
+            kept = select_top(score, ratio)
         weights[weak] = kept.to(weights.dtype)
     if config.needs_clean_probability and clean_prob is not None:
         p = clean_prob.to(losses.device, losses.dtype)

@@ -31,7 +31,7 @@ from vitr.errors import DatasetFormatError
 from vitr.model.extract import encode_pixels, frame_spec_for
 from vitr.pseudo.prompts import TemplateMode, encode_prompts
 from vitr.pseudo.tagging import Aggregation, ConceptTagger, VideoConcepts
-from vitr.pseudo.texts import FORMS, PseudoText, write_pseudo_texts
+from vitr.pseudo.texts import FORMS, Changed, PseudoText, write_pseudo_texts
 from vitr.pseudo.vocab import Vocabulary
 from vitr.video.loader import DecodeFailure, iter_decoded
 
@@ -73,12 +73,14 @@ class PseudoLabeler:
         temporal: bool = True,
         num_frames: int = 8,
         paraphrases: int = 0,
+        changed: Changed = "keep",
     ) -> None:
         self.backbone = backbone
         self.vocabulary = vocabulary
         self.forms = forms if temporal else tuple(f for f in forms if f != "temporal")
         self.num_frames = num_frames
         self.paraphrases = paraphrases
+        self.changed = changed
         self.tagger = ConceptTagger(backbone, vocabulary, template_mode, aggregation, temporal=temporal)
 
     @torch.inference_mode()
@@ -87,7 +89,12 @@ class PseudoLabeler:
         found = self.tagger.tag(frames, mask)
         texts = [
             write_pseudo_texts(
-                f, self.vocabulary, self.forms, self.paraphrases, random.Random(zlib.crc32(str(n).encode()))
+                f,
+                self.vocabulary,
+                self.forms,
+                self.paraphrases,
+                random.Random(zlib.crc32(str(n).encode())),
+                self.changed,
             )
             for n, f in zip(names, found, strict=True)
         ]  # paraphrases drawn from a generator seeded by the video's name: the same labels on every run

@@ -9,6 +9,11 @@ Forms, each a named option:
   `temporal_template` with {early}, {late} and any category placeholder ("a red circle on the left, then on the
   right"); when the vocabulary names that change as an event, also its `event_template` with {event} ("a red
   circle moves from the left to the right"), as a real vocabulary names actions.
+A changed category in a sentence (an option, `changed`): a sentence names one value per category, but a category
+whose value changes over the video has none that holds throughout. `keep` writes its majority value ("a red circle
+on the left" for a circle that moves left to right), `omit` leaves that category out of the sentence ("a red
+circle on a black background"), `drop` writes no sentence for a video with a change, so its only descriptions are the
+temporal ones. Every sentence of a still video is kept under all three.
 Paraphrases (an option, `paraphrases` > 0): each sentence, single and temporal text is also written again with the
 vocabulary's synonyms drawn at random ("a tiny red ball"), up to that many distinct variants, so a text tower
 trained on pseudo-texts keeps the words that real captions use instead of learning one name per concept.
@@ -19,6 +24,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from vitr.pseudo.tagging import VideoConcepts
 from vitr.pseudo.vocab import Vocabulary, paraphrase, with_articles
@@ -26,6 +32,8 @@ from vitr.pseudo.vocab import Vocabulary, paraphrase, with_articles
 FORMS = ("sentence", "list", "single", "temporal")
 LIST_TOP = 3
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::(\d+))?\}")
+Changed = Literal["keep", "omit", "drop"]
+CHANGED = ("keep", "omit", "drop")
 
 
 @dataclass(frozen=True)
@@ -66,19 +74,23 @@ def write_pseudo_texts(
     forms: tuple[str, ...] = FORMS,
     paraphrases: int = 0,
     rng: random.Random | None = None,
+    changed: Changed = "keep",
 ) -> list[PseudoText]:
     """All pseudo-texts of one video in the requested forms, without duplicates, in form order; with
-    `paraphrases`, each text's synonym variants follow it (drawn from `rng`, seed it for repeatable labels)."""
+    `paraphrases`, each text's synonym variants follow it (drawn from `rng`, seed it for repeatable labels);
+    `changed` says how sentences treat a category whose value changes over the video (module docstring)."""
     unknown = sorted(set(forms) - set(FORMS))
     if unknown:
         raise ValueError(f"unknown pseudo-text forms {unknown}; choose from {FORMS}")
     if paraphrases < 0:
         raise ValueError(f"paraphrases must be >= 0, got {paraphrases}")
+    if changed not in CHANGED:
+        raise ValueError(f"unknown treatment of changed categories {changed!r}; choose from {CHANGED}")
     rng = rng or random.Random(0)
     texts: list[PseudoText] = []
     seen: set[str] = set()
     for form in forms:
-        for text in _texts_of_form(form, found, vocabulary):
+        for text in _texts_of_form(form, found, vocabulary, changed):
             variants = [text]
             if paraphrases and form != "list":  # a concept list names the vocabulary's own concepts
                 for _ in range(paraphrases * PARAPHRASE_TRIES):
@@ -94,9 +106,12 @@ def write_pseudo_texts(
     return texts
 
 
-def _texts_of_form(form: str, found: VideoConcepts, vocabulary: Vocabulary) -> list[str]:
+def _texts_of_form(form: str, found: VideoConcepts, vocabulary: Vocabulary, changed: Changed = "keep") -> list[str]:
     if form == "sentence":
-        return [t for t in (fill(s, found, vocabulary) for s in vocabulary.sentences) if t]
+        if changed == "drop" and found.transitions:
+            return []
+        unsaid = {name: "" for name in found.transitions} if changed == "omit" else None
+        return [t for t in (fill(s, found, vocabulary, unsaid) for s in vocabulary.sentences) if t]
     if form == "list":
         parts = [
             f"{c.name}: {', '.join(found.top(c.name, LIST_TOP))}." for c in vocabulary.categories if found.top(c.name)

@@ -39,6 +39,7 @@ from vitr.losses.selection import (
 )
 from vitr.model.retrieval import VideoTextModel
 from vitr.pseudo.label import PseudoLabel
+from vitr.pseudo.texts import FORMS
 from vitr.train.checkpoint import LATEST, save_checkpoint
 from vitr.train.config import TrainConfig, config_to_dict
 from vitr.train.optim import build_optimizer, configure_trainable
@@ -102,13 +103,16 @@ class PairPool:
     text_video: torch.Tensor  # (M,) long: the video of each text
     teacher: torch.Tensor  # (M,) frozen-teacher cosine of (video, text); 0 where unknown
     pseudo: torch.Tensor  # (N,) bool: the video's texts are pseudo-texts (selected) or labels (exempt)
+    form: torch.Tensor | None = None  # (M,) long: each text's form (index in FORMS; -1 a label), for stratified SeLeCT
 
     def __post_init__(self) -> None:
         n = len(self.frames)
         if self.mask.shape != self.frames.shape[:2] or len(self.pseudo) != n:
             raise DatasetFormatError("frames, mask and pseudo flags of a pair pool disagree in size")
-        if len(self.tokens) != len(self.text_video) or len(self.teacher) != len(self.text_video):
-            raise DatasetFormatError("tokens, text owners and teacher scores of a pair pool disagree in size")
+        if self.form is None:
+            self.form = torch.full((len(self.text_video),), -1, dtype=torch.long)
+        if not len(self.tokens) == len(self.teacher) == len(self.form) == len(self.text_video):
+            raise DatasetFormatError("tokens, text owners, teacher scores and forms of a pair pool disagree in size")
         without = sorted(set(range(n)) - set(self.text_video.tolist()))
         if without:
             raise DatasetFormatError(f"{len(without)} videos of the pair pool have no text, e.g. rows {without[:5]}")
@@ -126,6 +130,7 @@ class PairPool:
             torch.cat([self.text_video, other.text_video + len(self)]),
             torch.cat([self.teacher, other.teacher]),
             torch.cat([self.pseudo, other.pseudo]),
+            torch.cat([self.form, other.form]),
         )
 
 
@@ -143,13 +148,14 @@ def pool_from_pseudo_labels(
     """labels[i] describes the video of frames[i] (N, T, D); videos left without a text are an error."""
     if len(labels) != len(frames):
         raise DatasetFormatError(f"{len(labels)} pseudo-labels for {len(frames)} videos")
-    texts, owners, scores = [], [], []
+    texts, owners, scores, kinds = [], [], [], []
     for i, label in enumerate(labels):
         for t in label.texts:
             if not forms or t["form"] in forms:
                 texts.append(t["text"])
                 owners.append(i)
                 scores.append(float(t.get("score") or 0.0))
+                kinds.append(FORMS.index(t["form"]) if t["form"] in FORMS else len(FORMS))
     return PairPool(
         frames,
         mask,
@@ -157,6 +163,7 @@ def pool_from_pseudo_labels(
         torch.tensor(owners, dtype=torch.long),
         torch.tensor(scores, dtype=torch.float32),
         torch.ones(len(frames), dtype=torch.bool),
+        torch.tensor(kinds, dtype=torch.long),
     )
 
 
@@ -240,6 +247,7 @@ def train_ps_scl(
                 pool.teacher[texts[rows]].to(device),
                 None if clean is None else clean[b * batch : (b + 1) * batch].to(device),
                 exempt=~pool.pseudo[rows].to(device),
+                groups=pool.form[texts[rows]].to(device),
             )
             loss = selective_loss(per_pair, weights)
             if config.anchor_weight:
