@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from vitr.errors import ConfigError
+from vitr.pseudo.label import PseudoLabeler
 from vitr.pseudo.prompts import category_classifier
 from vitr.pseudo.tagging import ConceptTagger, aggregate, frame_probabilities, transition
 from vitr.pseudo.texts import write_pseudo_texts
@@ -102,3 +103,18 @@ def test_a_subject_must_not_itself_be_about_a_subject():
     categories["rows"] = rows
     with pytest.raises(ConfigError, match="itself"):
         vocabulary_from_dict({"categories": categories})
+
+
+def test_the_labeller_writes_no_static_sentence_for_a_video_whose_position_changes_when_told(tiny_backbone, tiny_vocab):
+    columns = category_classifier(tiny_backbone, tiny_vocab.category("columns"))  # (2, D) left, right
+    moving = torch.cat([columns[0].expand(4, -1), columns[1].expand(4, -1)])[None]  # left, then right
+    still = columns[0].expand(1, 8, -1)
+    frames, mask = torch.cat([moving, still]), torch.ones(2, 8)
+    keep, drop = (
+        PseudoLabeler(tiny_backbone, tiny_vocab, changed=changed).label_features(["m", "s"], frames, mask)
+        for changed in ("keep", "drop")
+    )
+    assert set(keep[0].transitions) == {"columns"} and not keep[1].transitions
+    assert "sentence" in {t["form"] for t in keep[0].texts}
+    assert "sentence" not in {t["form"] for t in drop[0].texts} and "temporal" in {t["form"] for t in drop[0].texts}
+    assert drop[1].texts == keep[1].texts  # a still video is written the same either way

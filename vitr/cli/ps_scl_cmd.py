@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--score", default="loss", choices=get_args(Score), help="what ranks pairs for the topk rule")
     p.add_argument("--tau", type=float, default=0.3, help="final forget rate of the topk rule")
     p.add_argument("--t-k", type=float, default=10.0, help="epochs over which the forget rate ramps up")
+    p.add_argument("--stratify", action="store_true", help="the topk rule keeps its share within each pseudo-text form")
     p.add_argument("--anchor", type=float, default=0.0, help="zero-shot anchor weight (0: off; 1 did best in the lab)")
     p.add_argument("--anchor-kind", default="feature", choices=["feature", "relation", "symmetric"])
     p.add_argument("--wise-alpha", type=float, default=None, help="WiSE-FT: average with the start weights")
@@ -52,7 +53,7 @@ def run_train_pseudo(args: argparse.Namespace) -> int:
     train = load_config(args.config, args.overrides)
     config = PsSclConfig(
         train=train,
-        selection=SelectionConfig(rule=args.rule, score=args.score, tau=args.tau, t_k=args.t_k),
+        selection=SelectionConfig(rule=args.rule, score=args.score, tau=args.tau, t_k=args.t_k, stratify=args.stratify),
         text_sampling=args.text_sampling,
         wise_alpha=args.wise_alpha,
         anchor_weight=args.anchor,

@@ -8,7 +8,7 @@ from pathlib import Path
 from vitr.backbones.registry import load_backbone
 from vitr.cli.model_args import add_model_args
 from vitr.pseudo.label import PseudoLabeler, pseudo_label_folder
-from vitr.pseudo.texts import FORMS
+from vitr.pseudo.texts import CHANGED, FORMS
 from vitr.pseudo.vocab import load_vocabulary
 
 
@@ -42,6 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0,
         help="also write each text again this many times with the vocabulary's synonyms (0: its own words only)",
     )
+    p.add_argument(
+        "--changed",
+        default="keep",
+        choices=CHANGED,
+        help="sentences of a video in which a temporal category changes: keep its majority value, omit that "
+        "category, or drop those sentences",
+    )
     p.add_argument("--tag-frames", type=int, default=8, help="uniform frames tagged per video")
     p.add_argument("--workers", type=int, default=2, help="decoding threads")
     p.add_argument("--batch-size", type=int, default=16)
@@ -73,6 +80,7 @@ def run_pseudo_label(args: argparse.Namespace) -> int:
         temporal=not args.no_temporal,
         num_frames=args.tag_frames,
         paraphrases=args.paraphrases,
+        changed=args.changed,
     )
     report = pseudo_label_folder(labeler, args.folder, args.out, batch_size=args.batch_size, workers=args.workers)
     print(f"{args.out}: pseudo-texts for {report.written} videos; {len(report.failed)} skipped")
