@@ -41,7 +41,14 @@ from vitr.pseudo.tagging import ConceptTagger  # noqa: E402
 from vitr.pseudo.vocab import vocabulary_from_dict  # noqa: E402
 from vitr.train.config import TrainConfig  # noqa: E402
 from vitr.train.pipeline import init_head_from_clip  # noqa: E402
-from vitr.train.ps_scl import PairPool, PsSclConfig, pool_from_dataset, pool_from_pseudo_labels, train_ps_scl  # noqa: E402
+from vitr.train.ps_scl import (  # noqa: E402
+    ANCHORS,
+    PairPool,
+    PsSclConfig,
+    pool_from_dataset,
+    pool_from_pseudo_labels,
+    train_ps_scl,
+)
 
 SECTION = "## PS-SCL"
 DIRECTIONS = ("t2v", "v2t")
@@ -97,10 +104,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--anchor-kind",
-        choices=("feature", "relation", "symmetric"),
+        choices=ANCHORS,
         default="feature",
         help="feature: keep each video embedding; relation: the batch's video-to-video ranking; symmetric: the "
-        "order-free half (f(v) + f(reversed v)) / 2",
+        "order-free half (f(v) + f(reversed v)) / 2; still: only videos without a temporal pseudo-text",
     )
     p.add_argument("--wise-alpha", type=float, default=0.5, help="WiSE-FT mixing weight of the drift-guard row")
     p.add_argument("--pool-videos", type=int, default=None, help="use only the first N pool videos")

@@ -184,7 +184,7 @@ def test_the_relation_anchor_keeps_how_videos_rank_each_other_not_where_they_lie
     assert float(relation_anchor(swapped, frames, mask)) > 0.1
 
     assert _anchored_drift(tmp_path, "relation", 10.0) < _anchored_drift(tmp_path, "relation", 0.0)
-    with pytest.raises(ConfigError, match="'feature', 'relation' or 'symmetric'"):
+    with pytest.raises(ConfigError, match="anchor must be one of"):
         PsSclConfig(anchor="distance")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="at least 3 videos"):
         relation_anchor(torch.randn(2, 8), torch.randn(2, 3, 8), torch.ones(2, 3))
@@ -200,7 +200,7 @@ def _anchored_drift(tmp_path, kind: str, weight: float) -> float:
     train_ps_scl(model, pool, config, progress=False)
     with torch.no_grad():
         emb = model.embed_video_features(pool.frames, pool.mask)
-        return float(_anchor_term(config, model, emb, pool.frames, pool.mask))
+        return float(_anchor_term(config, model, emb, pool.frames, pool.mask, pool.still()))
 
 
 def test_reverse_frames_reverses_each_videos_valid_frames_and_leaves_padding():
@@ -220,3 +220,38 @@ def test_the_symmetric_anchor_holds_an_order_free_head_like_the_feature_anchor_a
         float(zero_shot_anchor(emb, frames, mask)), abs=1e-6
     )
     assert _anchored_drift(tmp_path, "symmetric", 10.0) < _anchored_drift(tmp_path, "symmetric", 0.0)
+
+
+def test_the_still_anchor_holds_only_videos_without_a_temporal_pseudo_text(tmp_path):
+    model = _model("tdb")
+    labels = _labels(16)
+    for label in labels[::2]:  # every other video: the tagger saw it change
+        label.texts.append({"text": "a red circle on the left, then on the right", "form": "temporal", "score": 0.2})
+    frames = torch.randn(16, 4, model.backbone.embed_dim, generator=torch.Generator().manual_seed(1))
+    pool = pool_from_pseudo_labels(labels, frames, torch.ones(16, 4), model.tokenize)
+    assert pool.still().tolist() == [False, True] * 8
+    dataset = RetrievalDataset("toy", "train", [VideoItem("l0", "l0.mp4")], [Caption("l0", "a blue cross")])
+    labelled = pool_from_dataset(dataset, torch.randn(1, 4, model.backbone.embed_dim), torch.ones(1, 4), model.tokenize)
+    assert not pool.concat(labelled).still()[16]  # a labelled video is no pseudo video: never held
+
+    config = PsSclConfig(anchor="still", anchor_weight=1.0)
+    with torch.no_grad():
+        emb = model.embed_video_features(pool.frames, pool.mask)
+    still = pool.still()
+    held = _anchor_term(config, model, emb, pool.frames, pool.mask, still)
+    assert float(held) == pytest.approx(float(zero_shot_anchor(emb[still], frames[still], pool.mask[still])))
+    assert float(_anchor_term(config, model, emb, pool.frames, pool.mask, torch.zeros(16, dtype=torch.bool))) == 0.0
+
+    def drift(weight: float) -> tuple[float, float]:
+        """(anchor term of the still videos, of the moving ones) after training with the still anchor."""
+        trained = _model("tdb")
+        cfg = _config(tmp_path, rule="none")
+        cfg.anchor, cfg.anchor_weight, cfg.train.lr = "still", weight, 1e-2
+        train_ps_scl(trained, pool, cfg, progress=False)
+        with torch.no_grad():
+            out = trained.embed_video_features(pool.frames, pool.mask)
+        return tuple(float(zero_shot_anchor(out[rows], frames[rows], pool.mask[rows])) for rows in (still, ~still))
+
+    free, held_hard = drift(0.0), drift(10.0)
+    assert held_hard[0] < free[0]  # still videos are held
+    assert held_hard[1] > held_hard[0]  # moving ones are left to move

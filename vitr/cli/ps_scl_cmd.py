@@ -15,7 +15,7 @@ from vitr.pseudo.texts import FORMS
 from vitr.train.checkpoint import LATEST
 from vitr.train.config import load_config
 from vitr.train.pipeline import train_on_pseudo_labels
-from vitr.train.ps_scl import PsSclConfig
+from vitr.train.ps_scl import ANCHORS, PsSclConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--t-k", type=float, default=10.0, help="epochs over which the forget rate ramps up")
     p.add_argument("--stratify", action="store_true", help="the topk rule keeps its share within each pseudo-text form")
     p.add_argument("--anchor", type=float, default=0.0, help="zero-shot anchor weight (0: off; 1 did best in the lab)")
-    p.add_argument("--anchor-kind", default="feature", choices=["feature", "relation", "symmetric"])
+    p.add_argument("--anchor-kind", default="feature", choices=ANCHORS)
     p.add_argument("--wise-alpha", type=float, default=None, help="WiSE-FT: average with the start weights")
     p.add_argument("--text-sampling", default="uniform", choices=["uniform", "teacher"])
     g = p.add_argument_group("labelled data to train on beside the pseudo pairs (optional)")

@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from tqdm.auto import tqdm
@@ -47,6 +47,8 @@ from vitr.train.schedule import apply_lr, lr_factor
 from vitr.train.trainer import MAX_LOGIT_SCALE, seed_everything
 from vitr.train.wise_ft import snapshot_trainable, weight_space_ensemble
 
+Anchor = Literal["feature", "relation", "symmetric", "still"]
+ANCHORS: tuple[str, ...] = get_args(Anchor)
 Tokenize = Callable[[Sequence[str]], torch.Tensor]
 ValFn = Callable[[VideoTextModel], Mapping[str, float]]
 
@@ -75,7 +77,9 @@ class PsSclConfig:
     # A relation leaves room to move a video away from its time-reversed twin, which a feature anchor forbids.
     # "symmetric" anchors only the order-free half of the embedding, (f(v) + f(reversed v)) / 2, to meanP: a still
     # video (its own reversal) is held in full, a moving one may leave meanP along what its order says.
-    anchor: Literal["feature", "relation", "symmetric"] = "feature"
+    # "still" holds only the pseudo videos in which the tagger saw nothing change (no temporal pseudo-text), in full,
+    # and leaves those it saw change free: the pseudo-labels say which videos time may move.
+    anchor: Anchor = "feature"
     anchor_temperature: float = 0.01  # T of the relation anchor: 1 / CLIP's learned logit scale of 100
 
     def __post_init__(self) -> None:
@@ -85,8 +89,8 @@ class PsSclConfig:
             raise ConfigError(f"wise_alpha must lie in [0, 1], got {self.wise_alpha}")
         if self.anchor_weight < 0:
             raise ConfigError(f"anchor_weight must be >= 0, got {self.anchor_weight}")
-        if self.anchor not in ("feature", "relation", "symmetric"):
-            raise ConfigError(f"anchor must be 'feature', 'relation' or 'symmetric', got {self.anchor!r}")
+        if self.anchor not in ANCHORS:
+            raise ConfigError(f"anchor must be one of {ANCHORS}, got {self.anchor!r}")
         if self.anchor_temperature <= 0:
             raise ConfigError(f"anchor_temperature must be positive, got {self.anchor_temperature}")
         if self.train.freeze == "none":
@@ -119,6 +123,12 @@ class PairPool:
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    def still(self) -> torch.Tensor:
+        """(N,) bool: pseudo videos without a temporal pseudo-text, those the tagger saw nothing change in."""
+        moving = torch.zeros(len(self), dtype=torch.bool)
+        moving[self.text_video[self.form == FORMS.index("temporal")]] = True
+        return self.pseudo & ~moving
 
     def concat(self, other: PairPool) -> PairPool:
         """This pool followed by `other` (e.g. pseudo-labelled pool + labelled split)."""
@@ -224,6 +234,7 @@ def train_ps_scl(
     total = steps_per_epoch * cfg.epochs
     seed_everything(cfg.seed)
     history = PsSclHistory()
+    still = pool.still()
     bar = tqdm(total=total, desc="PS-SCL", unit="step", disable=not progress)
     step = 0
     for epoch in range(cfg.epochs):
@@ -251,7 +262,8 @@ def train_ps_scl(
             )
             loss = selective_loss(per_pair, weights)
             if config.anchor_weight:
-                loss = loss + config.anchor_weight * _anchor_term(config, model, video_emb, frames, mask)
+                held = still[rows].to(device)
+                loss = loss + config.anchor_weight * _anchor_term(config, model, video_emb, frames, mask, held)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             params = [p for p in model.parameters() if p.requires_grad]
@@ -290,8 +302,18 @@ def train_ps_scl(
 
 
 def _anchor_term(
-    config: PsSclConfig, model: VideoTextModel, video_emb: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor
+    config: PsSclConfig,
+    model: VideoTextModel,
+    video_emb: torch.Tensor,
+    frames: torch.Tensor,
+    mask: torch.Tensor,
+    still: torch.Tensor | None = None,
 ) -> torch.Tensor:
+    """The configured anchor on a batch; `still` (B,) marks the videos the "still" anchor holds (None: all)."""
+    if config.anchor == "still" and still is not None:
+        if not still.any():
+            return video_emb.new_zeros(())
+        return zero_shot_anchor(video_emb[still], frames[still], mask[still])
     if config.anchor == "relation":
         return relation_anchor(video_emb, frames, mask, config.anchor_temperature)
     if config.anchor == "symmetric":
