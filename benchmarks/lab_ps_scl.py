@@ -64,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=3, help="seeds of the headline rows (plain and SeLeCT)")
     p.add_argument("--extra-seeds", type=int, default=None, help="seeds of the other rows (WiSE-FT, ceiling, labelled)")
     p.add_argument("--anchor-seeds", type=int, default=None, help="seeds of the anchored rows (default: --extra-seeds)")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds run from here (more seeds for an earlier probe)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--head", default="meanP", help="temporal head of every trained model (zero-shot is always meanP)")
@@ -478,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
             pool = pseudo_pool.concat(labelled_pool)
         runs = []
         headline = rule in ("none", "topk") and data == "pool" and wise_alpha is None and not anchor
-        for seed in range(seed_count(args, headline, bool(anchor))):
+        for seed in range(args.first_seed, args.first_seed + seed_count(args, headline, bool(anchor))):
             model = build_model(ModelSpec(backbone=str(args.clip), head=args.head))
             init_head_from_clip(model)  # CLIP4Clip's start for seqTransf / TDB blocks (no-op for meanP)
             history = train_ps_scl(
