@@ -504,12 +504,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
         + [f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.1f} |" for r in recognition]
     )
     written = transitions["written"]
+    selection_scope = "kept within each pseudo-text form" if args.stratify else "kept over the batch"
     text_tower = "text tower frozen" if args.freeze == "all" else f"text tower fine-tuned at lr {args.text_lr:g}"
     body = f"""Produced by `python benchmarks/lab_ps_scl.py {args.command}` ({minutes:.1f} min,
 {args.threads} threads). Lab CLIP `{args.clip.name}`; trained models use head {args.head}
 (lr {args.lr:g}), zero-shot meanP; frames cached (12 uniform), {text_tower};
 {args.epochs} epochs, batch {args.batch_size}; {args.paraphrases} synonym paraphrases per pseudo-text;
-SeLeCT option A, tau {args.tau}, T_k {args.t_k} epochs, c 1, {args.score} score.
+SeLeCT option A, tau {args.tau}, T_k {args.t_k} epochs, c 1, {args.score} score, {selection_scope};
+sentences of a video whose size or position changes: {args.changed}.
 {len(pool_ids)} unlabelled pool videos, {sum(forms.values())} pseudo-texts
 ({", ".join(f"{k} {v}" for k, v in forms.items())}); trained on the {len(pseudo_pool.tokens)} of forms
 {", ".join(args.forms) or "all"}, one text drawn per video per epoch ({args.text_sampling}). Test: the lab's
