@@ -32,7 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tau", type=float, default=0.3, help="final forget rate of the topk rule")
     p.add_argument("--t-k", type=float, default=10.0, help="epochs over which the forget rate ramps up")
     p.add_argument("--stratify", action="store_true", help="the topk rule keeps its share within each pseudo-text form")
-    p.add_argument("--anchor", type=float, default=0.0, help="zero-shot anchor weight (0: off; 1 did best in the lab)")
+    p.add_argument(
+        "--anchor",
+        type=float,
+        default=0.0,
+        help="zero-shot anchor weight (0: off; 3 with --anchor-kind still did best in the lab)",
+    )
     p.add_argument("--anchor-kind", default="feature", choices=ANCHORS)
     p.add_argument("--wise-alpha", type=float, default=None, help="WiSE-FT: average with the start weights")
     p.add_argument("--text-sampling", default="uniform", choices=["uniform", "teacher"])
