@@ -35,7 +35,8 @@ def test_train_pseudo_trains_on_a_labelled_folder_and_leaves_out_a_video_that_is
     settings = {"epochs": 2, "batch_size": 2, "progress": False, "tensorboard": False, "output_dir": str(run)}
     config.write_text(yaml.safe_dump({"model": model, **settings}))
     args = ["train-pseudo", str(config), "--pseudo", str(pseudo), "--videos", str(folder), "--workers", "0"]
-    args += ["--cache", str(tmp_path / "cache"), "--anchor", "1", "--forms", "sentence,temporal", "--t-k", "1"]
+    args += ["--cache", str(tmp_path / "cache"), "--forms", "sentence,temporal", "--t-k", "1"]
+    args += ["--stratify", "--anchor", "3", "--anchor-kind", "still"]  # the lab's recipe
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "trained 4 steps" in printed  # 4 readable videos, batch 2, 2 epochs: gone.mp4 left out, nothing else
