@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from vitr.pseudo.tagging import VideoConcepts
 from vitr.pseudo.vocab import Vocabulary, paraphrase, with_articles
@@ -33,7 +33,7 @@ FORMS = ("sentence", "list", "single", "temporal")
 LIST_TOP = 3
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::(\d+))?\}")
 Changed = Literal["keep", "omit", "drop"]
-CHANGED = ("keep", "omit", "drop")
+CHANGED: tuple[str, ...] = get_args(Changed)
 
 
 @dataclass(frozen=True)
