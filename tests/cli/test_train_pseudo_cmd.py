@@ -1,7 +1,6 @@
 import json
 
 import numpy as np
-import pytest
 import yaml
 
 from tests.pseudo.conftest import TINY_VOCAB
@@ -47,11 +46,13 @@ def test_train_pseudo_trains_on_a_labelled_folder_and_leaves_out_a_video_that_is
     assert all(p.isfinite().all() for p in trained.head.parameters())
 
 
-def test_train_pseudo_refuses_unknown_forms_and_half_a_labelled_split(tmp_path):
+def test_train_pseudo_refuses_unknown_forms_and_half_a_labelled_split(tmp_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"model": {"backbone": "vitr-lab-tiny"}}))
     base = ["train-pseudo", str(config), "--pseudo", str(tmp_path / "p.jsonl"), "--videos", str(tmp_path)]
-    with pytest.raises(SystemExit, match="unknown forms"):
-        main([*base, "--forms", "sentence,poem"])
-    with pytest.raises(SystemExit, match="go together"):
-        main([*base, "--labelled-dataset", "msrvtt"])
+    assert main([*base, "--forms", "sentence,poem"]) == 2
+    assert "vitr train-pseudo: error: unknown forms ['poem']" in capsys.readouterr().err
+    assert main([*base, "--labelled-dataset", "msrvtt"]) == 2
+    assert "vitr train-pseudo: error: --labelled-dataset and --labelled-root go together" in capsys.readouterr().err
+    assert main(base) == 2
+    assert f"vitr train-pseudo: error: --pseudo {tmp_path / 'p.jsonl'} does not exist" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import torch
 
 from tests.backbones.builders import MICRO_ARCH, MICRO_CFG
 from vitr.cli.eval_cmd import caption_length
+from vitr.errors import ConfigError
 from vitr.model.evaluate import embed_texts
 from vitr.model.factory import ModelSpec, build_model
 
@@ -59,5 +60,5 @@ def test_vitr_eval_defaults_to_the_official_caption_length(requested, paragraph,
 
 @pytest.mark.parametrize("requested", [-1, 1])
 def test_vitr_eval_rejects_caption_lengths_that_cannot_hold_start_and_end(requested) -> None:  # noqa: ANN001
-    with pytest.raises(SystemExit, match="--max-words"):
+    with pytest.raises(ConfigError, match="--max-words"):
         caption_length(requested, False)

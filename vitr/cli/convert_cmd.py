@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from vitr.errors import ConfigError
-from vitr.model.official import load_official_checkpoint, write_model_dir
+from vitr.cli.choices import HEADS
+from vitr.cli.validate import json_object, require_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", type=Path, help="pytorch_model.bin.N, a .bin/.pt/.pth state dict or .safetensors")
     p.add_argument("out", type=Path, help="directory to write (created if missing)")
-    p.add_argument("--head", default=None, help="force a head (default: inferred from the checkpoint's modules)")
+    p.add_argument("--head", default=None, choices=HEADS,
+                   help="force a head (default: inferred from the checkpoint's modules)")
     p.add_argument(
         "--head-kwargs",
         default="{}",
@@ -30,12 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    try:
-        head_kwargs = json.loads(args.head_kwargs)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--head-kwargs is not valid JSON: {exc}") from exc
-    if not isinstance(head_kwargs, dict):
-        raise ConfigError("--head-kwargs must be a JSON object")
+    head_kwargs = json_object(args.head_kwargs, "--head-kwargs")
+    require_file(args.source, "checkpoint")
+    from vitr.model.official import load_official_checkpoint, write_model_dir
+
     model, report = load_official_checkpoint(args.source, args.head, head_kwargs, args.frames)
     write_model_dir(model, report, args.out, num_frames=args.frames)
     print(report.summary())

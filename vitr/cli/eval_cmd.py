@@ -6,12 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from vitr.cli.model_args import add_model_args, model_spec_from_args
-from vitr.data.readers import DATASETS, load_dataset
-from vitr.eval.retrieval import PROTOCOLS
-from vitr.model.evaluate import embed_dataset, evaluate_embeddings
-from vitr.model.factory import build_model
-from vitr.video.loader import SAMPLERS
+from vitr.cli.choices import DATASETS, PROTOCOLS, SAMPLERS
+from vitr.cli.model_args import add_model_args, check_model_args, model_spec_from_args
+from vitr.cli.validate import require_dir
+from vitr.errors import ConfigError
 
 MAX_WORDS = 32  # CLIP4Clip / CLIP2Video `--max_words` for MSR-VTT, MSVD, VATEX
 PARAGRAPH_MAX_WORDS = 64  # their setting for paragraph-to-video retrieval (DiDeMo, ActivityNet)
@@ -57,11 +55,26 @@ def caption_length(requested: int | None, paragraph: bool) -> int | None:
     if requested is None:
         return PARAGRAPH_MAX_WORDS if paragraph else MAX_WORDS
     if requested < 0 or requested == 1:
-        raise SystemExit(f"--max-words must be 0 (the model's context) or at least 2, got {requested}")
+        raise ConfigError(f"--max-words must be 0 (the model's context) or at least 2, got {requested}")
     return requested or None
 
 
+def check_paths(root: Path, videos: Path | None) -> None:
+    """The annotation folder (or file) and the video folder a dataset command reads must exist."""
+    if not root.exists():
+        raise ConfigError(f"--root {root} does not exist")
+    if videos is not None:
+        require_dir(videos, "--videos")
+
+
 def run_eval(args: argparse.Namespace) -> int:
+    check_model_args(args)
+    caption_length(args.max_words, False)  # a bad --max-words is refused before anything loads
+    check_paths(args.root, args.videos)
+    from vitr.data.readers import load_dataset
+    from vitr.model.evaluate import embed_dataset, evaluate_embeddings
+    from vitr.model.factory import build_model
+
     spec = model_spec_from_args(args)
     dataset = load_dataset(args.dataset, args.root, args.split, args.videos, check_files=True)
     model = build_model(spec)

@@ -6,12 +6,19 @@ import argparse
 import json
 from pathlib import Path
 
-from vitr.cli.model_args import add_model_args, model_spec_from_args
-from vitr.cli.tables import print_hits
-from vitr.index.indexer import search_by_video, update_index
-from vitr.index.shards import merge_indexes, parse_shard, shard_dir, shard_from_env
-from vitr.index.store import parse_store_spec
-from vitr.index.video_index import VideoIndex, Windowing, read_index_config
+from vitr.cli.choices import STORE_KINDS
+from vitr.cli.model_args import add_model_args, check_model_args, model_spec_from_args
+from vitr.cli.validate import int_range, require_dir, require_file, require_index
+from vitr.errors import ConfigError
+
+MAX_K = 1000  # results per search: a page of hits, not a dump of the index
+
+
+def check_store(text: str) -> None:
+    """The quick form of `vitr.index.store.parse_store_spec`, which runs again once FAISS is loaded."""
+    kind, _, uri = text.partition(":")
+    if kind not in STORE_KINDS or (uri and kind != "milvus"):
+        raise ConfigError(f"unknown store {text!r}; choose one of {STORE_KINDS[:-1]}, 'milvus' or 'milvus:URI'")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,13 +48,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("query", nargs="?", help="text query")
     s.add_argument("--video", type=Path, help="query by a video file (indexed or not)")
     s.add_argument("--index", type=Path, default=Path("vitr-index"))
-    s.add_argument("-k", type=int, default=10, help="number of results")
+    s.add_argument("-k", type=int_range(1, MAX_K), default=10, help=f"number of results (1 to {MAX_K})")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=run_search)
 
 
 def run_index(args: argparse.Namespace) -> int:
-    parse_store_spec(args.store)  # a clear error before any work
+    check_store(args.store)  # a clear error before any work
+    check_model_args(args)
+    require_dir(args.folder, "video folder")
+    from vitr.index.indexer import update_index
+    from vitr.index.shards import parse_shard, shard_dir, shard_from_env
+    from vitr.index.video_index import VideoIndex, Windowing, read_index_config
+
     shard = parse_shard(args.shard) if args.shard else shard_from_env()
     index_dir = shard_dir(args.index, shard) if shard else args.index
     windowing = None
@@ -66,6 +79,10 @@ def run_index(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    for source in args.sources:
+        require_index(source)
+    from vitr.index.shards import merge_indexes
+
     index = merge_indexes(args.target, args.sources)
     print(f"{args.target}: {index.stats()['videos']} videos after merging {len(args.sources)} shard indexes")
     return 0
@@ -73,7 +90,16 @@ def run_merge(args: argparse.Namespace) -> int:
 
 def run_search(args: argparse.Namespace) -> int:
     if (args.query is None) == (args.video is None):
-        raise SystemExit("vitr search: give either a text query or --video PATH")
+        raise ConfigError("give either a text query or --video PATH")
+    if args.query is not None and not args.query.strip():
+        raise ConfigError("the query is empty; give some words to search for")
+    if args.video is not None:
+        require_file(args.video, "query video")
+    require_index(args.index)
+    from vitr.cli.tables import print_hits
+    from vitr.index.indexer import search_by_video
+    from vitr.index.video_index import VideoIndex
+
     index = VideoIndex(args.index)
     hits = search_by_video(index, args.video, k=args.k) if args.video else index.search_text(args.query, k=args.k)
     if args.json:

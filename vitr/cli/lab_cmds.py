@@ -7,18 +7,8 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
-from vitr.backbones import load_backbone, save_backbone
-from vitr.cli.tables import console, print_hits
-from vitr.index.indexer import update_index
-from vitr.index.video_index import VideoIndex
-from vitr.lab.captions import negative_caption
-from vitr.lab.experiment import chance_row, evaluate_lab, lab_table, load_pretrain_pairs, report_rows
-from vitr.lab.knowledge import held_out_stills, recognition
-from vitr.lab.synth import SCALES, LabConfig, generate_lab
-from vitr.model.factory import ModelSpec, build_model
-from vitr.train.pretrain import PretrainConfig, pretrain_clip
+from vitr.cli.choices import LAB_SCALES
+from vitr.cli.validate import require_dir
 
 LAB_ARCH = "vitr-lab-rn"  # a small CLIP ResNet: the tiny ViT (vitr-lab-tiny) never learnt shapes here (docs/lab.md)
 NEGATIVES = ("swap", "none")  # hard-negative captions in pretraining: one swapped attribute (NegCLIP), or none
@@ -32,7 +22,7 @@ EXAMPLE_QUERIES = ("a red circle on the left", "a blue square moves from the lef
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("synth", help="generate the offline lab (videos, captions, MSR-VTT-format annotations)")
     s.add_argument("out", type=Path)
-    s.add_argument("--scale", default="full", choices=sorted(SCALES))
+    s.add_argument("--scale", default="full", choices=LAB_SCALES)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=run_synth)
@@ -53,13 +43,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = sub.add_parser("quickstart", help="the offline main job: lab, pretraining, extraction, index, search, eval")
     q.add_argument("--out", type=Path, default=Path("lab"))
-    q.add_argument("--scale", default="full", choices=sorted(SCALES))
+    q.add_argument("--scale", default="full", choices=LAB_SCALES)
     q.add_argument("--steps", type=int, default=None, help="pretraining steps (default depends on the scale)")
     q.add_argument("--workers", type=int, default=2)
     q.set_defaults(func=run_quickstart)
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    from vitr.lab.synth import LabConfig, generate_lab
+
     manifest = generate_lab(args.out, LabConfig(scale=args.scale, seed=args.seed, workers=args.workers))
     counts = ", ".join(f"{k} {len(v)}" for k, v in manifest.split_ids.items())
     print(f"lab at {args.out}: {counts}; {manifest.config.n_pretrain} still images; wrote {manifest.written} files, "
@@ -71,6 +63,16 @@ def pretrain_lab_clip(lab: Path, out: Path, steps: int, batch_size: int = 256, l
                       precision: str = "fp32", arch: str = LAB_ARCH, negatives: str = "swap") -> dict:
     """Pretrain (or reuse, when `out` holds a model made with the same settings) the lab CLIP, then score what it
     recognises on held-out stills (`vitr.lab.knowledge`)."""
+    import torch
+
+    from vitr.backbones import load_backbone, save_backbone
+    from vitr.cli.tables import console
+    from vitr.lab.captions import negative_caption
+    from vitr.lab.experiment import load_pretrain_pairs
+    from vitr.lab.knowledge import held_out_stills, recognition
+    from vitr.lab.synth import LabConfig
+    from vitr.train.pretrain import PretrainConfig, pretrain_clip
+
     config = LabConfig.read(lab)
     settings = {"arch": arch, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
                 "precision": precision, "negatives": negatives, "lab": config.identity()}
@@ -100,6 +102,9 @@ def pretrain_lab_clip(lab: Path, out: Path, steps: int, batch_size: int = 256, l
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
+    require_dir(args.lab, "--lab")
+    from vitr.lab.synth import LabConfig
+
     scale = LabConfig.read(args.lab).scale
     pretrain_lab_clip(args.lab, args.out or args.lab / "clip", args.steps or PRETRAIN_STEPS.get(scale, 1500),
                       args.batch_size, args.lr, args.seed, args.precision, args.arch, args.negatives)
@@ -107,6 +112,12 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
 
 def run_quickstart(args: argparse.Namespace) -> int:
+    from vitr.cli.tables import console, print_hits
+    from vitr.index.indexer import update_index
+    from vitr.index.video_index import VideoIndex
+    from vitr.lab.experiment import chance_row, evaluate_lab, lab_table, report_rows
+    from vitr.model.factory import ModelSpec, build_model
+
     out: Path = args.out
     t0 = time.time()
     console.rule("1/5 generate the lab")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from vitr.cli.choices import HEADS, PRECISIONS
+from vitr.cli.validate import json_object, require_dir
+from vitr.errors import ConfigError
 
-from vitr.model.factory import ModelSpec
-from vitr.model.fast import resolve_precision
+if TYPE_CHECKING:
+    from vitr.model.factory import ModelSpec
 
 
 def add_model_args(parser: argparse.ArgumentParser, default_precision: str = "fp32") -> None:
@@ -18,16 +21,34 @@ def add_model_args(parser: argparse.ArgumentParser, default_precision: str = "fp
     g.add_argument("--pretrained", default=None, help="open_clip pretrained tag, e.g. openai (needs the network "
                    "once; offline, pass --weights)")
     g.add_argument("--weights", default=None, help="local backbone weights: a .safetensors/.bin/.pt file or a dir")
-    g.add_argument("--head", default="meanP", help="temporal head: meanP, seqTransf, tdb, tab, clip2video")
+    g.add_argument("--head", default="meanP", choices=HEADS, help="temporal head (default meanP)")
     g.add_argument("--head-kwargs", default="{}", help="JSON dict of head options")
     g.add_argument("--checkpoint", default=None, help="trained vitr model weights (backbone + head)")
     g.add_argument("--frames", type=int, default=12, help="frames sampled per video (uniform)")
-    g.add_argument("--precision", default=default_precision, choices=["auto", "fp32", "bf16", "fp16"],
+    g.add_argument("--precision", default=default_precision, choices=PRECISIONS,
                    help=f"inference precision; auto: bf16 where the hardware runs it fast ({default_precision})")
 
 
+def check_model_args(args: argparse.Namespace) -> None:
+    """The model options' errors a user can make, caught before torch is imported."""
+    json_object(args.head_kwargs, "--head-kwargs")
+    if args.frames < 1:
+        raise ConfigError(f"--frames must be at least 1, got {args.frames}")
+    for option, value in (("--weights", args.weights), ("--checkpoint", args.checkpoint)):
+        if value is not None and not Path(value).exists():
+            raise ConfigError(f"{option} {value} does not exist")
+    model = args.model.removeprefix("local-dir:")
+    if model != args.model or ("/" in model and not model.startswith("hf-hub:")):  # a folder, not a name
+        require_dir(Path(model), "--model folder")
+
+
 def model_spec_from_args(args: argparse.Namespace) -> ModelSpec:
+    import torch
+
+    from vitr.model.factory import ModelSpec
+    from vitr.model.fast import resolve_precision
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return ModelSpec(backbone=args.model, pretrained=args.pretrained, weights=args.weights, head=args.head,
-                     head_kwargs=json.loads(args.head_kwargs), checkpoint=args.checkpoint, num_frames=args.frames,
-                     precision=resolve_precision(args.precision, device))
+                     head_kwargs=json_object(args.head_kwargs, "--head-kwargs"), checkpoint=args.checkpoint,
+                     num_frames=args.frames, precision=resolve_precision(args.precision, device))

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import get_args
 
+from vitr.cli.choices import ANCHORS, DATASETS, SELECTION_RULES, SELECTION_SCORES
+from vitr.cli.choices import PSEUDO_FORMS as FORMS
+from vitr.cli.eval_cmd import check_paths
 from vitr.cli.pseudo_cmd import parse_forms
-from vitr.data.readers import DATASETS, load_dataset
-from vitr.losses.selection import Rule, Score, SelectionConfig
-from vitr.model.factory import build_model
-from vitr.pseudo.label import read_pseudo_labels
-from vitr.pseudo.texts import FORMS
-from vitr.train.checkpoint import LATEST
-from vitr.train.config import load_config
-from vitr.train.pipeline import train_on_pseudo_labels
-from vitr.train.ps_scl import ANCHORS, PsSclConfig
+from vitr.cli.validate import require_dir, require_file
+from vitr.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pseudo", type=Path, required=True, help="the JSONL file `vitr pseudo-label` wrote")
     p.add_argument("--videos", type=Path, required=True, help="the folder that was pseudo-labelled")
     p.add_argument("--forms", default="", help=f"pseudo-text forms to train on, comma-separated from {FORMS} (all)")
-    p.add_argument("--rule", default="topk", choices=get_args(Rule), help="SeLeCT rule; none: no selection")
-    p.add_argument("--score", default="loss", choices=get_args(Score), help="what ranks pairs for the topk rule")
+    p.add_argument("--rule", default="topk", choices=SELECTION_RULES, help="SeLeCT rule; none: no selection")
+    p.add_argument("--score", default="loss", choices=SELECTION_SCORES, help="what ranks pairs for the topk rule")
     p.add_argument("--tau", type=float, default=0.3, help="final forget rate of the topk rule")
     p.add_argument("--t-k", type=float, default=10.0, help="epochs over which the forget rate ramps up")
     p.add_argument("--stratify", action="store_true", help="the topk rule keeps its share within each pseudo-text form")
@@ -52,9 +47,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train_pseudo(args: argparse.Namespace) -> int:
-    forms = parse_forms(args.forms, "train-pseudo")
+    forms = parse_forms(args.forms)
     if (args.labelled_dataset is None) != (args.labelled_root is None):
-        raise SystemExit("vitr train-pseudo: --labelled-dataset and --labelled-root go together")
+        raise ConfigError("--labelled-dataset and --labelled-root go together")
+    require_file(args.config, "config")
+    require_file(args.pseudo, "--pseudo")
+    require_dir(args.videos, "--videos")
+    if args.labelled_root is not None:
+        check_paths(args.labelled_root, args.labelled_videos)
+    from vitr.data.readers import load_dataset
+    from vitr.losses.selection import SelectionConfig
+    from vitr.model.factory import build_model
+    from vitr.pseudo.label import read_pseudo_labels
+    from vitr.train.checkpoint import LATEST
+    from vitr.train.config import load_config
+    from vitr.train.pipeline import train_on_pseudo_labels
+    from vitr.train.ps_scl import PsSclConfig
+
     train = load_config(args.config, args.overrides)
     config = PsSclConfig(
         train=train,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vitr.backbones.registry import load_backbone
-from vitr.cli.model_args import add_model_args
-from vitr.pseudo.label import PseudoLabeler, pseudo_label_folder
-from vitr.pseudo.texts import CHANGED, FORMS
-from vitr.pseudo.vocab import load_vocabulary
+from vitr.cli.choices import CHANGED
+from vitr.cli.choices import PSEUDO_FORMS as FORMS
+from vitr.cli.model_args import add_model_args, check_model_args
+from vitr.cli.validate import require_dir
+from vitr.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,19 +56,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_pseudo_label)
 
 
-def parse_forms(value: str, command: str) -> tuple[str, ...]:
-    """A comma-separated list of pseudo-text forms; an unknown one stops `command` with the list to choose from."""
+def parse_forms(value: str) -> tuple[str, ...]:
+    """A comma-separated list of pseudo-text forms; an unknown one is refused with the list to choose from."""
     forms = tuple(f.strip() for f in value.split(",") if f.strip())
     unknown = sorted(set(forms) - set(FORMS))
     if unknown:
-        raise SystemExit(f"vitr {command}: unknown forms {unknown}; choose from {list(FORMS)}")
+        raise ConfigError(f"unknown forms {unknown} in --forms; choose from {list(FORMS)}")
     return forms
 
 
 def run_pseudo_label(args: argparse.Namespace) -> int:
-    forms = parse_forms(args.forms, "pseudo-label")
+    forms = parse_forms(args.forms)
     if args.paraphrases < 0:
-        raise SystemExit(f"vitr pseudo-label: --paraphrases must be >= 0, got {args.paraphrases}")
+        raise ConfigError(f"--paraphrases must be >= 0, got {args.paraphrases}")
+    check_model_args(args)
+    require_dir(args.folder, "video folder")
+    if args.vocab is not None and not args.vocab.exists():
+        raise ConfigError(f"--vocab {args.vocab} does not exist")
+    from vitr.backbones.registry import load_backbone
+    from vitr.pseudo.label import PseudoLabeler, pseudo_label_folder
+    from vitr.pseudo.vocab import load_vocabulary
+
     vocabulary = load_vocabulary(args.vocab)
     backbone = load_backbone(args.model, pretrained=args.pretrained, weights=args.weights, precision=args.precision)
     labeler = PseudoLabeler(

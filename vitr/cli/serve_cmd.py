@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vitr.cli.validate import require_index
 from vitr.errors import ConfigError
-from vitr.index.video_index import VideoIndex
-from vitr.serve.app import ServeSettings, create_app
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,13 +27,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     if args.max_upload_mb <= 0:
         raise ConfigError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
     for root in args.root:
         if not root.is_dir():
             raise ConfigError(f"--root {root} is not a folder")
+    require_index(args.index)
+    import uvicorn
+
+    from vitr.index.video_index import VideoIndex
+    from vitr.serve.app import ServeSettings, create_app
+
     index = VideoIndex(args.index, device=args.device)
     settings = ServeSettings(max_upload_bytes=int(args.max_upload_mb * 2**20))
     app = create_app(index, roots=args.root, settings=settings)

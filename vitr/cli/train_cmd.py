@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vitr.data.readers import DATASETS, load_dataset
-from vitr.model.factory import build_model
-from vitr.train.config import load_config
-from vitr.train.pipeline import train
+from vitr.cli.choices import DATASETS
+from vitr.cli.eval_cmd import check_paths
+from vitr.cli.validate import require_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    require_file(args.config, "config")
+    check_paths(args.root, args.videos)
+    from vitr.data.readers import load_dataset
+    from vitr.model.factory import build_model
+    from vitr.train.config import load_config
+    from vitr.train.pipeline import train
+
     config = load_config(args.config, args.overrides)
     train_set = load_dataset(args.dataset, args.root, args.split, args.videos, check_files=True)
     val_set = (

@@ -49,7 +49,10 @@ def build_model(spec: ModelSpec, device: str | torch.device = "cpu") -> VideoTex
             return described.to(device).eval()
     backbone = load_backbone(spec.backbone, pretrained=spec.pretrained, weights=spec.weights, device=device,
                              precision=spec.precision)
-    head = create_head(spec.head, backbone.embed_dim, num_frames=spec.num_frames, **spec.head_kwargs)
+    try:
+        head = create_head(spec.head, backbone.embed_dim, num_frames=spec.num_frames, **spec.head_kwargs)
+    except (KeyError, TypeError) as exc:  # an unknown head, or options it does not take
+        raise ConfigError(f"cannot build head {spec.head!r} with options {spec.head_kwargs}: {exc}") from exc
     model = VideoTextModel(backbone, head.to(device))
     if spec.checkpoint:
         load_model_weights(model, spec.checkpoint)
