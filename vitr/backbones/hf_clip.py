@@ -20,6 +20,7 @@ from torch import nn
 from vitr.backbones.base import Backbone, TextFeatures
 from vitr.backbones.fingerprint import WeightsFingerprint
 from vitr.errors import ConfigError
+from vitr.files import follow_umask
 
 if TYPE_CHECKING:
     from transformers import CLIPModel
@@ -106,6 +107,8 @@ class HFClipBackbone(Backbone):
         """`save_pretrained` plus the image normalisation, so the directory loads back as this backbone."""
         directory = Path(directory)
         self.model.save_pretrained(directory)
+        for written in directory.glob("*.safetensors"):  # safetensors writes 0600 whatever the umask
+            follow_umask(written)
         preprocessor = {
             "image_processor_type": "CLIPImageProcessor",
             "image_mean": list(self.image_mean),

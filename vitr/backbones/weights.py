@@ -25,6 +25,7 @@ from vitr.backbones.base import Backbone
 from vitr.backbones.hf_clip import HFClipBackbone
 from vitr.backbones.open_clip_backbone import OpenClipBackbone
 from vitr.errors import CheckpointError
+from vitr.files import follow_umask
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
 VITR_FORMAT = "vitr.backbone"
@@ -294,6 +295,7 @@ def write_vitr_dir(directory: str | Path, config: dict[str, Any], state: Mapping
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, directory / WEIGHTS_NAME)
+    follow_umask(directory / WEIGHTS_NAME)
     (directory / CONFIG_NAME).write_text(json.dumps({"format": VITR_FORMAT, **config}, indent=2) + "\n")
     return directory
 

@@ -22,6 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from vitr.errors import IndexStoreError
+from vitr.files import follow_umask
 
 _HASH_CHUNK = 1 << 20
 
@@ -131,6 +132,7 @@ class FeatureCache:
             tensors[f"{key}/timestamps"] = f.timestamps.float().contiguous()
         tmp = self.dir / f".{name}.partial"
         save_file(tensors, str(tmp))
+        follow_umask(tmp)
         tmp.replace(self.dir / name)
         with self._db:
             self._db.executemany("INSERT OR IGNORE INTO features (key, shard) VALUES (?, ?)",

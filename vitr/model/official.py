@@ -30,6 +30,7 @@ from safetensors.torch import save_file
 from vitr.backbones.open_clip_backbone import OpenClipBackbone, build_open_clip_model, cast_to_precision
 from vitr.backbones.weights import load_weights_strict, read_state_dict
 from vitr.errors import CheckpointError, ConfigError
+from vitr.files import follow_umask
 from vitr.heads.base import create_head
 from vitr.heads.temporal_transformer import default_heads
 from vitr.model.retrieval import VideoTextModel
@@ -390,6 +391,7 @@ def write_model_dir(
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, directory / WEIGHTS_NAME, metadata={"format": MODEL_DIR_FORMAT})
+    follow_umask(directory / WEIGHTS_NAME)
     config = {
         "format": MODEL_DIR_FORMAT,
         "model_spec": {

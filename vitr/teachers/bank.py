@@ -18,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from vitr.errors import CheckpointError
+from vitr.files import follow_umask
 from vitr.teachers.base import Teacher
 
 
@@ -75,6 +76,7 @@ class TeacherBank:
         meta = {"names": json.dumps(self.names), "scales": json.dumps(self.scales), "key": self.key}
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(path), metadata=meta)
+        follow_umask(path)
 
     @classmethod
     def load(cls, path: str | Path, expected_key: str | None = None) -> TeacherBank:

@@ -30,6 +30,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from vitr.errors import CheckpointError
+from vitr.files import follow_umask
 from vitr.model.factory import load_model_weights
 
 MODEL_FILE = "model.safetensors"
@@ -63,6 +64,7 @@ def save_checkpoint(
         tmp.mkdir()
         state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / MODEL_FILE), metadata={"format": "vitr.model", "step": str(step)})
+        follow_umask(tmp / MODEL_FILE)
         torch.save(training_state, tmp / STATE_FILE)
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=2))
         os.replace(tmp, final)
