@@ -60,7 +60,7 @@ def main() -> int:
     if args.doc:
         from benchmarks.common import write_doc_section
 
-        write_doc_section("cli-startup", "## CLI start-up\n\n" + text)
+        write_doc_section("cli-startup", text)
     return 0
 
 
