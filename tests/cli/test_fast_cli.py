@@ -77,11 +77,12 @@ def test_errors_show_the_subcommand_usage_and_exit_2(tmp_path, capsys, monkeypat
     assert err.startswith("usage: vitr search ") and err.count("error:") == 1 and "Traceback" not in err
 
 
-def test_verbose_shows_the_traceback_of_a_user_error(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("argv", [["-v", "convert", "missing.bin", "out"], ["convert", "missing.bin", "out", "-v"]])
+def test_verbose_shows_the_traceback_of_a_user_error(argv, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     root_level = logging.getLogger().level
     try:
-        assert main(["-v", "convert", "missing.bin", "out"]) == 2
+        assert main(argv) == 2
     finally:
         configure_logging(False)
         logging.getLogger().setLevel(root_level)

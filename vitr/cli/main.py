@@ -21,13 +21,18 @@ USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROF
                errno.ENOTDIR}
 
 
+VERBOSE_HELP = "debug logging, other libraries' messages and the traceback of an error"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vitr", description="Text-video retrieval on CLIP: index, search, train and evaluate.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks of errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
+    for command in sub.choices.values():  # `vitr search ... -v` works too; SUPPRESS keeps a `vitr -v` given first
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser
 
 
