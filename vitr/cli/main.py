@@ -19,8 +19,6 @@ COMMANDS = [lab_cmds, index_cmds, train_cmd, eval_cmd, serve_cmd, pseudo_cmd, ps
 # Failures of the machine or the user's files rather than of vitr: a one-line error that names the path.
 USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EISDIR,
                errno.ENOTDIR}
-
-
 VERBOSE_HELP = "debug logging, other libraries' messages and the traceback of an error"
 
 
@@ -31,17 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
-    for command in sub.choices.values():  # `vitr search ... -v` works too; SUPPRESS keeps a `vitr -v` given first
+    for command in sub.choices.values():
+        # `vitr search ... -v` works too (SUPPRESS keeps a `vitr -v` given first)
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+        # a user error prints this subcommand's usage and `vitr COMMAND: error:`
+        command.set_defaults(command_parser=command)
     return parser
-
-
-def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
-    """The subparser of `command`, whose usage line and `vitr COMMAND: error:` prefix a user error carries."""
-    for action in parser._subparsers._group_actions:  # argparse keeps no public handle on its subparsers
-        if isinstance(action, argparse._SubParsersAction):
-            return action.choices[command]
-    raise LookupError(command)
 
 
 def configure_logging(verbose: bool) -> None:
@@ -64,7 +57,7 @@ def user_error(parser: argparse.ArgumentParser, message: str, verbose: bool) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    subparser = command_parser(parser, args.command)
+    subparser: argparse.ArgumentParser = args.command_parser
     if extra:  # e.g. `vitr search --k 0`: the subcommand's usage helps, the top-level one does not
         subparser.error(f"unrecognized arguments: {' '.join(extra)}")
     configure_logging(args.verbose)
