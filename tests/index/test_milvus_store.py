@@ -1,7 +1,13 @@
-"""The Milvus store (embedded milvus-lite) answers like the exact FAISS store and follows every commit."""
+"""The Milvus store on embedded milvus-lite: answers like the exact FAISS store, follows every commit, one
+collection per index, searchable from any process (tests/index/test_milvus_server.py runs a real server)."""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +15,8 @@ import pytest
 
 from tests.index.videos import TINY_MODEL, write_shape_video
 from vitr.index.indexer import update_index
-from vitr.index.milvus_store import MilvusStore
+from vitr.index.milvus_store import MilvusStore, collection_name
+from vitr.index.shards import merge_indexes
 from vitr.index.store import FaissStore, StoreSpec, parse_store_spec
 from vitr.index.video_index import VideoIndex
 
@@ -67,3 +74,69 @@ def test_a_new_process_resumes_the_sync_where_it_stopped(tmp_path: Path, milvus_
     assert reopened.meta.vector_sync_state(store.target)[0] == int(reopened.meta.all_segments()[0].max())
     assert sorted(i for i in store.search(reopened.embed_texts(["x"]), 5)[1][0].tolist() if i >= 0) == [1, 2]
     reopened.close()
+
+
+def test_creating_the_collection_logs_no_error(
+    tmp_path: Path, milvus_index: VideoIndex, capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_shape_video(tmp_path / "videos" / "a.mp4", "red", seconds_each=1.0)
+    update_index(milvus_index, tmp_path / "videos", progress=False, workers=0)
+    capfd.readouterr()
+    caplog.set_level(logging.WARNING)
+    assert len(milvus_index.search_text("a square", k=3)) == 1  # creates, fills and loads the collection
+    err = capfd.readouterr().err
+    assert "ERROR" not in err and "Method not implemented" not in err, err
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_an_index_made_before_ids_gets_its_own_collection(tmp_path: Path) -> None:
+    write_shape_video(tmp_path / "videos" / "a.mp4", "red", seconds_each=1.0)
+    index = VideoIndex.create(tmp_path / "index", TINY_MODEL, store="milvus")
+    config = json.loads((index.dir / "index.json").read_text())
+    assert len(config.pop("id")) == 32
+    (index.dir / "index.json").write_text(json.dumps(config))  # as written by an older vitr
+    index.close()
+    old = VideoIndex(tmp_path / "index")
+    update_index(old, tmp_path / "videos", progress=False, workers=0)
+    assert len(old.search_text("a square", k=3)) == 1
+    given = json.loads((old.dir / "index.json").read_text())["id"]
+    assert old.store().collection == collection_name(given)
+    old.close()
+    assert json.loads((tmp_path / "index" / "index.json").read_text())["id"] == given  # kept from now on
+
+
+def test_merge_into_a_milvus_store(tmp_path: Path) -> None:
+    shards = []
+    for rank, colours in enumerate((["red", "blue"], ["green"])):
+        for colour in colours:
+            write_shape_video(tmp_path / "videos" / str(rank) / f"{colour}.mp4", colour, seconds_each=1.0)
+        shard = VideoIndex.create(tmp_path / f"shard-{rank}", TINY_MODEL)
+        update_index(shard, tmp_path / "videos" / str(rank), progress=False, workers=0)
+        shard.close()
+        shards.append(tmp_path / f"shard-{rank}")
+    merged = merge_indexes(tmp_path / "merged", shards, store="milvus")
+    assert merged.stats()["store"] == "milvus"
+    store = merged.store()
+    assert isinstance(store, MilvusStore) and len(store) == 3
+    hits = merged.search_text("a square", k=5)
+    assert sorted(Path(h.path).name for h in hits) == ["blue.mp4", "green.mp4", "red.mp4"]
+    merged.close()
+
+
+@pytest.mark.slow
+def test_a_second_process_searches_a_milvus_lite_index(tmp_path: Path, milvus_index: VideoIndex) -> None:
+    write_shape_video(tmp_path / "videos" / "a.mp4", "red", seconds_each=1.0)
+    update_index(milvus_index, tmp_path / "videos", progress=False, workers=0)
+    milvus_index.store()
+    milvus_index.close()
+    cli = "import sys; from vitr.cli.main import main; sys.exit(main())"
+    done = subprocess.run(
+        [sys.executable, "-c", cli, "search", "a square", "--index", str(tmp_path / "index"), "--json"],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [Path(h["path"]).name for h in json.loads(done.stdout)] == ["a.mp4"]
+    assert "ERROR" not in done.stderr and "Traceback" not in done.stderr, done.stderr

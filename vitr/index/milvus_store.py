@@ -36,10 +36,11 @@ def collection_name(index_id: str) -> str:
 class MilvusStore:
     """Inner-product search over segment vectors keyed by segment id, in one Milvus collection per index."""
 
-    def __init__(self, client: object, collection: str, target: str) -> None:
+    def __init__(self, client: object, collection: str, target: str, lite_path: str | None = None) -> None:
         from pymilvus import MilvusException
 
         self.client = client
+        self.lite_path = lite_path  # the milvus-lite file this process holds open, if any
         self.collection = collection
         self.target = target  # where the collection lives: the key of its sync state in the metadata
         self._errors = MilvusException
@@ -55,11 +56,13 @@ class MilvusStore:
         except ImportError as e:
             raise IndexStoreError("the milvus store needs pymilvus: pip install 'vitr[vectordb]'") from e
         uri = spec.uri or str(Path(index_dir) / "vectors.milvus.db")
+        lite = not uri.startswith(("http://", "https://", "tcp://", "unix:"))
         try:
             client = MilvusClient(uri)
         except Exception as e:  # pymilvus raises its own exception types for every connection failure
-            raise IndexStoreError(f"cannot open Milvus at {uri}: {e}") from e
-        return cls(client, collection, f"{spec.uri or _LITE_TARGET}/{collection}")
+            hint = " (a milvus-lite file is open in one process at a time; use a Milvus server to share it)"
+            raise IndexStoreError(f"cannot open Milvus at {uri}: {e}{hint if lite else ''}") from e
+        return cls(client, collection, f"{spec.uri or _LITE_TARGET}/{collection}", uri if lite else None)
 
     # -- keeping in step with the metadata --------------------------------------------------------------------
     def sync(self, meta: Metadata) -> None:
@@ -162,4 +165,10 @@ class MilvusStore:
         return self._count
 
     def close(self) -> None:
+        """Close the connection; for milvus-lite also stop this process's embedded server, which holds the
+        file's lock until then (pymilvus alone keeps it to process exit), so another process can open it."""
         self.client.close()
+        if self.lite_path is not None:
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(self.lite_path)
