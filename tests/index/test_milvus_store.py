@@ -3,6 +3,7 @@ collection per index, searchable from any process (tests/index/test_milvus_serve
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.index.videos import TINY_MODEL, write_shape_video
+from vitr.errors import IndexStoreError
 from vitr.index.indexer import update_index
 from vitr.index.milvus_store import MilvusStore, collection_name
 from vitr.index.shards import merge_indexes
@@ -140,3 +142,22 @@ def test_a_second_process_searches_a_milvus_lite_index(tmp_path: Path, milvus_in
     assert done.returncode == 0, done.stderr
     assert [Path(h["path"]).name for h in json.loads(done.stdout)] == ["a.mp4"]
     assert "ERROR" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_milvus_lite_file_held_by_another_process_is_a_one_line_error(tmp_path: Path) -> None:
+    write_shape_video(tmp_path / "videos" / "a.mp4", "red", seconds_each=1.0)
+    index = VideoIndex.create(tmp_path / "index", TINY_MODEL, store="milvus")
+    update_index(index, tmp_path / "videos", progress=False, workers=0)
+    index.store()
+    index.close()  # releases the file
+    reopened = VideoIndex(tmp_path / "index")
+    # what another process holding the file does: milvus-lite's exclusive flock on <file>/LOCK (milvus-lite 3.2)
+    fd = os.open(tmp_path / "index" / "vectors.milvus.db" / "LOCK", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(IndexStoreError, match="another process holds the lock.*one process at a time"):
+            reopened.store()
+    finally:
+        os.close(fd)
+    assert len(reopened.search_text("a square", k=3)) == 1  # free again: opens
+    reopened.close()

@@ -15,6 +15,7 @@ restart (`_ensure_loaded` handles both). docs/deploy.md says which to use where.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -26,6 +27,28 @@ from vitr.index.store import StoreSpec
 
 _BATCH = 2048
 _LITE_TARGET = "milvus-lite"
+
+
+class _LiteStartFailures(logging.Handler):
+    """While opening: keeps milvus-lite's start failure (it logs a traceback and pymilvus raises only
+    "Open local milvus failed") so the error vitr raises names the cause, e.g. another process's lock."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.reason: str | None = None
+        self._logger = logging.getLogger("milvus_lite.server_manager")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.reason = str(record.exc_info[1]) if record.exc_info else record.getMessage()
+
+    def __enter__(self) -> None:
+        self._propagate = self._logger.propagate
+        self._logger.addHandler(self)
+        self._logger.propagate = False
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.propagate = self._propagate
 
 
 def collection_name(index_id: str) -> str:
@@ -57,11 +80,14 @@ class MilvusStore:
             raise IndexStoreError("the milvus store needs pymilvus: pip install 'vitr[vectordb]'") from e
         uri = spec.uri or str(Path(index_dir) / "vectors.milvus.db")
         lite = not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+        lite_failures = _LiteStartFailures()
         try:
-            client = MilvusClient(uri)
+            with lite_failures:
+                client = MilvusClient(uri)
         except Exception as e:  # pymilvus raises its own exception types for every connection failure
-            hint = " (a milvus-lite file is open in one process at a time; use a Milvus server to share it)"
-            raise IndexStoreError(f"cannot open Milvus at {uri}: {e}{hint if lite else ''}") from e
+            reason = lite_failures.reason or str(e)
+            hint = "; a milvus-lite file is open in one process at a time (a Milvus server has no such limit)"
+            raise IndexStoreError(f"cannot open Milvus at {uri}: {reason}{hint if lite else ''}") from e
         return cls(client, collection, f"{spec.uri or _LITE_TARGET}/{collection}", uri if lite else None)
 
     # -- keeping in step with the metadata --------------------------------------------------------------------
