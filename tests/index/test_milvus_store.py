@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from tests.index.videos import TINY_MODEL, write_shape_video
+from vitr.cli.main import main
 from vitr.errors import IndexStoreError
 from vitr.index.indexer import update_index
 from vitr.index.milvus_store import MilvusStore, collection_name
-from vitr.index.shards import merge_indexes
 from vitr.index.store import FaissStore, StoreSpec, parse_store_spec
 from vitr.index.video_index import VideoIndex
 
@@ -107,7 +107,7 @@ def test_an_index_made_before_ids_gets_its_own_collection(tmp_path: Path) -> Non
     assert json.loads((tmp_path / "index" / "index.json").read_text())["id"] == given  # kept from now on
 
 
-def test_merge_into_a_milvus_store(tmp_path: Path) -> None:
+def test_index_merge_into_a_milvus_store(tmp_path: Path) -> None:
     shards = []
     for rank, colours in enumerate((["red", "blue"], ["green"])):
         for colour in colours:
@@ -116,8 +116,10 @@ def test_merge_into_a_milvus_store(tmp_path: Path) -> None:
         update_index(shard, tmp_path / "videos" / str(rank), progress=False, workers=0)
         shard.close()
         shards.append(tmp_path / f"shard-{rank}")
-    merged = merge_indexes(tmp_path / "merged", shards, store="milvus")
+    assert main(["index-merge", str(tmp_path / "merged"), *map(str, shards), "--store", "milvus"]) == 0
+    merged = VideoIndex(tmp_path / "merged")
     assert merged.stats()["store"] == "milvus"
+    assert merged.meta.vector_sync_state(f"milvus-lite/{collection_name(merged.index_id())}")[0] == 3  # uploaded
     store = merged.store()
     assert isinstance(store, MilvusStore) and len(store) == 3
     hits = merged.search_text("a square", k=5)
