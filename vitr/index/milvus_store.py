@@ -165,11 +165,14 @@ class MilvusStore:
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         scores = np.full((len(queries), max(k, 0)), -np.inf, dtype=np.float32)
         ids = np.full((len(queries), max(k, 0)), -1, dtype=np.int64)
+        if k <= 0:
+            return scores, ids
         try:
-            if k <= 0 or not self.client.has_collection(self.collection):
-                return scores, ids
-            try:
+            if not self._loaded:
+                if not self.client.has_collection(self.collection):  # nothing uploaded yet
+                    return scores, ids
                 self._ensure_loaded()
+            try:
                 results = self._search(queries, k)
             except self._errors:  # released since we loaded it (a server restart): load again, once
                 self._ensure_loaded(force=True)
