@@ -40,6 +40,9 @@ class MilvusServerProcess:
                 config.set(key, _free_port())
         for component in _COMPONENTS:  # every component registers and is reached on the loopback address
             config.set(f"{component}.ip", "127.0.0.1")
+        # a killed server's sessions expire after this many seconds; only then does the restarted one load the
+        # collections again (30 s by default: most of a restart's time)
+        config.set("common.session.ttl", 5)
         config.resolve_storage()
         config.write_config()
         self._bind_embedded_etcd(config)
