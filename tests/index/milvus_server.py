@@ -8,6 +8,7 @@ plain bind, which fails while the killed server's sockets linger in TIME_WAIT).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -15,10 +16,24 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 _COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexCoord", "indexNode", "dataCoord", "dataNode")
 START_TIMEOUT_S = 120.0
+
+
+def _unpacked_binaries(unpack: Callable[[str], None]) -> Path:
+    """The server binary and its libraries (250 MB unpacked), unpacked once per version into the user's cache
+    rather than into every test run's temporary folder."""
+    from milvus import __version__
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vitr-tests" / f"milvus-{__version__}"
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("w") as lock:  # two test runs at once: one unpacks, the other waits
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        unpack(str(cache))  # skips files whose checksum matches what is there
+    return cache / "bin"
 
 
 def _free_port() -> int:
@@ -46,7 +61,7 @@ class MilvusServerProcess:
         config.resolve_storage()
         config.write_config()
         self._bind_embedded_etcd(config)
-        _initialize_data_files(str(self.data_dir))  # unpacks the binary once per data dir
+        self.bin_dir = _unpacked_binaries(_initialize_data_files)
         self.port = int(config.get("proxy_port"))
         self.metrics_port = _free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
@@ -67,7 +82,7 @@ class MilvusServerProcess:
 
     def start(self) -> None:
         """Start the server and wait until its health endpoint and its gRPC port answer."""
-        bin_dir = self.data_dir / "bin"
+        bin_dir = self.bin_dir
         env = {
             **os.environ,
             "DEPLOY_MODE": "STANDALONE",
