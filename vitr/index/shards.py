@@ -53,6 +53,9 @@ def merge_indexes(target: str | Path, sources: Sequence[str | Path], store: str 
     """
     if store is not None:
         parse_store_spec(store)  # a clear error before any work
+        have = (read_index_config(target) or {"store": store}).get("store", "flat")
+        if have != store:
+            raise IndexStoreError(f"{target} already exists with store {have!r}, not {store!r}")
     if not sources:
         raise ConfigError("give at least one shard index to merge")
     configs = [read_index_config(s) for s in sources]

@@ -1,6 +1,6 @@
 """`VideoIndex`: a folder of videos made searchable by text or by video, with no server.
 
-`index_dir/` holds `index.json` (the model, store and window settings), `metadata.sqlite` (videos, segment
+`index_dir/` holds `index.json` (the index's id, model, store and window settings), `metadata.sqlite` (videos, segment
 vectors, failures: the source of truth), `vectors-<generation>.faiss` (a derived, rebuildable search
 structure; or a Milvus collection kept in step with the metadata) and `cache/` (frame embeddings, so
 re-indexing with another head never re-decodes).
