@@ -19,6 +19,7 @@ from vitr.cli.main import main
 from vitr.errors import IndexStoreError
 from vitr.index.indexer import update_index
 from vitr.index.milvus_store import MilvusStore, collection_name
+from vitr.index.shards import merge_indexes
 from vitr.index.store import FaissStore, StoreSpec, parse_store_spec
 from vitr.index.video_index import VideoIndex
 
@@ -163,3 +164,10 @@ def test_a_milvus_lite_file_held_by_another_process_is_a_one_line_error(tmp_path
         os.close(fd)
     assert len(reopened.search_text("a square", k=3)) == 1  # free again: opens
     reopened.close()
+
+
+def test_index_merge_refuses_another_store_for_an_existing_target(tmp_path: Path) -> None:
+    VideoIndex.create(tmp_path / "shard", TINY_MODEL).close()
+    VideoIndex.create(tmp_path / "merged", TINY_MODEL).close()  # flat
+    with pytest.raises(IndexStoreError, match="already exists with store 'flat', not 'milvus'"):
+        merge_indexes(tmp_path / "merged", [tmp_path / "shard"], store="milvus")
