@@ -1,27 +1,34 @@
-"""The Milvus store (embedded milvus-lite) answers like the exact FAISS store and follows every commit."""
+"""The Milvus store on embedded milvus-lite: answers like the exact FAISS store, follows every commit, one
+collection per index, searchable from any process (tests/index/test_milvus_server.py runs a real server)."""
 
 from __future__ import annotations
 
+import fcntl
+import json
+import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.index.videos import TINY_MODEL, write_shape_video
+from vitr.cli.main import main
+from vitr.errors import IndexStoreError
 from vitr.index.indexer import update_index
-from vitr.index.milvus_store import MilvusStore
+from vitr.index.milvus_store import MilvusStore, collection_name
+from vitr.index.shards import merge_indexes
 from vitr.index.store import FaissStore, StoreSpec, parse_store_spec
 from vitr.index.video_index import VideoIndex
 
-pymilvus = pytest.importorskip("pymilvus", reason="the milvus store needs pymilvus and milvus-lite")
+pytest.importorskip("pymilvus", reason="the milvus store needs pymilvus (pip install 'vitr[vectordb]')")
+pytest.importorskip("milvus_lite", reason="the embedded milvus store needs milvus-lite (pip install 'vitr[vectordb]')")
 
 
 @pytest.fixture
 def milvus_index(tmp_path: Path) -> VideoIndex:
-    try:
-        MilvusStore.open(StoreSpec("milvus"), tmp_path).close()
-    except Exception as e:  # noqa: BLE001 - any failure to start the embedded server means: cannot test here
-        pytest.skip(f"milvus-lite cannot start here: {e}")
     index = VideoIndex.create(tmp_path / "index", TINY_MODEL, store="milvus")
     yield index
     index.close()
@@ -67,6 +74,100 @@ def test_a_new_process_resumes_the_sync_where_it_stopped(tmp_path: Path, milvus_
     reopened = VideoIndex(tmp_path / "index")
     update_index(reopened, root, progress=False, workers=0)
     store = reopened.store()
-    assert store._state()[0] == int(reopened.meta.all_segments()[0].max())
+    assert reopened.meta.vector_sync_state(store.target)[0] == int(reopened.meta.all_segments()[0].max())
     assert sorted(i for i in store.search(reopened.embed_texts(["x"]), 5)[1][0].tolist() if i >= 0) == [1, 2]
     reopened.close()
+
+
+def test_creating_the_collection_logs_no_error(
+    tmp_path: Path, milvus_index: VideoIndex, capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_shape_video(tmp_path / "videos" / "a.mp4", "red", seconds_each=1.0)
+    update_index(milvus_index, tmp_path / "videos", progress=False, workers=0)
+    capfd.readouterr()
+    caplog.set_level(logging.WARNING)
+    assert len(milvus_index.search_text("a square", k=3)) == 1  # creates, fills and loads the collection
+    err = capfd.readouterr().err
+    assert "ERROR" not in err and "Method not implemented" not in err, err
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_an_index_made_before_ids_gets_its_own_collection(tmp_path: Path) -> None:
+    write_shape_video(tmp_path / "videos" / "a.mp4", "red", seconds_each=1.0)
+    index = VideoIndex.create(tmp_path / "index", TINY_MODEL, store="milvus")
+    config = json.loads((index.dir / "index.json").read_text())
+    assert len(config.pop("id")) == 32
+    (index.dir / "index.json").write_text(json.dumps(config))  # as written by an older vitr
+    index.close()
+    old = VideoIndex(tmp_path / "index")
+    update_index(old, tmp_path / "videos", progress=False, workers=0)
+    assert len(old.search_text("a square", k=3)) == 1
+    given = json.loads((old.dir / "index.json").read_text())["id"]
+    assert old.store().collection == collection_name(given)
+    old.close()
+    assert json.loads((tmp_path / "index" / "index.json").read_text())["id"] == given  # kept from now on
+
+
+def test_index_merge_into_a_milvus_store(tmp_path: Path) -> None:
+    shards = []
+    for rank, colours in enumerate((["red", "blue"], ["green"])):
+        for colour in colours:
+            write_shape_video(tmp_path / "videos" / str(rank) / f"{colour}.mp4", colour, seconds_each=1.0)
+        shard = VideoIndex.create(tmp_path / f"shard-{rank}", TINY_MODEL)
+        update_index(shard, tmp_path / "videos" / str(rank), progress=False, workers=0)
+        shard.close()
+        shards.append(tmp_path / f"shard-{rank}")
+    assert main(["index-merge", str(tmp_path / "merged"), *map(str, shards), "--store", "milvus"]) == 0
+    merged = VideoIndex(tmp_path / "merged")
+    assert merged.stats()["store"] == "milvus"
+    assert merged.meta.vector_sync_state(f"milvus-lite/{collection_name(merged.index_id())}")[0] == 3  # uploaded
+    store = merged.store()
+    assert isinstance(store, MilvusStore) and len(store) == 3
+    hits = merged.search_text("a square", k=5)
+    assert sorted(Path(h.path).name for h in hits) == ["blue.mp4", "green.mp4", "red.mp4"]
+    merged.close()
+
+
+@pytest.mark.slow
+def test_a_second_process_searches_a_milvus_lite_index(tmp_path: Path, milvus_index: VideoIndex) -> None:
+    write_shape_video(tmp_path / "videos" / "a.mp4", "red", seconds_each=1.0)
+    update_index(milvus_index, tmp_path / "videos", progress=False, workers=0)
+    milvus_index.store()
+    milvus_index.close()
+    cli = "import sys; from vitr.cli.main import main; sys.exit(main())"
+    done = subprocess.run(
+        [sys.executable, "-c", cli, "search", "a square", "--index", str(tmp_path / "index"), "--json"],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [Path(h["path"]).name for h in json.loads(done.stdout)] == ["a.mp4"]
+    assert "ERROR" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_milvus_lite_file_held_by_another_process_is_a_one_line_error(tmp_path: Path) -> None:
+    write_shape_video(tmp_path / "videos" / "a.mp4", "red", seconds_each=1.0)
+    index = VideoIndex.create(tmp_path / "index", TINY_MODEL, store="milvus")
+    update_index(index, tmp_path / "videos", progress=False, workers=0)
+    index.store()
+    index.close()  # releases the file
+    reopened = VideoIndex(tmp_path / "index")
+    # what another process holding the file does: milvus-lite's exclusive flock on <file>/LOCK (milvus-lite 3.2)
+    fd = os.open(tmp_path / "index" / "vectors.milvus.db" / "LOCK", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(IndexStoreError, match="another process holds the lock.*one process at a time"):
+            reopened.store()
+    finally:
+        os.close(fd)
+    assert len(reopened.search_text("a square", k=3)) == 1  # free again: opens
+    reopened.close()
+
+
+def test_index_merge_refuses_another_store_for_an_existing_target(tmp_path: Path) -> None:
+    VideoIndex.create(tmp_path / "shard", TINY_MODEL).close()
+    VideoIndex.create(tmp_path / "merged", TINY_MODEL).close()  # flat
+    with pytest.raises(IndexStoreError, match="already exists with store 'flat', not 'milvus'"):
+        merge_indexes(tmp_path / "merged", [tmp_path / "shard"], store="milvus")

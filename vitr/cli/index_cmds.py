@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser("index-merge", help="merge shard indexes (from `vitr index --shard`) into one")
     m.add_argument("target", type=Path)
     m.add_argument("sources", type=Path, nargs="+")
+    m.add_argument("--store", default=None,
+                   help="the merged index's store, as for `vitr index` (default: the first shard's); milvus:URI "
+                        "uploads the merged vectors to that server")
     m.set_defaults(func=run_merge)
 
     s = sub.add_parser("search", help="search an index by text or by video")
@@ -79,11 +82,13 @@ def run_index(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    if args.store is not None:
+        check_store(args.store)
     for source in args.sources:
         require_index(source)
     from vitr.index.shards import merge_indexes
 
-    index = merge_indexes(args.target, args.sources)
+    index = merge_indexes(args.target, args.sources, store=args.store)
     print(f"{args.target}: {index.stats()['videos']} videos after merging {len(args.sources)} shard indexes")
     return 0
 

@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS failures (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deleted_segments (seq INTEGER PRIMARY KEY AUTOINCREMENT, segment_id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS vector_sync (
+    target TEXT PRIMARY KEY,
+    last_id INTEGER NOT NULL,
+    last_deleted INTEGER NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS log_deleted_segment AFTER DELETE ON segments
 BEGIN
     INSERT INTO deleted_segments (segment_id) VALUES (OLD.id);
@@ -225,6 +230,29 @@ class Metadata:
             "SELECT seq, segment_id FROM deleted_segments WHERE seq > ? ORDER BY seq", (after_seq,)
         ).fetchall()
         return (rows[-1][0] if rows else after_seq), [r[1] for r in rows]
+
+    # -- external vector stores ------------------------------------------------------------------------------
+    def vector_sync_state(self, target: str) -> tuple[int, int]:
+        """(last uploaded segment id, last applied deletion-log position) of an external store, (0, 0) if none."""
+        try:
+            sql = "SELECT last_id, last_deleted FROM vector_sync WHERE target = ?"
+            row = self.db.execute(sql, (target,)).fetchone()
+        except sqlite3.OperationalError:  # an index made before the table existed, opened read-only
+            return 0, 0
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def set_vector_sync_state(self, target: str, last_id: int, last_deleted: int) -> None:
+        """Record how far `target` is synced, on a connection of its own: the caller's may hold a read snapshot,
+        which a write would end (and could not upgrade while an indexer commits)."""
+        db = sqlite3.connect(self.path, timeout=60)
+        try:
+            with db:
+                db.execute(
+                    "INSERT OR REPLACE INTO vector_sync (target, last_id, last_deleted) VALUES (?, ?, ?)",
+                    (target, last_id, last_deleted),
+                )
+        finally:
+            db.close()
 
     def segments(self, ids: Iterable[int]) -> dict[int, tuple[int, float | None, float | None]]:
         """segment id -> (video id, start, end)."""

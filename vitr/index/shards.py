@@ -13,6 +13,7 @@ from pathlib import Path
 
 from vitr.errors import ConfigError, IndexStoreError
 from vitr.index.metadata import IndexedVideo
+from vitr.index.store import parse_store_spec
 from vitr.index.video_index import VideoIndex, Windowing, read_index_config
 
 _MERGE_BATCH = 256
@@ -42,12 +43,19 @@ def shard_dir(index_dir: str | Path, shard: tuple[int, int]) -> Path:
     return Path(index_dir) / f"shard-{shard[0]}-of-{shard[1]}"
 
 
-def merge_indexes(target: str | Path, sources: Sequence[str | Path]) -> VideoIndex:
+def merge_indexes(target: str | Path, sources: Sequence[str | Path], store: str | None = None) -> VideoIndex:
     """Copy every video, segment vector and failure of `sources` into the index at `target`.
 
     All sources must have been built with the same model and window settings (their vectors are
-    comparable only then). A video in several sources keeps the copy of the last one.
+    comparable only then). A video in several sources keeps the copy of the last one. `store` (a `--store`
+    value) is the merged index's vector store, by default the first source's; a Milvus store is filled
+    before returning, so replicas opening the merged index find its collection complete.
     """
+    if store is not None:
+        parse_store_spec(store)  # a clear error before any work
+        have = (read_index_config(target) or {"store": store}).get("store", "flat")
+        if have != store:
+            raise IndexStoreError(f"{target} already exists with store {have!r}, not {store!r}")
     if not sources:
         raise ConfigError("give at least one shard index to merge")
     configs = [read_index_config(s) for s in sources]
@@ -64,7 +72,7 @@ def merge_indexes(target: str | Path, sources: Sequence[str | Path]) -> VideoInd
     merged = VideoIndex.create(
         target,
         first.model_spec,
-        store=configs[0].get("store", "flat"),
+        store=store or configs[0].get("store", "flat"),
         windowing=Windowing(**windows) if windows else None,
     )
     first.close()
@@ -82,4 +90,6 @@ def merge_indexes(target: str | Path, sources: Sequence[str | Path]) -> VideoInd
         failed = [(path, size, mtime_ns, reason) for path, (size, mtime_ns, reason) in shard.meta.failures().items()]
         merged.meta.commit_batch(rows, failed=failed)
         shard.close()
+    if merged.store_spec.kind == "milvus":
+        merged.store()
     return merged

@@ -1,6 +1,6 @@
 """`VideoIndex`: a folder of videos made searchable by text or by video, with no server.
 
-`index_dir/` holds `index.json` (the model, store and window settings), `metadata.sqlite` (videos, segment
+`index_dir/` holds `index.json` (the index's id, model, store and window settings), `metadata.sqlite` (videos, segment
 vectors, failures: the source of truth), `vectors-<generation>.faiss` (a derived, rebuildable search
 structure; or a Milvus collection kept in step with the metadata) and `cache/` (frame embeddings, so
 re-indexing with another head never re-decodes).
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import torch
 
 from vitr.errors import ConfigError, IndexStoreError
 from vitr.index.metadata import Metadata
-from vitr.index.milvus_store import MilvusStore
+from vitr.index.milvus_store import MilvusStore, collection_name
 from vitr.index.store import FaissStore, StoreSpec, VectorStore, parse_store_spec
 from vitr.model.extract import encode_pixels, frame_spec_for
 from vitr.model.factory import ModelSpec, build_model
@@ -120,6 +121,7 @@ class VideoIndex:
             "model": model_spec.to_dict(),
             "store": store,
             "windows": _windowing_dict(windowing),
+            "id": _new_index_id(),
         }
         have = read_index_config(index_dir)
         if have is not None:
@@ -131,6 +133,7 @@ class VideoIndex:
             if not exist_ok:
                 raise IndexStoreError(f"{index_dir} already exists")
             index = cls(index_dir, device=device)
+            index.index_id()
             if windowing is not None:
                 index.set_windowing(windowing)
             return index
@@ -156,6 +159,16 @@ class VideoIndex:
         self.config["windows"] = _windowing_dict(windowing)
         _write_json(self.dir / "index.json", self.config)
 
+    def index_id(self) -> str:
+        """This index's stable random id (names its Milvus collection); an index made before ids gets one now."""
+        if "id" not in self.config:
+            self.config["id"] = _new_index_id()
+            try:
+                _write_json(self.dir / "index.json", self.config)
+            except OSError as e:
+                raise IndexStoreError(f"{self.dir / 'index.json'}: cannot record the index id ({e.strerror})") from e
+        return self.config["id"]
+
     # -- model and store -------------------------------------------------------------------------------------
     @property
     def model(self) -> VideoTextModel:
@@ -174,7 +187,7 @@ class VideoIndex:
         with self._lock:
             if self.store_spec.kind == "milvus":
                 if self._external_store is None:
-                    self._external_store = MilvusStore.open(self.store_spec, self.dir)
+                    self._external_store = MilvusStore.open(self.store_spec, self.dir, collection_name(self.index_id()))
                 self._external_store.sync(self.meta)
                 return self._external_store
             store = self._stores.get(generation)
@@ -290,6 +303,10 @@ class VideoIndex:
                 self._external_store.close()
                 self._external_store = None
         self.meta.close()
+
+
+def _new_index_id() -> str:
+    return uuid.uuid4().hex
 
 
 def _windowing_dict(windowing: Windowing | None) -> dict | None:
