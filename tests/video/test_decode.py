@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tests.video.clips import (
-    indexed_frames,
     frame_indices,
+    indexed_frames,
     keyframe_count,
     write_audio_only,
     write_empty_video_track,
