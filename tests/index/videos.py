@@ -9,7 +9,7 @@ import numpy as np
 from vitr.model.factory import ModelSpec
 from vitr.video.writer import write_video
 
-TINY_MODEL = ModelSpec(backbone="vitr-lab-tiny", head="meanP", num_frames=4)
+TINY_MODEL = ModelSpec(backbone="vitr-lab-tiny", head="meanP", num_frames=4, random_init=True)
 COLOURS = {"red": (230, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 230), "yellow": (240, 220, 20)}
 
 

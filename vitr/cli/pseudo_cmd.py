@@ -70,7 +70,8 @@ def run_pseudo_label(args: argparse.Namespace) -> int:
     if args.paraphrases < 0:
         raise SystemExit(f"vitr pseudo-label: --paraphrases must be >= 0, got {args.paraphrases}")
     vocabulary = load_vocabulary(args.vocab)
-    backbone = load_backbone(args.model, pretrained=args.pretrained, weights=args.weights, precision=args.precision)
+    backbone = load_backbone(args.model, pretrained=args.pretrained, weights=args.weights, precision=args.precision,
+                             random_init=args.random_init)
     labeler = PseudoLabeler(
         backbone,
         vocabulary,

@@ -15,12 +15,13 @@ import json
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from vitr.backbones.registry import LOCAL_DIR_PREFIX, backbone_directory
 from vitr.errors import ConfigError, IndexStoreError
 from vitr.index.metadata import Metadata
 from vitr.index.milvus_store import MilvusStore
@@ -92,7 +93,7 @@ class VideoIndex:
                 f"{self.dir / 'index.json'} has index version {self.config.get('version')}, "
                 f"this vitr reads version {INDEX_VERSION}"
             )
-        self.model_spec = ModelSpec.from_dict(self.config["model"])
+        self.model_spec = _located(ModelSpec.from_dict(self.config["model"]), self.dir)
         self.store_kind = self.config.get("store", "flat")
         self.store_spec: StoreSpec = parse_store_spec(self.store_kind)
         self.device = device
@@ -117,13 +118,14 @@ class VideoIndex:
         index_dir = Path(index_dir)
         wanted = {
             "version": INDEX_VERSION,
-            "model": model_spec.to_dict(),
+            "model": _portable(model_spec, index_dir).to_dict(),
             "store": store,
             "windows": _windowing_dict(windowing),
         }
         have = read_index_config(index_dir)
         if have is not None:
-            if have.get("model") != wanted["model"]:
+            built = _located(ModelSpec.from_dict(have.get("model", {})), index_dir)
+            if built != _located(_portable(model_spec, index_dir), index_dir):
                 raise IndexStoreError(
                     f"{index_dir} was built with model {have.get('model')}, not {wanted['model']}; "
                     "use a new index directory (vectors of different models cannot be mixed)"
@@ -134,9 +136,12 @@ class VideoIndex:
             if windowing is not None:
                 index.set_windowing(windowing)
             return index
+        model = build_model(model_spec, device=device)  # a model that cannot be built leaves no index behind
         index_dir.mkdir(parents=True, exist_ok=True)
         _write_json(index_dir / "index.json", wanted)
-        return cls(index_dir, device=device)
+        index = cls(index_dir, device=device)
+        index._model = model
+        return index
 
     # -- settings --------------------------------------------------------------------------------------------
     @property
@@ -161,6 +166,7 @@ class VideoIndex:
     def model(self) -> VideoTextModel:
         with self._lock:
             if self._model is None:
+                _check_model_paths(self.config["model"], self.dir)
                 self._model = build_model(self.model_spec, device=self.device)
             return self._model
 
@@ -290,6 +296,79 @@ class VideoIndex:
                 self._external_store.close()
                 self._external_store = None
         self.meta.close()
+
+
+# ModelSpec fields that may name local files: the backbone (a directory), weights, checkpoint, and pretrained
+# (a tag, or a weights file).
+_PATH_FIELDS = ("backbone", "weights", "checkpoint", "pretrained")
+
+
+def _local_path(field: str, value: str | None) -> tuple[str, Path] | None:
+    """(prefix, path) when a spec field names a local file or directory; None for names, tags and hub ids."""
+    if not value:
+        return None
+    if field == "backbone":
+        directory = backbone_directory(value)
+        prefix = LOCAL_DIR_PREFIX if value.startswith(LOCAL_DIR_PREFIX) else ""
+        return None if directory is None else (prefix, directory)
+    if field == "pretrained" and not (Path(value).is_absolute() or len(Path(value).parts) > 1 or Path(value).is_file()):
+        return None  # an open_clip tag such as "openai"
+    return "", Path(value)
+
+
+def _portable(spec: ModelSpec, index_dir: Path) -> ModelSpec:
+    """The spec as index.json stores it: a local path next to the index (under the index directory's parent)
+    relative to the index directory, so index and model can move together; any other path absolute. Either
+    way the index works from any working directory."""
+    base = index_dir.resolve()
+    changes = {}
+    for field in _PATH_FIELDS:
+        local = _local_path(field, getattr(spec, field))
+        if local is None or not local[1].exists():
+            continue
+        prefix, path = local[0], local[1].resolve()
+        stored = os.path.relpath(path, base) if path.is_relative_to(base.parent) else str(path)
+        changes[field] = prefix + stored
+    return replace(spec, **changes)
+
+
+def _candidates(value: str, index_dir: Path) -> list[Path]:
+    """Where a stored path may be: relative paths are relative to the index directory, or (indexes written
+    before that rule) to the working directory."""
+    path = Path(value)
+    if path.is_absolute():
+        return [path]
+    return [(index_dir / path).resolve(), path.resolve()]
+
+
+def _located(spec: ModelSpec, index_dir: Path) -> ModelSpec:
+    """The spec with index.json's local paths made absolute (the first candidate that exists)."""
+    changes = {}
+    for field in _PATH_FIELDS:
+        local = _local_path(field, getattr(spec, field))
+        if local is None:
+            continue
+        candidates = _candidates(str(local[1]), index_dir)
+        found = next((c for c in candidates if c.exists()), candidates[0])
+        changes[field] = local[0] + str(found)
+    return replace(spec, **changes)
+
+
+def _check_model_paths(stored: dict, index_dir: Path) -> None:
+    """A moved index whose model was left behind says where it looked, instead of blaming the model's name."""
+    spec = ModelSpec.from_dict(stored)
+    for field in _PATH_FIELDS:
+        local = _local_path(field, getattr(spec, field))
+        if local is None:
+            continue
+        candidates = _candidates(str(local[1]), index_dir)
+        if not any(c.exists() for c in candidates):
+            looked = " or ".join(repr(str(c)) for c in candidates)
+            raise IndexStoreError(
+                f"{index_dir / 'index.json'} names the model {field} {str(local[1])!r}, which is not there: looked "
+                f"for {looked}; move the model together with the index (paths next to the index are stored "
+                f"relative to it) or rebuild the index"
+            )
 
 
 def _windowing_dict(windowing: Windowing | None) -> dict | None:
