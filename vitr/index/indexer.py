@@ -9,15 +9,18 @@ start and end, so a search reports where in the video the match is.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from vitr.data.cache import FeatureCache
 from vitr.data.types import VideoItem
-from vitr.errors import VideoDecodeError
+from vitr.errors import IndexStoreError, VideoDecodeError
 from vitr.index.metadata import IndexedVideo
 from vitr.index.video_index import Hit, VideoIndex, Windowing
 from vitr.model.extract import extract_features, frame_spec_for, open_cache
@@ -132,7 +135,8 @@ def update_index(
 
     model = index.model
     spec = frame_spec_for(model.backbone, index.model_spec.num_frames)
-    cache = open_cache(index.dir / "cache", model.backbone, spec)
+    with _cache_writes(index.dir / "cache"):
+        cache = open_cache(index.dir / "cache", model.backbone, spec)
     bar = tqdm(total=len(todo), desc=f"indexing {root.name}", unit="video", disable=not progress or not todo)
     for start in range(0, len(todo), commit_every):
         chunk = todo[start : start + commit_every]
@@ -144,16 +148,17 @@ def update_index(
             except VideoDecodeError as e:
                 reasons[path] = e.reason
         items = [item for path_items in windows.values() for item in path_items]
-        result = extract_features(
-            model.backbone,
-            items,
-            cache,
-            spec,
-            batch_size=batch_size,
-            workers=workers,
-            precision=index.model_spec.precision,
-            progress=False,
-        )
+        with _cache_writes(index.dir / "cache"):
+            result = extract_features(
+                model.backbone,
+                items,
+                cache,
+                spec,
+                batch_size=batch_size,
+                workers=workers,
+                precision=index.model_spec.precision,
+                progress=False,
+            )
         for path, path_items in windows.items():
             failed_items = [item.video_id for item in path_items if item.video_id in result.failures]
             if failed_items:
@@ -187,6 +192,17 @@ def update_index(
             after_commit(start + len(chunk))
     bar.close()
     return report
+
+
+@contextmanager
+def _cache_writes(cache_dir: Path) -> Iterator[None]:
+    """A full disk, read-only file system or missing permission while the feature cache is written becomes one
+    clear error naming the cache; videos committed before it stay in the index, and a rerun resumes."""
+    try:
+        yield
+    except (OSError, SafetensorError, sqlite3.OperationalError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise IndexStoreError(f"cannot write the feature cache under {cache_dir}: {reason}") from exc
 
 
 def _duration(cache: FeatureCache, keys: dict[str, str], items: list[VideoItem]) -> float | None:

@@ -12,9 +12,11 @@ store of exactly that snapshot's generation.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,6 +32,8 @@ from vitr.model.extract import encode_pixels, frame_spec_for
 from vitr.model.factory import ModelSpec, build_model
 from vitr.model.retrieval import VideoTextModel
 from vitr.video.loader import DecodeFailure, decode_video
+
+logger = logging.getLogger(__name__)
 
 INDEX_VERSION = 1
 _KEPT_GENERATIONS = 2  # readers on the previous generation keep their store while new ones move on
@@ -82,7 +86,10 @@ def read_index_config(index_dir: str | Path) -> dict | None:
 
 
 class VideoIndex:
-    def __init__(self, index_dir: str | Path, device: str = "cpu") -> None:
+    """read_only (None: when the index directory or its metadata file is not writable) opens an index for
+    search only, writing nothing at all: a replica on a read-only mount, or a copy the user may not change."""
+
+    def __init__(self, index_dir: str | Path, device: str = "cpu", read_only: bool | None = None) -> None:
         self.dir = Path(index_dir)
         config = read_index_config(self.dir)
         if config is None:
@@ -97,7 +104,10 @@ class VideoIndex:
         self.store_kind = self.config.get("store", "flat")
         self.store_spec: StoreSpec = parse_store_spec(self.store_kind)
         self.device = device
-        self.meta = Metadata(self.dir / "metadata.sqlite")
+        if read_only is None:
+            read_only = not _writable(self.dir, self.dir / "metadata.sqlite")
+        self.read_only = read_only
+        self.meta = Metadata(self.dir / "metadata.sqlite", read_only=read_only)
         self._model: VideoTextModel | None = None
         self._stores: dict[int, VectorStore] = {}
         self._external_store: MilvusStore | None = None
@@ -137,7 +147,10 @@ class VideoIndex:
                 index.set_windowing(windowing)
             return index
         model = build_model(model_spec, device=device)  # a model that cannot be built leaves no index behind
-        index_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            index_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IndexStoreError(f"cannot create the index directory {index_dir}: {exc.strerror or exc}") from exc
         _write_json(index_dir / "index.json", wanted)
         index = cls(index_dir, device=device)
         index._model = model
@@ -153,6 +166,8 @@ class VideoIndex:
         """Record how videos are cut into windows; changing it on an index that holds videos is an error."""
         if windowing == self.windowing:
             return
+        if self.read_only:
+            raise IndexStoreError(f"{self.dir} is open read-only; its window settings cannot change")
         if self.meta.count()[0]:
             raise IndexStoreError(
                 f"{self.dir} was indexed with windows {self.config.get('windows')}, not {_windowing_dict(windowing)};"
@@ -200,10 +215,15 @@ class VideoIndex:
                 pass
         ids, vectors = self.meta.all_segments()
         store = FaissStore.build(ids, vectors, kind=self.store_spec.kind)
-        store.save(path)
-        for old in self.dir.glob("vectors-*.faiss"):
-            if old != path and _generation_of(old) < generation:
-                old.unlink(missing_ok=True)
+        if self.read_only:
+            return store
+        try:
+            store.save(path)
+            for old in self.dir.glob("vectors-*.faiss"):
+                if old != path and _generation_of(old) < generation:
+                    old.unlink(missing_ok=True)
+        except OSError as exc:  # a derived file: searching goes on without it, the next process rebuilds it
+            logger.warning("cannot save %s (%s); searching from memory", path, exc.strerror or exc)
         return store
 
     # -- search ----------------------------------------------------------------------------------------------
@@ -382,7 +402,16 @@ def _generation_of(path: Path) -> int:
         return -1
 
 
+def _writable(*paths: Path) -> bool:
+    return all(os.access(p, os.W_OK) for p in paths if p.exists())
+
+
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(path)
+    except OSError as exc:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise IndexStoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
