@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.index.videos import TINY_MODEL, write_odd_corpus
+from vitr.cli.main import main
 from vitr.errors import VideoDecodeError
 from vitr.index.indexer import search_by_video, update_index
 from vitr.index.video_index import VideoIndex
@@ -35,3 +36,12 @@ def test_search_by_a_broken_video_is_a_decode_error(tmp_path):
     for path in broken:
         with pytest.raises(VideoDecodeError):
             search_by_video(index, path)
+
+
+def test_vitr_search_by_a_broken_video_is_one_line(tmp_path, capsys):
+    _sound, broken = write_odd_corpus(tmp_path / "videos")
+    VideoIndex.create(tmp_path / "index", TINY_MODEL).close()
+    for path in broken:
+        assert main(["search", "--video", str(path), "--index", str(tmp_path / "index")]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and error.startswith(f"vitr: error: cannot decode video {str(path)!r}")

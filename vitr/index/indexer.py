@@ -138,59 +138,61 @@ def update_index(
     with _cache_writes(index.dir / "cache"):
         cache = open_cache(index.dir / "cache", model.backbone, spec)
     bar = tqdm(total=len(todo), desc=f"indexing {root.name}", unit="video", disable=not progress or not todo)
-    for start in range(0, len(todo), commit_every):
-        chunk = todo[start : start + commit_every]
-        windows: dict[str, list[VideoItem]] = {}
-        reasons: dict[str, str] = {}
-        for path in chunk:
-            try:
-                windows[path] = _windows_of(path, windowing)
-            except VideoDecodeError as e:
-                reasons[path] = e.reason
-        items = [item for path_items in windows.values() for item in path_items]
-        with _cache_writes(index.dir / "cache"):
-            result = extract_features(
-                model.backbone,
-                items,
-                cache,
-                spec,
-                batch_size=batch_size,
-                workers=workers,
-                precision=index.model_spec.precision,
-                progress=False,
-            )
-        for path, path_items in windows.items():
-            failed_items = [item.video_id for item in path_items if item.video_id in result.failures]
-            if failed_items:
-                reasons[path] = result.failures[failed_items[0]]
-        rows: list[IndexedVideo] = []
-        ok = [p for p in chunk if p not in reasons]
-        if ok:
-            keys = [result.keys[item.video_id] for p in ok for item in windows[p]]
-            frames, mask = cache.stacked(keys)  # (N, T, D), (N, T) over every window of every video
-            vectors = iter(index.embed_frames(frames, mask))
-            for path in ok:
-                st = on_disk[path]
-                path_items = windows[path]
-                segments = [(item.start, item.end, next(vectors)) for item in path_items]
-                whole = result.keys[path_items[0].video_id]
-                rows.append(
-                    (path, st.st_size, st.st_mtime_ns, whole, _duration(cache, result.keys, path_items), segments)
+    try:
+        for start in range(0, len(todo), commit_every):
+            chunk = todo[start : start + commit_every]
+            windows: dict[str, list[VideoItem]] = {}
+            reasons: dict[str, str] = {}
+            for path in chunk:
+                try:
+                    windows[path] = _windows_of(path, windowing)
+                except VideoDecodeError as e:
+                    reasons[path] = e.reason
+            items = [item for path_items in windows.values() for item in path_items]
+            with _cache_writes(index.dir / "cache"):
+                result = extract_features(
+                    model.backbone,
+                    items,
+                    cache,
+                    spec,
+                    batch_size=batch_size,
+                    workers=workers,
+                    precision=index.model_spec.precision,
+                    progress=False,
                 )
-                if path in indexed:
-                    report.updated += 1
-                else:
-                    report.added += 1
-        failed = []
-        for path, reason in reasons.items():
-            st = on_disk[path]
-            failed.append((path, st.st_size, st.st_mtime_ns, reason))
-            report.failed[path] = reason
-        index.meta.commit_batch(rows, failed=failed, removed=[p for p in reasons if p in indexed])
-        bar.update(len(chunk))
-        if after_commit is not None:
-            after_commit(start + len(chunk))
-    bar.close()
+            for path, path_items in windows.items():
+                failed_items = [item.video_id for item in path_items if item.video_id in result.failures]
+                if failed_items:
+                    reasons[path] = result.failures[failed_items[0]]
+            rows: list[IndexedVideo] = []
+            ok = [p for p in chunk if p not in reasons]
+            if ok:
+                keys = [result.keys[item.video_id] for p in ok for item in windows[p]]
+                frames, mask = cache.stacked(keys)  # (N, T, D), (N, T) over every window of every video
+                vectors = iter(index.embed_frames(frames, mask))
+                for path in ok:
+                    st = on_disk[path]
+                    path_items = windows[path]
+                    segments = [(item.start, item.end, next(vectors)) for item in path_items]
+                    whole = result.keys[path_items[0].video_id]
+                    rows.append(
+                        (path, st.st_size, st.st_mtime_ns, whole, _duration(cache, result.keys, path_items), segments)
+                    )
+                    if path in indexed:
+                        report.updated += 1
+                    else:
+                        report.added += 1
+            failed = []
+            for path, reason in reasons.items():
+                st = on_disk[path]
+                failed.append((path, st.st_size, st.st_mtime_ns, reason))
+                report.failed[path] = reason
+            index.meta.commit_batch(rows, failed=failed, removed=[p for p in reasons if p in indexed])
+            bar.update(len(chunk))
+            if after_commit is not None:
+                after_commit(start + len(chunk))
+    finally:
+        bar.close()  # before any error is printed, so it starts a line of its own
     return report
 
 
