@@ -89,3 +89,11 @@ def test_a_read_only_file_system_names_index_json(tmp_path, monkeypatch):
         index.set_windowing(Windowing(4.0, 2.0))
     assert json.loads((tmp_path / "index" / "index.json").read_text())["windows"] is None
     assert not list((tmp_path / "index").glob(".*.partial"))
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe", b"[1, 2]"])
+def test_a_damaged_index_json_is_a_clear_error(tmp_path, content):
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / "index.json").write_bytes(content)
+    with pytest.raises(IndexStoreError, match=f"{tmp_path}/index/index.json"):
+        VideoIndex(tmp_path / "index")

@@ -82,7 +82,15 @@ Accept = Callable[[Hit], bool]
 def read_index_config(index_dir: str | Path) -> dict | None:
     """The settings in `index_dir/index.json` (model, store, windows), or None where there is no index."""
     config_path = Path(index_dir) / "index.json"
-    return json.loads(config_path.read_text()) if config_path.exists() else None
+    if not config_path.exists():
+        return None
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexStoreError(f"cannot read {config_path}: {exc}") from exc
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise IndexStoreError(f"{config_path} is not a vitr index description (no 'model' object)")
+    return config
 
 
 class VideoIndex:
