@@ -122,6 +122,8 @@ def sample_frames(
         times, frames = _frames_at(container, stream, info, targets, use_seek)
     if not frames:
         raise VideoDecodeError(path, "the video stream has no decodable frames")
+    if len({frame.shape for frame in frames}) > 1:  # a damaged display rotation that changes midway
+        raise VideoDecodeError(path, f"frames change shape midway: {sorted({f.shape for f in frames})}")
     if fps is not None:
         times, frames = _distinct(times, frames)
     return SampledClip(frames=np.stack(frames), timestamps=np.asarray(times, dtype=np.float64), info=info)
@@ -258,7 +260,7 @@ def _frames_at(
 ) -> tuple[list[float], list[np.ndarray]]:
     """The frame shown at each target time (targets ascending), decoded in one pass or by seeking."""
     frame_period = 1.0 / info.fps if info.fps > 0 else 0.0
-    walker = _FrameWalker(container, stream, frame_period)
+    walker = _FrameWalker(container, stream, frame_period, (info.width, info.height))
     declared_end = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
     slack = max(TRUNCATION_SLACK_S, 2.0 * frame_period)
     times: list[float] = []
@@ -284,11 +286,18 @@ def _frames_at(
 class _FrameWalker:
     """Decodes forward through one stream, remembering the last frame at or before the latest target."""
 
-    def __init__(self, container: av.container.InputContainer, stream: av.VideoStream, frame_period: float) -> None:
+    def __init__(
+        self,
+        container: av.container.InputContainer,
+        stream: av.VideoStream,
+        frame_period: float,
+        size: tuple[int, int],
+    ) -> None:
         self._container = container
         self._stream = stream
         self._origin = stream.start_time or 0  # pts of the stream's start, in stream.time_base units
         self._frame_period = frame_period  # spacing given to frames without timestamps (raw streams)
+        self._size = size  # (width, height) of the header: every frame is scaled to it
         self._last_time: float | None = None
         self._restart()
 
@@ -328,7 +337,7 @@ class _FrameWalker:
             return None
         time, frame = chosen
         if self._rgb is None or self._rgb[0] != time:
-            self._rgb = (time, _upright(frame, self._stream.codec_context.width, self._stream.codec_context.height))
+            self._rgb = (time, _upright(frame, *self._size))
         return self._rgb
 
     def _next(self) -> tuple[float, av.VideoFrame] | None:
