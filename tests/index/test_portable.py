@@ -80,3 +80,13 @@ def test_random_weights_are_the_same_in_every_build(tmp_path):
     assert (first.embed_texts(["a red square"]) == second.embed_texts(["a red square"])).all()
     with pytest.raises(CheckpointError, match="no weights"):
         VideoIndex.create(tmp_path / "c", ModelSpec(backbone="vitr-lab-tiny", num_frames=4))
+
+
+def test_an_index_built_with_silent_random_weights_says_to_rebuild(tmp_path):
+    index = VideoIndex.create(tmp_path / "index", TINY_MODEL)
+    index.close()
+    config = json.loads((tmp_path / "index" / "index.json").read_text())
+    del config["model"]["random_init"]  # as written before random weights had to be asked for
+    (tmp_path / "index" / "index.json").write_text(json.dumps(config))
+    with pytest.raises(IndexStoreError, match="built with random weights, so its vectors are noise; rebuild"):
+        VideoIndex(tmp_path / "index").search_text("a red square")

@@ -71,20 +71,26 @@ def load_backbone(
     return _resolve(str(spec), pretrained, weights, precision, random_init).to(device).eval()
 
 
+def names_architecture(spec: str) -> bool:
+    """True when `spec` is an open_clip architecture name (whose weights must come from a tag or a file)."""
+    return not spec.startswith((HF_PREFIX, HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) and spec.replace("/", "-") in (
+        open_clip.list_models()
+    )
+
+
 def backbone_directory(spec: str) -> Path | None:
     """The local directory a backbone spec names (`local-dir:PATH` or a path), None for an architecture or hub name."""
     if spec.startswith(LOCAL_DIR_PREFIX):
         return Path(spec.removeprefix(LOCAL_DIR_PREFIX))
-    if spec.startswith((HF_PREFIX, HF_HUB_PREFIX)) or spec.replace("/", "-") in open_clip.list_models():
+    if spec.startswith((HF_PREFIX, HF_HUB_PREFIX)) or names_architecture(spec):
         return None
     return Path(spec)
 
 
 def _resolve(spec: str, pretrained: str | None, weights: str | Path | None, precision: str,
              random_init: bool) -> Backbone:
-    arch = spec.replace("/", "-")  # OpenAI spells ViT-B/32, open_clip ViT-B-32
-    if not spec.startswith((HF_PREFIX, HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) and arch in open_clip.list_models():
-        return _load_architecture(arch, pretrained, weights, precision, random_init)
+    if names_architecture(spec):
+        return _load_architecture(spec.replace("/", "-"), pretrained, weights, precision, random_init)
     if pretrained is not None or weights is not None:
         raise ConfigError(
             f"pretrained tags and --weights apply to open_clip architecture names such as 'ViT-B-32'; "

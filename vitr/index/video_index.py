@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vitr.backbones.registry import LOCAL_DIR_PREFIX, backbone_directory
+from vitr.backbones.registry import LOCAL_DIR_PREFIX, backbone_directory, names_architecture
 from vitr.errors import ConfigError, IndexStoreError
 from vitr.index.metadata import Metadata
 from vitr.index.milvus_store import MilvusStore
@@ -190,6 +190,7 @@ class VideoIndex:
         with self._lock:
             if self._model is None:
                 _check_model_paths(self.config["model"], self.dir)
+                _check_weights(self.model_spec, self.dir)
                 self._model = build_model(self.model_spec, device=self.device)
             return self._model
 
@@ -397,6 +398,16 @@ def _check_model_paths(stored: dict, index_dir: Path) -> None:
                 f"for {looked}; move the model together with the index (paths next to the index are stored "
                 f"relative to it) or rebuild the index"
             )
+
+
+def _check_weights(spec: ModelSpec, index_dir: Path) -> None:
+    """An index built before random weights had to be asked for: say so, rather than suggest a flag to search."""
+    given = spec.pretrained or spec.weights or spec.checkpoint or spec.random_init
+    if names_architecture(spec.backbone) and not given:
+        raise IndexStoreError(
+            f"{index_dir / 'index.json'} names the architecture {spec.backbone!r} with no weights: the index was "
+            "built with random weights, so its vectors are noise; rebuild it with --pretrained or --weights"
+        )
 
 
 def _windowing_dict(windowing: Windowing | None) -> dict | None:
