@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -97,3 +98,14 @@ def test_a_damaged_index_json_is_a_clear_error(tmp_path, content):
     (tmp_path / "index" / "index.json").write_bytes(content)
     with pytest.raises(IndexStoreError, match=f"{tmp_path}/index/index.json"):
         VideoIndex(tmp_path / "index")
+
+
+def test_search_goes_on_when_the_vector_file_cannot_be_saved(videos, tmp_path, monkeypatch, caplog):
+    index = VideoIndex.create(tmp_path / "index", TINY_MODEL)
+    update_index(index, videos, progress=False)
+    for path in (tmp_path / "index").glob("vectors-*.faiss"):
+        path.unlink()
+    monkeypatch.setattr(faiss, "write_index", lambda *args: (_ for _ in ()).throw(RuntimeError("No space left")))
+    assert len(index.search_text("a red square", k=3)) == 3
+    assert "cannot write" in caplog.text and "searching from memory" in caplog.text
+    assert not list((tmp_path / "index").glob("*.faiss*")) and not list((tmp_path / "index").glob(".*partial"))

@@ -117,7 +117,7 @@ class Metadata:
         """A write: refused on a read-only index; a full disk or read-only file system becomes a clear error
         (the transaction rolls back, so everything committed before stays)."""
         if self.read_only:
-            raise IndexStoreError(f"{self.path} is open read-only")
+            raise IndexStoreError(f"cannot write {self.path}: the index is open read-only (not writable here)")
         try:
             yield
         except sqlite3.OperationalError as exc:

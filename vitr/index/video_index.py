@@ -231,8 +231,8 @@ class VideoIndex:
             for old in self.dir.glob("vectors-*.faiss"):
                 if old != path and _generation_of(old) < generation:
                     old.unlink(missing_ok=True)
-        except OSError as exc:  # a derived file: searching goes on without it, the next process rebuilds it
-            logger.warning("cannot save %s (%s); searching from memory", path, exc.strerror or exc)
+        except (OSError, IndexStoreError) as exc:  # a derived file: search goes on, the next process rebuilds it
+            logger.warning("%s; searching from memory", exc)
         return store
 
     # -- search ----------------------------------------------------------------------------------------------
