@@ -198,7 +198,7 @@ def prepare_model(model: str, directory: Path) -> str:
     from vitr.backbones import load_backbone, save_backbone
 
     torch.manual_seed(0)
-    save_backbone(load_backbone(model), directory)
+    save_backbone(load_backbone(model, random_init=True), directory)
     return str(directory)
 
 

@@ -97,7 +97,7 @@ def main() -> None:
     ]
     dataset = RetrievalDataset("bench", "train", videos, captions)
     torch.manual_seed(0)
-    backbone = load_backbone(args.model)
+    backbone = load_backbone(args.model, random_init=True)  # speed only: weights do not matter
     model = VideoTextModel(backbone, create_head(args.head, backbone.embed_dim, num_frames=NUM_FRAMES))
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     spec = frame_spec_for(backbone, NUM_FRAMES)

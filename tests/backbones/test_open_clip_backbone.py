@@ -75,7 +75,7 @@ def test_tokenize_uses_open_clips_tokenizer_and_context(backbone: OpenClipBackbo
 
 
 def test_lab_tiny_architecture_is_registered_with_clip_preprocessing() -> None:
-    backbone = load_backbone("vitr-lab-tiny")
+    backbone = load_backbone("vitr-lab-tiny", random_init=True)
     assert (backbone.embed_dim, backbone.image_size, backbone.context_length) == (128, 64, 32)
     assert backbone.image_mean == pytest.approx(open_clip.OPENAI_DATASET_MEAN)
     assert backbone.image_std == pytest.approx(open_clip.OPENAI_DATASET_STD)

@@ -194,3 +194,14 @@ def test_low_precision_casts_weights_and_still_encodes(tmp_path: Path, micro_arc
     assert out.dtype == torch.float32 and text.pooled.dtype == torch.float32
     cosine = torch.nn.functional.cosine_similarity(out, reference.encode_image(images(32)).detach())
     assert cosine.min() > 0.98
+
+
+def test_an_architecture_without_weights_is_refused_unless_random_init_is_asked_for(micro_arch: str) -> None:
+    with pytest.raises(CheckpointError, match="has no weights: pass --pretrained TAG .* --random-init"):
+        load_backbone(micro_arch)
+    assert load_backbone(micro_arch, random_init=True).embed_dim > 0
+
+
+def test_a_missing_backbone_directory_names_the_path_it_looked_for(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=f"looked for '{tmp_path}/models/clip': no such directory"):
+        load_backbone(str(tmp_path / "models" / "clip"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import zipfile
@@ -12,7 +13,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+import vitr.backbones.weights as weights
 from tests.backbones.builders import MICRO_CFG, random_clip
+from vitr.backbones import load_backbone, save_backbone
 from vitr.backbones.weights import is_torchscript_archive, read_state_dict
 from vitr.errors import CheckpointError
 
@@ -153,3 +156,21 @@ def test_torchscript_record_outside_its_storage_is_refused(tmp_path: Path) -> No
             archive.writestr(name, data[:4] if name.endswith("data/0") else data)  # storage cut short
     with pytest.raises(CheckpointError, match="m.pt"):
         read_state_dict(path)
+
+
+def test_a_failed_backbone_write_is_a_checkpoint_error_and_keeps_the_old_model(tmp_path, monkeypatch) -> None:
+    backbone = load_backbone("vitr-lab-tiny", random_init=True)
+    target = save_backbone(backbone, tmp_path / "clip")
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+
+    def full_disk(tensors: dict, filename: str | Path) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(filename))
+
+    monkeypatch.setattr(weights, "save_file", full_disk)
+    with pytest.raises(CheckpointError, match=f"cannot write the backbone to {target}: No space left on device"):
+        save_backbone(backbone, target)
+    monkeypatch.undo()
+    (target / ".model.safetensors.partial").mkdir()  # safetensors itself fails (SafetensorError) on this path
+    with pytest.raises(CheckpointError, match=f"cannot write the backbone to {target}"):
+        save_backbone(backbone, target)
+    assert {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()} == before

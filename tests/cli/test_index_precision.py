@@ -26,13 +26,18 @@ def index_precision(index: Path) -> str:
 
 def test_a_new_index_uses_the_fast_paths_precision(folder: Path, tmp_path: Path) -> None:
     index = tmp_path / "idx"
-    assert main(["index", str(folder), "--index", str(index), "--model", "vitr-lab-tiny", "--workers", "1"]) == 0
+    assert (
+        main(
+            ["index", str(folder), "--index", str(index), "--model", "vitr-lab-tiny", "--random-init", "--workers", "1"]
+        )
+        == 0
+    )
     assert index_precision(index) == resolve_precision("auto", "cpu")
 
 
 def test_an_existing_fp32_index_stays_fp32_when_updated_with_the_default(folder: Path, tmp_path: Path) -> None:
     index = tmp_path / "idx32"
-    args = ["index", str(folder), "--index", str(index), "--model", "vitr-lab-tiny", "--workers", "1"]
+    args = ["index", str(folder), "--index", str(index), "--model", "vitr-lab-tiny", "--random-init", "--workers", "1"]
     assert main([*args, "--precision", "fp32"]) == 0
     (folder / "c.mp4").write_bytes((folder / "a.mp4").read_bytes())  # something new to index
     try:

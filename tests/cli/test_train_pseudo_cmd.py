@@ -18,7 +18,17 @@ def _pseudo_labelled_folder(tmp_path):
     vocab = tmp_path / "vocab.json"
     vocab.write_text(json.dumps(TINY_VOCAB))
     out = tmp_path / "pseudo.jsonl"
-    args = ["pseudo-label", str(folder), "--out", str(out), "--model", "vitr-lab-tiny", "--vocab", str(vocab)]
+    args = [
+        "pseudo-label",
+        str(folder),
+        "--out",
+        str(out),
+        "--model",
+        "vitr-lab-tiny",
+        "--random-init",
+        "--vocab",
+        str(vocab),
+    ]
     assert main([*args, "--tag-frames", "4", "--workers", "0"]) == 0
     return folder, out
 
@@ -30,7 +40,7 @@ def test_train_pseudo_trains_on_a_labelled_folder_and_leaves_out_a_video_that_is
         f.write(gone.to_json() + "\n")
     run = tmp_path / "run"
     config = tmp_path / "ps_scl.yaml"
-    model = {"backbone": "vitr-lab-tiny", "head": "tdb", "num_frames": 4}
+    model = {"backbone": "vitr-lab-tiny", "head": "tdb", "num_frames": 4, "random_init": True}
     settings = {"epochs": 2, "batch_size": 2, "progress": False, "tensorboard": False, "output_dir": str(run)}
     config.write_text(yaml.safe_dump({"model": model, **settings}))
     args = ["train-pseudo", str(config), "--pseudo", str(pseudo), "--videos", str(folder), "--workers", "0"]

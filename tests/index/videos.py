@@ -9,7 +9,7 @@ import numpy as np
 from vitr.model.factory import ModelSpec
 from vitr.video.writer import write_video
 
-TINY_MODEL = ModelSpec(backbone="vitr-lab-tiny", head="meanP", num_frames=4)
+TINY_MODEL = ModelSpec(backbone="vitr-lab-tiny", head="meanP", num_frames=4, random_init=True)
 COLOURS = {"red": (230, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 230), "yellow": (240, 220, 20)}
 
 
@@ -27,3 +27,39 @@ def write_shape_video(path: Path, colours: list[str] | str, seconds_each: float 
     colours = [colours] if isinstance(colours, str) else colours
     count = round(seconds_each * fps)
     return write_video(path, np.concatenate([shape_frames(c, count) for c in colours]), fps=fps)
+
+
+def write_odd_corpus(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Odd but sound videos and broken files side by side in `folder` -> (sound, broken).
+
+    Everything is tiny (seconds to build): the ten-minute video is 16 px at 1 fps, the 4K one two frames.
+    """
+    from tests.video.clips import indexed_frames, write_audio_only
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sound = [
+        write_shape_video(folder / "plain.mp4", "red"),
+        write_video(folder / "phone upright.mp4", shape_frames("green"), rotation=90),
+        write_video(folder / "vfr.mp4", indexed_frames(6), times=[0.0, 0.1, 0.15, 1.0, 2.5, 3.1]),
+        write_video(folder / "ten-bit.mp4", indexed_frames(8), pix_fmt="yuv420p10le"),
+        write_video(folder / "uhd.mp4", np.full((2, 2160, 3840, 3), 90, np.uint8)),
+        write_video(folder / "one frame.mp4", shape_frames("blue", count=1)),
+        write_video(folder / "tiny.mp4", shape_frames("yellow", size=16)),
+        write_video(folder / "ten minutes.mp4", indexed_frames(600, 16, 16), fps=1.0),
+        write_shape_video(folder / "vidéo 日本 — été.mp4", "blue"),
+    ]
+    plain = sound[0].read_bytes()
+    broken = {
+        "truncated.mp4": plain[: len(plain) // 2],
+        "zero bytes.mp4": b"",
+        "random.mp4": np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+        "notes.mp4": b"not a video, just text\n" * 40,
+    }
+    for name, data in broken.items():
+        (folder / name).write_bytes(data)
+    damaged = bytearray(plain)
+    at = damaged.rindex(b"avc1")  # the sample description's codec tag: PyAV gives a stream with no codec
+    damaged[at : at + 4] = b"zzzz"
+    (folder / "damaged middle.mp4").write_bytes(bytes(damaged))
+    audio = write_audio_only(folder / "audio only.mp4")
+    return sound, [folder / name for name in broken] + [folder / "damaged middle.mp4", audio]

@@ -25,7 +25,7 @@ def test_held_out_stills_come_after_the_pretraining_set_and_show_one_object():
 
 def test_recognition_scores_every_attribute_against_its_classes():
     stills = held_out_stills(LabConfig(scale="tiny"), 16)
-    results = recognition(load_backbone("vitr-lab-tiny"), stills)
+    results = recognition(load_backbone("vitr-lab-tiny", random_init=True), stills)
     assert set(results) == set(PROMPTS)
     for attribute, (accuracy, scored, classes) in results.items():
         assert classes == len(PROMPTS[attribute])

@@ -27,7 +27,7 @@ def model(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     (config_dir / f"{MICRO_ARCH}.json").write_text(json.dumps(MICRO_CFG))
     open_clip.add_model_config(config_dir)
     torch.manual_seed(0)
-    return build_model(ModelSpec(backbone=MICRO_ARCH))
+    return build_model(ModelSpec(backbone=MICRO_ARCH, random_init=True))
 
 
 def test_max_words_embeds_the_caption_cut_as_the_official_code_cuts_it(model) -> None:  # noqa: ANN001

@@ -30,7 +30,7 @@ ARCH = "vitr-lab-tiny"  # 64 px ViT, 4 layers: the same code paths as ViT-B/32 i
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    return save_backbone(load_backbone(ARCH), tmp_path_factory.mktemp("backbone"))
+    return save_backbone(load_backbone(ARCH, random_init=True), tmp_path_factory.mktemp("backbone"))
 
 
 @pytest.fixture

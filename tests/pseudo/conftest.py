@@ -41,7 +41,7 @@ TINY_VOCAB = {
 @pytest.fixture(scope="session")
 def tiny_backbone() -> Backbone:
     torch.manual_seed(0)
-    return load_backbone("vitr-lab-tiny")
+    return load_backbone("vitr-lab-tiny", random_init=True)
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ def test_pseudo_label_writes_a_readable_file_and_skips_a_corrupt_video(tmp_path,
             str(out),
             "--model",
             "vitr-lab-tiny",
+            "--random-init",
             "--vocab",
             str(vocab_file),
             "--tag-frames",
@@ -73,6 +74,7 @@ def test_default_vocabulary_through_the_command(tmp_path):
                 str(out),
                 "--model",
                 "vitr-lab-tiny",
+                "--random-init",
                 "--tag-frames",
                 "2",
                 "--forms",
@@ -97,7 +99,17 @@ def test_paraphrases_through_the_command_use_synonyms_and_repeat_exactly(tmp_pat
     outs = [tmp_path / "one.jsonl", tmp_path / "two.jsonl"]
     for out in outs:
         torch.manual_seed(0)  # the same random tiny CLIP for both runs
-        args = ["pseudo-label", str(folder), "--out", str(out), "--model", "vitr-lab-tiny", "--vocab", str(vocab_file)]
+        args = [
+            "pseudo-label",
+            str(folder),
+            "--out",
+            str(out),
+            "--model",
+            "vitr-lab-tiny",
+            "--random-init",
+            "--vocab",
+            str(vocab_file),
+        ]
         assert _run([*args, "--tag-frames", "4", "--workers", "0", "--paraphrases", "2", "--forms", "single"]) == 0
     assert outs[0].read_text() == outs[1].read_text()  # paraphrases drawn with the video's name as seed
     for label in read_pseudo_labels(outs[0]):

@@ -7,7 +7,7 @@ from vitr.video.transforms import preprocess_frames
 
 
 def test_cropping_tokens_to_the_longest_caption_keeps_the_pooled_feature():
-    backbone = load_backbone("vitr-lab-tiny")
+    backbone = load_backbone("vitr-lab-tiny", random_init=True)
     tokens = backbone.tokenize(["a red circle", "a large blue square on the left against a white background"])
     cropped = crop_tokens(tokens)
     assert cropped.shape[1] < tokens.shape[1]
@@ -24,7 +24,7 @@ def test_pretraining_learns_to_match_images_and_captions():
     images[32:, :, :, 2] = 255  # blue images
     images = np.clip(images + rng.integers(0, 20, images.shape), 0, 255).astype(np.uint8)
     captions = ["a red picture"] * 32 + ["a blue picture"] * 32
-    backbone = load_backbone("vitr-lab-tiny")
+    backbone = load_backbone("vitr-lab-tiny", random_init=True)
     losses = pretrain_clip(
         backbone,
         images,
@@ -55,7 +55,7 @@ def test_hard_negative_captions_are_drawn_afresh_for_every_caption_of_every_batc
         return caption.replace("red", "green") if "red" in caption else None  # blue captions have none
 
     losses = pretrain_clip(
-        load_backbone("vitr-lab-tiny"),
+        load_backbone("vitr-lab-tiny", random_init=True),
         images,
         captions,
         PretrainConfig(steps=3, batch_size=16, precision="fp32"),

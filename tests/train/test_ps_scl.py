@@ -33,7 +33,7 @@ WORDS = ["red", "blue", "green", "yellow", "purple", "orange", "black", "white"]
 @functools.cache
 def _backbone():
     torch.manual_seed(0)
-    return load_backbone("vitr-lab-tiny")
+    return load_backbone("vitr-lab-tiny", random_init=True)
 
 
 def _model(head: str = "meanP") -> VideoTextModel:

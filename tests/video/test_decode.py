@@ -5,6 +5,7 @@ import pytest
 
 from tests.video.clips import (
     frame_indices,
+    indexed_frames,
     keyframe_count,
     write_audio_only,
     write_empty_video_track,
@@ -12,7 +13,7 @@ from tests.video.clips import (
     write_indexed_video,
 )
 from vitr.errors import VideoDecodeError
-from vitr.video import probe, sample_frames
+from vitr.video import probe, sample_frames, write_video
 
 FPS = 8.0
 COUNT = 40  # 5 s at 8 fps: frame i is shown from i / 8 s
@@ -225,3 +226,71 @@ def test_file_cut_short_after_its_index(tmp_path):
     _raises_naming(path, "truncated", fps=2.0)
     intact = sample_frames(path, num_frames=3, end=1.0)
     np.testing.assert_array_equal(frame_indices(intact.frames), [0, 4, 8])
+
+
+def damage_codec_tag(video: Path, path: Path) -> Path:
+    """A copy of an mp4 whose sample description names a codec that does not exist (PyAV: codec_context None)."""
+    data = bytearray(video.read_bytes())
+    at = data.rindex(b"avc1")  # the stsd entry (the first 'avc1' is a brand in ftyp)
+    data[at : at + 4] = b"zzzz"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def flip_second_half(video: Path, path: Path, seed: int, flips: int = 200) -> Path:
+    """A copy with `flips` bytes inverted at random places in its second half (where PyAV puts the mp4 index)."""
+    rng = np.random.default_rng(seed)
+    data = np.frombuffer(video.read_bytes(), dtype=np.uint8).copy()
+    at = rng.integers(len(data) // 2, len(data), flips)
+    data[at] ^= 0xFF
+    path.write_bytes(data.tobytes())
+    return path
+
+
+def test_stream_without_a_codec_is_a_decode_error(video, tmp_path):
+    path = damage_codec_tag(video, tmp_path / "tag.mp4")
+    _raises_naming(path, "names no codec")
+    with pytest.raises(VideoDecodeError, match="names no codec"):
+        probe(path)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_flipped_bytes_decode_or_fail_cleanly(video, tmp_path, seed):
+    """Whatever the damage, a file either decodes or raises VideoDecodeError: never another exception."""
+    path = flip_second_half(video, tmp_path / "flipped.mp4", seed)
+    for kwargs in ({}, {"fps": 2.0}, {"seek": True}):
+        try:
+            clip = sample_frames(path, num_frames=4, **kwargs)
+        except VideoDecodeError as error:
+            assert error.path == str(path)
+        else:
+            assert clip.frames.ndim == 4 and clip.frames.shape[-1] == 3
+
+
+@pytest.mark.parametrize(("rotation", "corner"), [(90, (1, 0)), (-90, (0, 1)), (180, (1, 1))])
+def test_rotation_metadata_is_applied(tmp_path, rotation, corner):
+    """A phone's display rotation turns the frames upright: the marked top-left corner moves where a player shows it."""
+    frames = np.zeros((4, 48, 64, 3), dtype=np.uint8)
+    frames[:, :12, :12] = 255  # a white top-left corner on a 64 x 48 landscape frame
+    path = write_video(tmp_path / "phone.mp4", frames, rotation=rotation)
+    clip = sample_frames(path, num_frames=2)
+    height, width = (64, 48) if rotation % 180 else (48, 64)
+    assert clip.frames.shape == (2, height, width, 3)
+    bright = clip.frames[0, ..., 0] > 128
+    rows, cols = np.nonzero(bright)
+    assert (rows.mean() > height / 2, cols.mean() > width / 2) == tuple(bool(c) for c in corner)
+
+
+def test_ten_bit_video(tmp_path):
+    path = write_video(tmp_path / "hdr.mp4", indexed_frames(8), pix_fmt="yuv420p10le")
+    clip = sample_frames(path, num_frames=8)
+    assert clip.frames.dtype == np.uint8
+    np.testing.assert_array_equal(frame_indices(clip.frames), np.arange(8))
+
+
+def test_variable_frame_rate_uses_each_frames_time(tmp_path):
+    times = [0.0, 0.1, 0.15, 1.0, 1.05, 2.5, 3.0, 3.1]
+    path = write_video(tmp_path / "vfr.mp4", indexed_frames(len(times)), times=times)
+    clip = sample_frames(path, num_frames=4, end=2.6)
+    np.testing.assert_allclose(clip.timestamps, [0.0, 0.15, 1.05, 2.5])
+    np.testing.assert_array_equal(frame_indices(clip.frames), [0, 2, 4, 5])

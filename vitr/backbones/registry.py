@@ -58,18 +58,39 @@ def load_backbone(
     weights: str | Path | None = None,
     device: str = "cpu",
     precision: str = "fp32",
+    random_init: bool = False,
 ) -> Backbone:
     """Build a backbone in eval mode on `device`. `pretrained` is an open_clip tag (or a weights file path);
-    `weights` is a state-dict file loaded into the named architecture with every key checked."""
+    `weights` is a state-dict file loaded into the named architecture with every key checked.
+
+    An architecture name with neither is refused unless `random_init` allows random weights: embeddings of a
+    random model are noise, so that must be the caller's choice (pretraining from scratch, tests), never a
+    silent default. Where weights are given, `random_init` changes nothing."""
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; choose one of {sorted(PRECISIONS)}")
-    return _resolve(str(spec), pretrained, weights, precision).to(device).eval()
+    return _resolve(str(spec), pretrained, weights, precision, random_init).to(device).eval()
 
 
-def _resolve(spec: str, pretrained: str | None, weights: str | Path | None, precision: str) -> Backbone:
-    arch = spec.replace("/", "-")  # OpenAI spells ViT-B/32, open_clip ViT-B-32
-    if not spec.startswith((HF_PREFIX, HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) and arch in open_clip.list_models():
-        return _load_architecture(arch, pretrained, weights, precision)
+def names_architecture(spec: str) -> bool:
+    """True when `spec` is an open_clip architecture name (whose weights must come from a tag or a file)."""
+    return not spec.startswith((HF_PREFIX, HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) and spec.replace("/", "-") in (
+        open_clip.list_models()
+    )
+
+
+def backbone_directory(spec: str) -> Path | None:
+    """The local directory a backbone spec names (`local-dir:PATH` or a path), None for an architecture or hub name."""
+    if spec.startswith(LOCAL_DIR_PREFIX):
+        return Path(spec.removeprefix(LOCAL_DIR_PREFIX))
+    if spec.startswith((HF_PREFIX, HF_HUB_PREFIX)) or names_architecture(spec):
+        return None
+    return Path(spec)
+
+
+def _resolve(spec: str, pretrained: str | None, weights: str | Path | None, precision: str,
+             random_init: bool) -> Backbone:
+    if names_architecture(spec):
+        return _load_architecture(spec.replace("/", "-"), pretrained, weights, precision, random_init)
     if pretrained is not None or weights is not None:
         raise ConfigError(
             f"pretrained tags and --weights apply to open_clip architecture names such as 'ViT-B-32'; "
@@ -83,6 +104,11 @@ def _resolve(spec: str, pretrained: str | None, weights: str | Path | None, prec
         return _load_directory(Path(spec.removeprefix(LOCAL_DIR_PREFIX)), precision)
     if Path(spec).is_dir():
         return _load_directory(Path(spec), precision)
+    if Path(spec).exists() or len(Path(spec).parts) > 1:  # meant as a path: say which one is missing
+        raise CheckpointError(
+            f"backbone directory {spec!r} not found (looked for {str(Path(spec).absolute())!r}: "
+            f"{'not a directory' if Path(spec).exists() else 'no such directory'})"
+        )
     raise ConfigError(
         f"unknown backbone {spec!r}: not an open_clip architecture and not a directory; use an architecture from "
         f"open_clip.list_models() (e.g. 'ViT-B-32', 'vitr-lab-tiny'), 'hf:org/name', 'hf-hub:org/name' "
@@ -90,7 +116,14 @@ def _resolve(spec: str, pretrained: str | None, weights: str | Path | None, prec
     )
 
 
-def _load_architecture(arch: str, pretrained: str | None, weights: str | Path | None, precision: str) -> Backbone:
+def _load_architecture(
+    arch: str, pretrained: str | None, weights: str | Path | None, precision: str, random_init: bool
+) -> Backbone:
+    if pretrained is None and weights is None and not random_init:
+        raise CheckpointError(
+            f"{arch!r} has no weights: pass --pretrained TAG (e.g. openai for ViT-B-32) or --weights PATH, a trained "
+            f"--checkpoint, or --random-init to use random weights on purpose (their search results are noise)"
+        )
     model_cfg = open_clip.get_model_config(arch)
     preprocess_cfg: dict[str, Any] = {}
     weights_path = Path(weights) if weights is not None else None

@@ -13,6 +13,7 @@ import re
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -291,12 +292,27 @@ def _listed(keys: list[str]) -> str:
 
 
 def write_vitr_dir(directory: str | Path, config: dict[str, Any], state: Mapping[str, torch.Tensor]) -> Path:
-    """Write `config.json` (tagged as a vitr backbone) and `model.safetensors` into `directory`."""
+    """Write `config.json` (tagged as a vitr backbone) and `model.safetensors` into `directory`.
+
+    Each file is written under a temporary name and renamed, so a killed or failed write never leaves a
+    half-written model; a full disk or a read-only target is a CheckpointError naming the directory.
+    """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, directory / WEIGHTS_NAME)
-    follow_umask(directory / WEIGHTS_NAME)
-    (directory / CONFIG_NAME).write_text(json.dumps({"format": VITR_FORMAT, **config}, indent=2) + "\n")
+    weights_tmp = directory / f".{WEIGHTS_NAME}.partial"
+    config_tmp = directory / f".{CONFIG_NAME}.partial"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, weights_tmp)
+        config_tmp.write_text(json.dumps({"format": VITR_FORMAT, **config}, indent=2) + "\n")
+        weights_tmp.replace(directory / WEIGHTS_NAME)
+        follow_umask(directory / WEIGHTS_NAME)
+        config_tmp.replace(directory / CONFIG_NAME)
+    except (OSError, SafetensorError) as exc:
+        for tmp in (weights_tmp, config_tmp):
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CheckpointError(f"cannot write the backbone to {directory}: {reason}") from exc
     return directory
 
 

@@ -84,7 +84,7 @@ def pretrain_lab_clip(lab: Path, out: Path, steps: int, batch_size: int = 256, l
             return previous
     images, captions = load_pretrain_pairs(lab)
     torch.manual_seed(seed)
-    backbone = load_backbone(arch)
+    backbone = load_backbone(arch, random_init=True)  # pretrained from scratch here
     start = time.time()
     losses = pretrain_clip(backbone, images, captions,
                            PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, precision=precision),

@@ -24,6 +24,9 @@ def add_model_args(parser: argparse.ArgumentParser, default_precision: str = "fp
     g.add_argument("--head", default="meanP", choices=HEADS, help="temporal head (default meanP)")
     g.add_argument("--head-kwargs", default="{}", help="JSON dict of head options")
     g.add_argument("--checkpoint", default=None, help="trained vitr model weights (backbone + head)")
+    g.add_argument("--random-init", action="store_true",
+                   help="use seeded random weights for an architecture given no weights (smoke tests only: "
+                        "results are noise); without it a model with no weights is refused")
     g.add_argument("--frames", type=int, default=12, help="frames sampled per video (uniform)")
     g.add_argument("--precision", default=default_precision, choices=PRECISIONS,
                    help=f"inference precision; auto: bf16 where the hardware runs it fast ({default_precision})")
@@ -48,7 +51,10 @@ def model_spec_from_args(args: argparse.Namespace) -> ModelSpec:
     from vitr.model.factory import ModelSpec
     from vitr.model.fast import resolve_precision
 
+    if args.random_init and (args.pretrained or args.weights or args.checkpoint):
+        raise ConfigError("--random-init contradicts --pretrained/--weights/--checkpoint; give one or the other")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return ModelSpec(backbone=args.model, pretrained=args.pretrained, weights=args.weights, head=args.head,
                      head_kwargs=json_object(args.head_kwargs, "--head-kwargs"), checkpoint=args.checkpoint,
-                     num_frames=args.frames, precision=resolve_precision(args.precision, device))
+                     num_frames=args.frames, precision=resolve_precision(args.precision, device),
+                     random_init=args.random_init)

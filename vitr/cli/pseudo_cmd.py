@@ -78,7 +78,8 @@ def run_pseudo_label(args: argparse.Namespace) -> int:
     from vitr.pseudo.vocab import load_vocabulary
 
     vocabulary = load_vocabulary(args.vocab)
-    backbone = load_backbone(args.model, pretrained=args.pretrained, weights=args.weights, precision=args.precision)
+    backbone = load_backbone(args.model, pretrained=args.pretrained, weights=args.weights, precision=args.precision,
+                             random_init=args.random_init)
     labeler = PseudoLabeler(
         backbone,
         vocabulary,

@@ -9,15 +9,18 @@ start and end, so a search reports where in the video the match is.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from vitr.data.cache import FeatureCache
 from vitr.data.types import VideoItem
-from vitr.errors import VideoDecodeError
+from vitr.errors import IndexStoreError, VideoDecodeError
 from vitr.index.metadata import IndexedVideo
 from vitr.index.video_index import Hit, VideoIndex, Windowing
 from vitr.model.extract import extract_features, frame_spec_for, open_cache
@@ -132,61 +135,76 @@ def update_index(
 
     model = index.model
     spec = frame_spec_for(model.backbone, index.model_spec.num_frames)
-    cache = open_cache(index.dir / "cache", model.backbone, spec)
+    with _cache_writes(index.dir / "cache"):
+        cache = open_cache(index.dir / "cache", model.backbone, spec)
     bar = tqdm(total=len(todo), desc=f"indexing {root.name}", unit="video", disable=not progress or not todo)
-    for start in range(0, len(todo), commit_every):
-        chunk = todo[start : start + commit_every]
-        windows: dict[str, list[VideoItem]] = {}
-        reasons: dict[str, str] = {}
-        for path in chunk:
-            try:
-                windows[path] = _windows_of(path, windowing)
-            except VideoDecodeError as e:
-                reasons[path] = e.reason
-        items = [item for path_items in windows.values() for item in path_items]
-        result = extract_features(
-            model.backbone,
-            items,
-            cache,
-            spec,
-            batch_size=batch_size,
-            workers=workers,
-            precision=index.model_spec.precision,
-            progress=False,
-        )
-        for path, path_items in windows.items():
-            failed_items = [item.video_id for item in path_items if item.video_id in result.failures]
-            if failed_items:
-                reasons[path] = result.failures[failed_items[0]]
-        rows: list[IndexedVideo] = []
-        ok = [p for p in chunk if p not in reasons]
-        if ok:
-            keys = [result.keys[item.video_id] for p in ok for item in windows[p]]
-            frames, mask = cache.stacked(keys)  # (N, T, D), (N, T) over every window of every video
-            vectors = iter(index.embed_frames(frames, mask))
-            for path in ok:
-                st = on_disk[path]
-                path_items = windows[path]
-                segments = [(item.start, item.end, next(vectors)) for item in path_items]
-                whole = result.keys[path_items[0].video_id]
-                rows.append(
-                    (path, st.st_size, st.st_mtime_ns, whole, _duration(cache, result.keys, path_items), segments)
+    try:
+        for start in range(0, len(todo), commit_every):
+            chunk = todo[start : start + commit_every]
+            windows: dict[str, list[VideoItem]] = {}
+            reasons: dict[str, str] = {}
+            for path in chunk:
+                try:
+                    windows[path] = _windows_of(path, windowing)
+                except VideoDecodeError as e:
+                    reasons[path] = e.reason
+            items = [item for path_items in windows.values() for item in path_items]
+            with _cache_writes(index.dir / "cache"):
+                result = extract_features(
+                    model.backbone,
+                    items,
+                    cache,
+                    spec,
+                    batch_size=batch_size,
+                    workers=workers,
+                    precision=index.model_spec.precision,
+                    progress=False,
                 )
-                if path in indexed:
-                    report.updated += 1
-                else:
-                    report.added += 1
-        failed = []
-        for path, reason in reasons.items():
-            st = on_disk[path]
-            failed.append((path, st.st_size, st.st_mtime_ns, reason))
-            report.failed[path] = reason
-        index.meta.commit_batch(rows, failed=failed, removed=[p for p in reasons if p in indexed])
-        bar.update(len(chunk))
-        if after_commit is not None:
-            after_commit(start + len(chunk))
-    bar.close()
+            for path, path_items in windows.items():
+                failed_items = [item.video_id for item in path_items if item.video_id in result.failures]
+                if failed_items:
+                    reasons[path] = result.failures[failed_items[0]]
+            rows: list[IndexedVideo] = []
+            ok = [p for p in chunk if p not in reasons]
+            if ok:
+                keys = [result.keys[item.video_id] for p in ok for item in windows[p]]
+                frames, mask = cache.stacked(keys)  # (N, T, D), (N, T) over every window of every video
+                vectors = iter(index.embed_frames(frames, mask))
+                for path in ok:
+                    st = on_disk[path]
+                    path_items = windows[path]
+                    segments = [(item.start, item.end, next(vectors)) for item in path_items]
+                    whole = result.keys[path_items[0].video_id]
+                    rows.append(
+                        (path, st.st_size, st.st_mtime_ns, whole, _duration(cache, result.keys, path_items), segments)
+                    )
+                    if path in indexed:
+                        report.updated += 1
+                    else:
+                        report.added += 1
+            failed = []
+            for path, reason in reasons.items():
+                st = on_disk[path]
+                failed.append((path, st.st_size, st.st_mtime_ns, reason))
+                report.failed[path] = reason
+            index.meta.commit_batch(rows, failed=failed, removed=[p for p in reasons if p in indexed])
+            bar.update(len(chunk))
+            if after_commit is not None:
+                after_commit(start + len(chunk))
+    finally:
+        bar.close()  # before any error is printed, so it starts a line of its own
     return report
+
+
+@contextmanager
+def _cache_writes(cache_dir: Path) -> Iterator[None]:
+    """A full disk, read-only file system or missing permission while the feature cache is written becomes one
+    clear error naming the cache; videos committed before it stay in the index, and a rerun resumes."""
+    try:
+        yield
+    except (OSError, SafetensorError, sqlite3.OperationalError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise IndexStoreError(f"cannot write the feature cache under {cache_dir}: {reason}") from exc
 
 
 def _duration(cache: FeatureCache, keys: dict[str, str], items: list[VideoItem]) -> float | None:

@@ -9,6 +9,7 @@ never mixes the vectors of one generation with the rows of the next.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from vitr.errors import IndexStoreError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS videos (
@@ -82,22 +85,55 @@ _VIDEO_COLUMNS = "id, path, size, mtime_ns, digest, duration"
 
 
 class Metadata:
-    def __init__(self, path: str | Path) -> None:
+    """read_only opens the file with SQLite's `mode=ro` (nothing is written, an indexer may still be writing),
+    or `immutable=1` when its directory is not writable either (a read-only mount or copy: nobody can be
+    writing, and WAL mode could not create its shared-memory file there)."""
+
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        db = self.db
-        db.executescript(_SCHEMA)
-        db.commit()
+        if read_only:
+            if not self.path.is_file():
+                raise IndexStoreError(f"{self.path} is missing: a read-only index cannot be created")
+            self.db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # fails here, clearly, if unreadable
+            return
+        with self._writing():
+            db = self.db
+            db.executescript(_SCHEMA)
+            db.commit()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            if not self.read_only:
+                db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                return db
+            mode = "mode=ro" if os.access(self.path.parent, os.W_OK) else "immutable=1"
+            uri = f"{self.path.absolute().as_uri()}?{mode}"
+            return sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise IndexStoreError(f"cannot open {self.path}{' read-only' if self.read_only else ''}: {exc}") from exc
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write: refused on a read-only index; a full disk or read-only file system becomes a clear error
+        (the transaction rolls back, so everything committed before stays)."""
+        if self.read_only:
+            raise IndexStoreError(f"cannot write {self.path}: the index is open read-only (not writable here)")
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            raise IndexStoreError(f"cannot write {self.path}: {exc}") from exc
 
     @property
     def db(self) -> sqlite3.Connection:
         """This thread's connection (SQLite transactions are per connection, so threads must not share one)."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
+            db = self._connect()
             db.execute("PRAGMA foreign_keys=ON")
             self._local.db = db
             with self._connections_lock:
@@ -124,7 +160,7 @@ class Metadata:
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.db:
+        with self._writing(), self.db:
             self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def generation(self) -> int:
@@ -142,7 +178,7 @@ class Metadata:
         return json.loads(self.get_meta("roots") or "[]")
 
     def add_root(self, root: str) -> None:
-        with self.db:
+        with self._writing(), self.db:
             roots = self.roots()
             if root not in roots:
                 self.db.execute(
@@ -188,7 +224,7 @@ class Metadata:
     ) -> None:
         """Atomically replace/insert videos with their segments, record failures, and drop removed paths."""
         db = self.db
-        with db:
+        with self._writing(), db:
             for path in removed:
                 db.execute("DELETE FROM videos WHERE path = ?", (path,))
                 db.execute("DELETE FROM failures WHERE path = ?", (path,))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -17,7 +18,7 @@ from typing import Protocol
 import faiss
 import numpy as np
 
-from vitr.errors import ConfigError
+from vitr.errors import ConfigError, IndexStoreError
 
 INDEX_KINDS = ("flat", "hnsw", "ivf")
 STORE_KINDS = (*INDEX_KINDS, "milvus")
@@ -94,8 +95,13 @@ class FaissStore:
     def save(self, path: str | Path) -> None:
         path = Path(path)
         tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
-        faiss.write_index(self.index, str(tmp))
-        tmp.replace(path)
+        try:
+            faiss.write_index(self.index, str(tmp))  # FAISS reports I/O failures as RuntimeError
+            tmp.replace(path)
+        except (OSError, RuntimeError) as exc:
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise IndexStoreError(f"cannot write {path}: {exc}") from exc
 
     @classmethod
     def load(cls, path: str | Path) -> FaissStore:

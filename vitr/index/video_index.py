@@ -12,16 +12,19 @@ store of exactly that snapshot's generation.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from vitr.backbones.registry import LOCAL_DIR_PREFIX, backbone_directory, names_architecture
 from vitr.errors import ConfigError, IndexStoreError
 from vitr.index.metadata import Metadata
 from vitr.index.milvus_store import MilvusStore, collection_name
@@ -30,6 +33,8 @@ from vitr.model.extract import encode_pixels, frame_spec_for
 from vitr.model.factory import ModelSpec, build_model
 from vitr.model.retrieval import VideoTextModel
 from vitr.video.loader import DecodeFailure, decode_video
+
+logger = logging.getLogger(__name__)
 
 INDEX_VERSION = 1
 _KEPT_GENERATIONS = 2  # readers on the previous generation keep their store while new ones move on
@@ -78,11 +83,22 @@ Accept = Callable[[Hit], bool]
 def read_index_config(index_dir: str | Path) -> dict | None:
     """The settings in `index_dir/index.json` (model, store, windows), or None where there is no index."""
     config_path = Path(index_dir) / "index.json"
-    return json.loads(config_path.read_text()) if config_path.exists() else None
+    if not config_path.exists():
+        return None
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexStoreError(f"cannot read {config_path}: {exc}") from exc
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise IndexStoreError(f"{config_path} is not a vitr index description (no 'model' object)")
+    return config
 
 
 class VideoIndex:
-    def __init__(self, index_dir: str | Path, device: str = "cpu") -> None:
+    """read_only (None: when the index directory or its metadata file is not writable) opens an index for
+    search only, writing nothing at all: a replica on a read-only mount, or a copy the user may not change."""
+
+    def __init__(self, index_dir: str | Path, device: str = "cpu", read_only: bool | None = None) -> None:
         self.dir = Path(index_dir)
         config = read_index_config(self.dir)
         if config is None:
@@ -93,11 +109,14 @@ class VideoIndex:
                 f"{self.dir / 'index.json'} has index version {self.config.get('version')}, "
                 f"this vitr reads version {INDEX_VERSION}"
             )
-        self.model_spec = ModelSpec.from_dict(self.config["model"])
+        self.model_spec = _located(ModelSpec.from_dict(self.config["model"]), self.dir)
         self.store_kind = self.config.get("store", "flat")
         self.store_spec: StoreSpec = parse_store_spec(self.store_kind)
         self.device = device
-        self.meta = Metadata(self.dir / "metadata.sqlite")
+        if read_only is None:
+            read_only = not _writable(self.dir, self.dir / "metadata.sqlite")
+        self.read_only = read_only
+        self.meta = Metadata(self.dir / "metadata.sqlite", read_only=read_only)
         self._model: VideoTextModel | None = None
         self._stores: dict[int, VectorStore] = {}
         self._external_store: MilvusStore | None = None
@@ -118,14 +137,15 @@ class VideoIndex:
         index_dir = Path(index_dir)
         wanted = {
             "version": INDEX_VERSION,
-            "model": model_spec.to_dict(),
+            "model": _portable(model_spec, index_dir).to_dict(),
             "store": store,
             "windows": _windowing_dict(windowing),
             "id": _new_index_id(),
         }
         have = read_index_config(index_dir)
         if have is not None:
-            if have.get("model") != wanted["model"]:
+            built = _located(ModelSpec.from_dict(have.get("model", {})), index_dir)
+            if built != _located(_portable(model_spec, index_dir), index_dir):
                 raise IndexStoreError(
                     f"{index_dir} was built with model {have.get('model')}, not {wanted['model']}; "
                     "use a new index directory (vectors of different models cannot be mixed)"
@@ -137,9 +157,15 @@ class VideoIndex:
             if windowing is not None:
                 index.set_windowing(windowing)
             return index
-        index_dir.mkdir(parents=True, exist_ok=True)
+        model = build_model(model_spec, device=device)  # a model that cannot be built leaves no index behind
+        try:
+            index_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IndexStoreError(f"cannot create the index directory {index_dir}: {exc.strerror or exc}") from exc
         _write_json(index_dir / "index.json", wanted)
-        return cls(index_dir, device=device)
+        index = cls(index_dir, device=device)
+        index._model = model
+        return index
 
     # -- settings --------------------------------------------------------------------------------------------
     @property
@@ -151,6 +177,8 @@ class VideoIndex:
         """Record how videos are cut into windows; changing it on an index that holds videos is an error."""
         if windowing == self.windowing:
             return
+        if self.read_only:
+            raise IndexStoreError(f"{self.dir} is open read-only; its window settings cannot change")
         if self.meta.count()[0]:
             raise IndexStoreError(
                 f"{self.dir} was indexed with windows {self.config.get('windows')}, not {_windowing_dict(windowing)};"
@@ -174,6 +202,8 @@ class VideoIndex:
     def model(self) -> VideoTextModel:
         with self._lock:
             if self._model is None:
+                _check_model_paths(self.config["model"], self.dir)
+                _check_weights(self.model_spec, self.dir)
                 self._model = build_model(self.model_spec, device=self.device)
             return self._model
 
@@ -207,10 +237,15 @@ class VideoIndex:
                 pass
         ids, vectors = self.meta.all_segments()
         store = FaissStore.build(ids, vectors, kind=self.store_spec.kind)
-        store.save(path)
-        for old in self.dir.glob("vectors-*.faiss"):
-            if old != path and _generation_of(old) < generation:
-                old.unlink(missing_ok=True)
+        if self.read_only:
+            return store
+        try:
+            store.save(path)
+            for old in self.dir.glob("vectors-*.faiss"):
+                if old != path and _generation_of(old) < generation:
+                    old.unlink(missing_ok=True)
+        except (OSError, IndexStoreError) as exc:  # a derived file: search goes on, the next process rebuilds it
+            logger.warning("%s; searching from memory", exc)
         return store
 
     # -- search ----------------------------------------------------------------------------------------------
@@ -309,6 +344,89 @@ def _new_index_id() -> str:
     return uuid.uuid4().hex
 
 
+# ModelSpec fields that may name local files: the backbone (a directory), weights, checkpoint, and pretrained
+# (a tag, or a weights file).
+_PATH_FIELDS = ("backbone", "weights", "checkpoint", "pretrained")
+
+
+def _local_path(field: str, value: str | None) -> tuple[str, Path] | None:
+    """(prefix, path) when a spec field names a local file or directory; None for names, tags and hub ids."""
+    if not value:
+        return None
+    if field == "backbone":
+        directory = backbone_directory(value)
+        prefix = LOCAL_DIR_PREFIX if value.startswith(LOCAL_DIR_PREFIX) else ""
+        return None if directory is None else (prefix, directory)
+    if field == "pretrained" and not (Path(value).is_absolute() or len(Path(value).parts) > 1 or Path(value).is_file()):
+        return None  # an open_clip tag such as "openai"
+    return "", Path(value)
+
+
+def _portable(spec: ModelSpec, index_dir: Path) -> ModelSpec:
+    """The spec as index.json stores it: a local path next to the index (under the index directory's parent)
+    relative to the index directory, so index and model can move together; any other path absolute. Either
+    way the index works from any working directory."""
+    base = index_dir.resolve()
+    changes = {}
+    for field in _PATH_FIELDS:
+        local = _local_path(field, getattr(spec, field))
+        if local is None or not local[1].exists():
+            continue
+        prefix, path = local[0], local[1].resolve()
+        stored = os.path.relpath(path, base) if path.is_relative_to(base.parent) else str(path)
+        changes[field] = prefix + stored
+    return replace(spec, **changes)
+
+
+def _candidates(value: str, index_dir: Path) -> list[Path]:
+    """Where a stored path may be: relative paths are relative to the index directory, or (indexes written
+    before that rule) to the working directory."""
+    path = Path(value)
+    if path.is_absolute():
+        return [path]
+    return [(index_dir / path).resolve(), path.resolve()]
+
+
+def _located(spec: ModelSpec, index_dir: Path) -> ModelSpec:
+    """The spec with index.json's local paths made absolute (the first candidate that exists)."""
+    changes = {}
+    for field in _PATH_FIELDS:
+        local = _local_path(field, getattr(spec, field))
+        if local is None:
+            continue
+        candidates = _candidates(str(local[1]), index_dir)
+        found = next((c for c in candidates if c.exists()), candidates[0])
+        changes[field] = local[0] + str(found)
+    return replace(spec, **changes)
+
+
+def _check_model_paths(stored: dict, index_dir: Path) -> None:
+    """A moved index whose model was left behind says where it looked, instead of blaming the model's name."""
+    spec = ModelSpec.from_dict(stored)
+    for field in _PATH_FIELDS:
+        local = _local_path(field, getattr(spec, field))
+        if local is None:
+            continue
+        candidates = _candidates(str(local[1]), index_dir)
+        if not any(c.exists() for c in candidates):
+            looked = " or ".join(repr(str(c)) for c in candidates)
+            raise IndexStoreError(
+                f"{index_dir / 'index.json'} names the model {field} {str(local[1])!r}, which is not there: looked "
+                f"for {looked}; move the model together with the index (paths next to the index are stored "
+                f"relative to it) or rebuild the index"
+            )
+
+
+def _check_weights(spec: ModelSpec, index_dir: Path) -> None:
+    """An index built before random weights had to be asked for: say so, rather than suggest a flag to search."""
+    given = spec.pretrained or spec.weights or spec.checkpoint or spec.random_init
+    if names_architecture(spec.backbone) and not given:
+        raise IndexStoreError(
+            f"{index_dir / 'index.json'} names the architecture {spec.backbone!r} with no weights: the index was "
+            "built with random weights, so its vectors are noise; rebuild it with --pretrained or --weights"
+        )
+
+
 def _windowing_dict(windowing: Windowing | None) -> dict | None:
     return None if windowing is None else {"window": windowing.window, "stride": windowing.stride}
 
@@ -320,7 +438,16 @@ def _generation_of(path: Path) -> int:
         return -1
 
 
+def _writable(*paths: Path) -> bool:
+    return all(os.access(p, os.W_OK) for p in paths if p.exists())
+
+
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(path)
+    except OSError as exc:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise IndexStoreError(f"cannot write {path}: {exc.strerror or exc}") from exc

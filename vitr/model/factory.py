@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ class ModelSpec:
     checkpoint: str | None = None  # vitr model weights, a `vitr convert` directory or an official CLIP4Clip/C2V file
     num_frames: int = 12
     precision: str = "fp32"
+    random_init: bool = False  # an architecture with no weights gets seeded random ones (tests, smoke runs)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,16 +50,30 @@ def build_model(spec: ModelSpec, device: str | torch.device = "cpu") -> VideoTex
             if spec.pretrained or spec.weights:
                 raise ConfigError(f"{spec.checkpoint} holds its own CLIP weights; drop --pretrained/--weights")
             return described.to(device).eval()
-    backbone = load_backbone(spec.backbone, pretrained=spec.pretrained, weights=spec.weights, device=device,
-                             precision=spec.precision)
-    try:
-        head = create_head(spec.head, backbone.embed_dim, num_frames=spec.num_frames, **spec.head_kwargs)
-    except (KeyError, TypeError) as exc:  # an unknown head, or options it does not take
-        raise ConfigError(f"cannot build head {spec.head!r} with options {spec.head_kwargs}: {exc}") from exc
+    # A vitr checkpoint replaces every weight (strictly), so its backbone may start random.
+    with _seeded(spec.random_init):
+        backbone = load_backbone(spec.backbone, pretrained=spec.pretrained, weights=spec.weights, device=device,
+                                 precision=spec.precision, random_init=spec.random_init or bool(spec.checkpoint))
+        try:
+            head = create_head(spec.head, backbone.embed_dim, num_frames=spec.num_frames, **spec.head_kwargs)
+        except (KeyError, TypeError) as exc:  # an unknown head, or options it does not take
+            raise ConfigError(f"cannot build head {spec.head!r} with options {spec.head_kwargs}: {exc}") from exc
     model = VideoTextModel(backbone, head.to(device))
     if spec.checkpoint:
         load_model_weights(model, spec.checkpoint)
     return model.eval()
+
+
+@contextmanager
+def _seeded(random_init: bool) -> Iterator[None]:
+    """Random weights asked for by `random_init` are the same in every process (an index built over several
+    runs must not mix models); the caller's random state is left as it was."""
+    if not random_init:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        yield
 
 
 def load_model_weights(model: VideoTextModel, path: str | Path) -> None:

@@ -11,6 +11,7 @@ keyframe before each far-away target (long videos, where decoding everything wou
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +41,10 @@ _TIME_EPS = 1e-6
 
 @dataclass
 class VideoInfo:
-    """What the container header says about the first video stream (num_frames is None when not declared)."""
+    """What the container header says about the first video stream (num_frames is None when not declared).
+
+    width and height are the coded size; frames come back turned upright, so a rotated video's sides swap.
+    """
 
     path: str
     duration: float
@@ -118,6 +122,8 @@ def sample_frames(
         times, frames = _frames_at(container, stream, info, targets, use_seek)
     if not frames:
         raise VideoDecodeError(path, "the video stream has no decodable frames")
+    if len({frame.shape for frame in frames}) > 1:  # a damaged display rotation that changes midway
+        raise VideoDecodeError(path, f"frames change shape midway: {sorted({f.shape for f in frames})}")
     if fps is not None:
         times, frames = _distinct(times, frames)
     return SampledClip(frames=np.stack(frames), timestamps=np.asarray(times, dtype=np.float64), info=info)
@@ -125,7 +131,12 @@ def sample_frames(
 
 @contextmanager
 def _open_video(path: str | Path) -> Iterator[tuple[av.container.InputContainer, av.VideoStream, VideoInfo]]:
-    """Open `path` and its first video stream, turning every way of failing into a VideoDecodeError."""
+    """Open `path` and its first video stream, turning every way of failing into a VideoDecodeError.
+
+    A damaged file can fail anywhere: at open, while the header is read (a stream with no codec, a frame size
+    of 0), at a seek or while decoding; FFmpeg reports most of these as `av.FFmpegError`, a few as Python errors
+    raised by PyAV on the garbage it was handed. All of them are the file's fault, so all become one error.
+    """
     file = Path(path)
     if not file.exists():
         raise VideoDecodeError(path, "no such file")
@@ -133,36 +144,46 @@ def _open_video(path: str | Path) -> Iterator[tuple[av.container.InputContainer,
         raise VideoDecodeError(path, "not a regular file")
     try:
         container = av.open(str(file), metadata_errors="ignore")
-    except (av.FFmpegError, OSError) as exc:
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
         raise VideoDecodeError(path, f"not a readable media file: empty, truncated or not a video ({exc})") from exc
-    with container:
-        if not container.streams.video:
-            kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
-            raise VideoDecodeError(path, f"the file has no video stream (streams: {kinds})")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame + slice threads; PyAV releases the GIL while decoding
-        try:
-            yield container, stream, _read_info(str(path), container, stream)
-        except av.FFmpegError as exc:
-            raise VideoDecodeError(path, f"corrupt or truncated video data ({exc})") from exc
+    try:
+        with container:
+            if not container.streams.video:
+                kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
+                raise VideoDecodeError(path, f"the file has no video stream (streams: {kinds})")
+            stream = container.streams.video[0]
+            if stream.codec_context is None:
+                raise VideoDecodeError(path, "damaged header: the video stream names no codec FFmpeg can decode")
+            stream.thread_type = "AUTO"  # frame + slice threads; PyAV releases the GIL while decoding
+            info = _read_info(str(path), container, stream)
+            yield container, stream, info
+    except _DAMAGE_ERRORS as exc:
+        raise VideoDecodeError(path, f"corrupt or truncated video data ({type(exc).__name__}: {exc})") from exc
+
+
+# What PyAV raises on a damaged file besides VideoDecodeError (which passes through untouched).
+_DAMAGE_ERRORS = (av.FFmpegError, OSError, ValueError, IndexError, OverflowError, ZeroDivisionError, EOFError)
+# FFmpeg refuses frames larger than this on a side; a header claiming more is damaged.
+_MAX_SIDE = 32768
 
 
 def _read_info(path: str, container: av.container.InputContainer, stream: av.VideoStream) -> VideoInfo:
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):
+        raise VideoDecodeError(path, f"damaged header: frame size {width}x{height}")
     fps = _frame_rate(container, stream)
-    if stream.duration and stream.time_base:
+    if not (math.isfinite(fps) and fps >= 0):
+        fps = 0.0
+    if stream.duration and stream.time_base and stream.duration > 0:
         duration = float(stream.duration * stream.time_base)
-    elif container.duration:
+    elif container.duration and container.duration > 0:
         duration = container.duration / av.time_base
     else:
         duration = _scan_duration(path, fps)
-    return VideoInfo(
-        path=path,
-        duration=duration,
-        fps=fps,
-        width=stream.codec_context.width,
-        height=stream.codec_context.height,
-        num_frames=stream.frames or None,
-    )
+    if not (math.isfinite(duration) and duration >= 0):
+        raise VideoDecodeError(path, f"damaged header: duration {duration}")
+    frames = stream.frames if stream.frames and stream.frames > 0 else None
+    return VideoInfo(path=path, duration=duration, fps=fps, width=width, height=height, num_frames=frames)
 
 
 def _frame_rate(container: av.container.InputContainer, stream: av.VideoStream) -> float:
@@ -239,7 +260,7 @@ def _frames_at(
 ) -> tuple[list[float], list[np.ndarray]]:
     """The frame shown at each target time (targets ascending), decoded in one pass or by seeking."""
     frame_period = 1.0 / info.fps if info.fps > 0 else 0.0
-    walker = _FrameWalker(container, stream, frame_period)
+    walker = _FrameWalker(container, stream, frame_period, (info.width, info.height))
     declared_end = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
     slack = max(TRUNCATION_SLACK_S, 2.0 * frame_period)
     times: list[float] = []
@@ -265,11 +286,18 @@ def _frames_at(
 class _FrameWalker:
     """Decodes forward through one stream, remembering the last frame at or before the latest target."""
 
-    def __init__(self, container: av.container.InputContainer, stream: av.VideoStream, frame_period: float) -> None:
+    def __init__(
+        self,
+        container: av.container.InputContainer,
+        stream: av.VideoStream,
+        frame_period: float,
+        size: tuple[int, int],
+    ) -> None:
         self._container = container
         self._stream = stream
         self._origin = stream.start_time or 0  # pts of the stream's start, in stream.time_base units
         self._frame_period = frame_period  # spacing given to frames without timestamps (raw streams)
+        self._size = size  # (width, height) of the header: every frame is scaled to it
         self._last_time: float | None = None
         self._restart()
 
@@ -309,7 +337,7 @@ class _FrameWalker:
             return None
         time, frame = chosen
         if self._rgb is None or self._rgb[0] != time:
-            self._rgb = (time, frame.to_ndarray(format="rgb24"))
+            self._rgb = (time, _upright(frame, *self._size))
         return self._rgb
 
     def _next(self) -> tuple[float, av.VideoFrame] | None:
@@ -324,3 +352,12 @@ class _FrameWalker:
             time = 0.0 if self._last_time is None else self._last_time + self._frame_period
         self._last_time = time
         return time, frame
+
+
+def _upright(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB as the video is meant to be shown: the display rotation a phone records applied
+    (FFmpeg's counter-clockwise angle, as its players apply it), and every frame at the stream's size (a damaged
+    stream can change size midway; a clip must stack)."""
+    rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+    turns = round(frame.rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb

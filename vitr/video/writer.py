@@ -2,32 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
+# Timestamps of frames given explicit times (variable frame rate) are kept to the millisecond.
+_VFR_TIME_BASE = Fraction(1, 1000)
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float = 8.0, crf: int = 18) -> Path:
-    """frames: (T, H, W, 3) uint8 RGB, H and W even -> an H.264 (yuv420p) mp4 at `path`.
 
-    Written to a temporary name and renamed, so a killed writer never leaves a truncated file behind.
+def write_video(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: float = 8.0,
+    crf: int = 18,
+    *,
+    pix_fmt: str = "yuv420p",
+    rotation: int = 0,
+    times: Sequence[float] | None = None,
+) -> Path:
+    """frames: (T, H, W, 3) uint8 RGB, H and W even -> an H.264 mp4 at `path`.
+
+    pix_fmt: the stored pixel format (`yuv420p10le` for 10-bit); rotation: the display rotation a phone
+    records (degrees counter-clockwise, as players apply it); times: each frame's presentation time in seconds
+    for a variable frame rate (default every 1/fps). Written to a temporary name and renamed, so a killed writer
+    never leaves a truncated file behind.
     """
     path = Path(path)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
     if frames.shape[1] % 2 or frames.shape[2] % 2:
         raise ValueError(f"H.264 yuv420p needs even height and width, got {frames.shape[1]}x{frames.shape[2]}")
+    if times is not None and len(times) != len(frames):
+        raise ValueError(f"times has {len(times)} entries for {len(frames)} frames")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
     with av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = pix_fmt
         stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        if times is not None:
+            stream.codec_context.time_base = _VFR_TIME_BASE
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for index, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            if pix_fmt != "yuv420p":
+                picture = picture.reformat(format=pix_fmt)
+            if times is not None:
+                picture.pts, picture.time_base = round(times[index] / _VFR_TIME_BASE), _VFR_TIME_BASE
+            container.mux(stream.encode(picture))
         container.mux(stream.encode())
     tmp.replace(path)
     return path
