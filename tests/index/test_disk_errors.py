@@ -58,7 +58,7 @@ def test_a_full_disk_is_one_line_from_the_cli(videos, tmp_path, monkeypatch, cap
     args = ["index", str(videos), "--index", str(tmp_path / "index"), "--model", "vitr-lab-tiny", "--random-init"]
     assert main([*args, "--frames", "4", "--workers", "0"]) == 2
     error = capsys.readouterr().err.splitlines()[-1]  # after the progress bar, closed first
-    assert error.startswith("vitr: error: cannot write the feature cache under ")
+    assert error.startswith("vitr index: error: cannot write the feature cache under ")
     assert error.endswith("No space left on device") and "Traceback" not in capsys.readouterr().err
 
 

@@ -44,4 +44,6 @@ def test_vitr_search_by_a_broken_video_is_one_line(tmp_path, capsys):
     for path in broken:
         assert main(["search", "--video", str(path), "--index", str(tmp_path / "index")]) == 2
         error = capsys.readouterr().err
-        assert error.count("\n") == 1 and error.startswith(f"vitr: error: cannot decode video {str(path)!r}")
+        *usage, last = error.splitlines()
+        assert " ".join(usage).startswith("usage: vitr search") and "Traceback" not in error
+        assert last.startswith(f"vitr search: error: cannot decode video {str(path)!r}")

@@ -35,6 +35,8 @@ def add_model_args(parser: argparse.ArgumentParser, default_precision: str = "fp
 def check_model_args(args: argparse.Namespace) -> None:
     """The model options' errors a user can make, caught before torch is imported."""
     json_object(args.head_kwargs, "--head-kwargs")
+    if args.random_init and (args.pretrained or args.weights or args.checkpoint):
+        raise ConfigError("--random-init contradicts --pretrained/--weights/--checkpoint; give one or the other")
     if args.frames < 1:
         raise ConfigError(f"--frames must be at least 1, got {args.frames}")
     for option, value in (("--weights", args.weights), ("--checkpoint", args.checkpoint)):
@@ -51,8 +53,6 @@ def model_spec_from_args(args: argparse.Namespace) -> ModelSpec:
     from vitr.model.factory import ModelSpec
     from vitr.model.fast import resolve_precision
 
-    if args.random_init and (args.pretrained or args.weights or args.checkpoint):
-        raise ConfigError("--random-init contradicts --pretrained/--weights/--checkpoint; give one or the other")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return ModelSpec(backbone=args.model, pretrained=args.pretrained, weights=args.weights, head=args.head,
                      head_kwargs=json_object(args.head_kwargs, "--head-kwargs"), checkpoint=args.checkpoint,
