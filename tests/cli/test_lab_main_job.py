@@ -114,3 +114,10 @@ def test_search_and_train_then_eval_the_checkpoint(lab, tmp_path, capsys):
                  "--json-out", str(out_json)]) == 0
     result = json.loads(out_json.read_text())["results"]["all"]
     assert result["num_videos"] == 10 and 0 <= result["t2v"]["R1"] <= 100
+
+
+def test_a_rerun_that_retrains_the_lab_clip_rebuilds_the_index(lab, capsys):
+    # same model path, new weights: keeping the old vectors as "unchanged" would search with the wrong model
+    assert main(["quickstart", "--out", str(lab), "--scale", "tiny", "--steps", "5", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "rebuilding the index" in out and "added 10" in out

@@ -20,11 +20,11 @@ LAB_ARCH = "vitr-lab-rn"  # a small CLIP ResNet: the tiny ViT (vitr-lab-tiny) ne
 NEGATIVES = ("swap", "none")  # hard-negative captions in pretraining: one swapped attribute (NegCLIP), or none
 # Pretraining steps and batch per lab scale: "full" is the lab CLIP of docs/results.md; "quick" what ten minutes of
 # the main job on a 2-core AVX2 CPU allow (docs/lab.md, "The main job"); "tiny" only exercises the code.
-# On a 2-core AVX2 CPU a step of batch 256 with hard negatives costs about 1.7 s; batch 128 without them about 0.7 s,
-# and in a fixed time more, smaller steps teach more than fewer, larger ones (docs/lab.md).
-PRETRAIN_STEPS = {"full": 1200, "quick": 450, "tiny": 30}
+# A step costs in proportion to its batch (about 1.7 s for 256 on a 2-core AVX2 CPU), so "quick" takes more, smaller
+# steps; it keeps the hard negatives, without which position and shape stay near chance (docs/lab.md).
+PRETRAIN_STEPS = {"full": 1200, "quick": 400, "tiny": 30}
 PRETRAIN_BATCH = {"full": 256, "quick": 128, "tiny": 256}
-PRETRAIN_NEGATIVES = {"full": "swap", "quick": "none", "tiny": "swap"}
+PRETRAIN_NEGATIVES = {"full": "swap", "quick": "swap", "tiny": "swap"}
 KNOWLEDGE_STILLS = {"full": 2000, "quick": 500, "tiny": 24}
 EXAMPLE_QUERIES = ("a red circle on the left", "a blue square moves from the left to the right",
                    "a small green triangle grows")
@@ -201,7 +201,10 @@ def run_quickstart(args: argparse.Namespace) -> int:
     config = LabConfig(scale=args.scale, workers=args.workers)
     steps, batch, negatives = args.steps or PRETRAIN_STEPS[args.scale], PRETRAIN_BATCH[args.scale], \
         PRETRAIN_NEGATIVES[args.scale]
-    load = os.getloadavg()[0]
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cores:
+        console.print(f"note: the machine is busy (load average {load:.1f} on {cores} cores); every stage will take "
+                      "longer than on an idle machine", markup=False, highlight=False, soft_wrap=True)
     stages = _Stages(5)
     with stages.stage(f"generate the {args.scale} lab", f"{config.n_pretrain:,} still images; {config.n_train:,} "
                       f"train, {config.n_pool:,} pool and {config.n_test:,} test videos, and a time-reversed twin of "
@@ -217,6 +220,10 @@ def run_quickstart(args: argparse.Namespace) -> int:
     test = load_lab_test(out)
     with stages.stage("index the test split", f"the {len(test.videos):,} test videos (train and pool videos are "
                       f"not indexed) into {_shown(out / 'index')}"):
+        made = out / "index" / "index.json"
+        if made.exists() and (out / "clip" / "model.safetensors").stat().st_mtime_ns > made.stat().st_mtime_ns:
+            console.print("the lab CLIP is newer than the index: rebuilding the index", highlight=False)
+            shutil.rmtree(out / "index")  # its vectors (same model path, other weights) would be kept as "unchanged"
         index = VideoIndex.create(out / "index", spec)
         report = update_index(index, out / "videos", workers=args.workers, only=[v.path for v in test.videos])
         console.print(f"index: {report.summary()}", highlight=False)
@@ -235,7 +242,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
         (out / "results" / "zero_shot.md").write_text(table)
         console.print(f"twin accuracy (ties count half): {lab_report.twin_half:.1f} %; strict: "
                       f"{lab_report.twin_strict:.1f} %")
-    timings = {"scale": args.scale, "cpu_threads": os.cpu_count(), "cpu_capability": _cpu_capability(),
+    timings = {"scale": args.scale, "cpu_threads": cores, "cpu_capability": _cpu_capability(),
                "stages": [{"stage": t, "detail": d, "seconds": round(s, 1)} for t, d, s in stages.done],
                "total_seconds": round(stages.seconds, 1),
                "load_average": {"start": round(load, 2), "end": round(os.getloadavg()[0], 2)}}
