@@ -20,11 +20,11 @@ LAB_ARCH = "vitr-lab-rn"  # a small CLIP ResNet: the tiny ViT (vitr-lab-tiny) ne
 NEGATIVES = ("swap", "none")  # hard-negative captions in pretraining: one swapped attribute (NegCLIP), or none
 # Pretraining steps and batch per lab scale: "full" is the lab CLIP of docs/results.md; "quick" what ten minutes of
 # the main job on a 2-core AVX2 CPU allow (docs/lab.md, "The main job"); "tiny" only exercises the code.
-# A step costs in proportion to its batch (about 1.7 s for 256 on a 2-core AVX2 CPU), so "quick" takes more, smaller
-# steps; it keeps the hard negatives, without which position and shape stay near chance (docs/lab.md).
-PRETRAIN_STEPS = {"full": 1200, "quick": 400, "tiny": 30}
+# A step costs in proportion to its batch (about 1.7 s for 256 with hard negatives on a 2-core AVX2 CPU), so "quick"
+# takes more, smaller steps, and no hard negatives: in its budget they cost a fifth of the steps and bought nothing.
+PRETRAIN_STEPS = {"full": 1200, "quick": 450, "tiny": 30}
 PRETRAIN_BATCH = {"full": 256, "quick": 128, "tiny": 256}
-PRETRAIN_NEGATIVES = {"full": "swap", "quick": "swap", "tiny": "swap"}
+PRETRAIN_NEGATIVES = {"full": "swap", "quick": "none", "tiny": "swap"}
 KNOWLEDGE_STILLS = {"full": 2000, "quick": 500, "tiny": 24}
 EXAMPLE_QUERIES = ("a red circle on the left", "a blue square moves from the left to the right",
                    "a small green triangle grows")
