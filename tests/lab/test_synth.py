@@ -1,6 +1,7 @@
 import csv
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -9,7 +10,7 @@ import pytest
 
 from vitr.errors import ConfigError
 from vitr.lab.captions import TEMPORAL_WORDS
-from vitr.lab.synth import LabConfig, generate_lab
+from vitr.lab.synth import LabConfig, generate_lab, plan_videos
 
 TINY = LabConfig(scale="tiny", seed=0, workers=1)
 OPPOSITE = {
@@ -56,6 +57,15 @@ def test_tiny_preset_fills_counts_and_bad_configs_are_refused():
         LabConfig(scale="huge")
     with pytest.raises(ConfigError, match="even"):
         LabConfig(scale="tiny", image_size=63)
+
+
+def test_the_test_split_does_not_depend_on_the_other_splits_sizes():
+    # why the quick lab's zero-shot table is measured on the full lab's 1,000 test scenes and captions
+    def tests(config: LabConfig) -> list:
+        return [(v.scene, v.captions) for v in plan_videos(config) if v.split in ("test", "test_twins")]
+
+    assert tests(replace(TINY, n_train=0, n_pool=0, n_pretrain=5)) == tests(TINY)
+    assert tests(replace(TINY, n_train=0, n_pool=0, seed=1)) != tests(TINY)
 
 
 def test_splits_have_unique_ids_and_every_video_file_exists(lab):

@@ -7,7 +7,7 @@ from __future__ import annotations
 DATASETS = ("msrvtt", "msvd", "didemo", "activitynet", "vatex")  # vitr.data.readers.DATASETS
 PROTOCOLS = ("clip4clip", "tie_averaged")  # vitr.eval.retrieval.PROTOCOLS
 SAMPLERS = ("uniform", "c4c_1fps", "c2v_jpeg5fps")  # vitr.video.loader.SAMPLERS
-LAB_SCALES = ("full", "tiny")  # vitr.lab.synth.SCALES
+LAB_SCALES = ("full", "quick", "tiny")  # vitr.lab.synth.SCALES
 PSEUDO_FORMS = ("sentence", "list", "single", "temporal")  # vitr.pseudo.texts.FORMS
 CHANGED = ("keep", "omit", "drop")  # vitr.pseudo.texts.CHANGED
 SELECTION_RULES = ("none", "topk", "gmm", "soft", "soft_topk")  # vitr.losses.selection.Rule

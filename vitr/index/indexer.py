@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,11 +95,14 @@ def update_index(
     window: float | None = None,
     stride: float | None = None,
     shard: tuple[int, int] | None = None,
+    only: Collection[str | Path] | None = None,
 ) -> IndexReport:
     """Bring `index` in line with the videos under `root` (other roots' videos are left alone).
 
     window/stride (seconds) cut each video into overlapping windows; they are recorded in index.json and
     later runs reuse them. stride defaults to half the window. `shard=(rank, world)` indexes one shard.
+    `only` restricts the index to these files of `root` (the lab's test split): the root's other videos are
+    treated as absent, so they are never indexed and dropped if they were.
     """
     if window is not None:
         index.set_windowing(Windowing(window, stride if stride is not None else window / 2))
@@ -107,6 +110,9 @@ def update_index(
     root = Path(root).resolve()
     index.meta.add_root(str(root))
     on_disk = scan_videos(root, shard)
+    if only is not None:
+        wanted = {str(Path(p).resolve()) for p in only}
+        on_disk = {p: st for p, st in on_disk.items() if p in wanted}
     indexed = {p: r for p, r in index.meta.videos().items() if Path(p).is_relative_to(root)}
     failures = {p: f for p, f in index.meta.failures().items() if Path(p).is_relative_to(root)}
     if shard is not None:  # videos of other shards are not this run's business
