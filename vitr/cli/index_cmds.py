@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from vitr.cli.model_args import add_model_args, model_spec_from_args
-from vitr.cli.tables import print_hits
+from vitr.cli.tables import hits_json, print_hits
+from vitr.index.calibration import WEAK_QUANTILE, WeakMatches
 from vitr.index.indexer import search_by_video, update_index
 from vitr.index.shards import merge_indexes, parse_shard, shard_dir, shard_from_env
 from vitr.index.store import parse_store_spec
@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--index", type=Path, default=Path("vitr-index"))
     s.add_argument("-k", type=int, default=10, help="number of results")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.add_argument("--weak-quantile", type=float, default=WEAK_QUANTILE,
+                   help="mark text hits weak below this quantile of the best scores that unrelated queries reach in "
+                        "the index (see docs/deploy.md, 'Weak matches')")
     s.set_defaults(func=run_search)
 
 
@@ -74,10 +77,13 @@ def run_merge(args: argparse.Namespace) -> int:
 def run_search(args: argparse.Namespace) -> int:
     if (args.query is None) == (args.video is None):
         raise SystemExit("vitr search: give either a text query or --video PATH")
+    if not 0 < args.weak_quantile < 1:
+        raise SystemExit(f"vitr search: --weak-quantile must lie strictly between 0 and 1, got {args.weak_quantile}")
     index = VideoIndex(args.index)
     hits = search_by_video(index, args.video, k=args.k) if args.video else index.search_text(args.query, k=args.k)
+    weak_below = None if args.video else WeakMatches(index, args.weak_quantile).threshold()
     if args.json:
-        print(json.dumps([h.to_dict() for h in hits], indent=2))
+        print(hits_json(hits, weak_below))
     else:
-        print_hits(args.query or str(args.video), hits)
+        print_hits(args.query or str(args.video), hits, weak_below)
     return 0
