@@ -35,7 +35,8 @@ def print_hits(query: str, hits: list[Hit], weak_below: float | None = None) -> 
     if hits and is_weak(hits[0], weak_below):
         console.print(
             f"weak matches: even the best result scores below {weak_below:.3f}, which unrelated queries reach in "
-            "this index; it likely holds nothing like this query"
+            "this index; it likely holds nothing like this query",
+            soft_wrap=True,  # one line, also in a pipe or a log file
         )
 
 
