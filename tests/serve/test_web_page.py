@@ -7,17 +7,24 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import uvicorn
 
 from tests.serve.conftest import Served, serve_folder
-from vitr.serve.app import create_app
+from tests.serve.word_index import word_index
+from vitr.serve.app import ServeSettings, create_app
+from vitr.serve.server import default_allowed_hosts, server_config
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian package chromium)")
+CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="needs /usr/bin/chromium and chromedriver (Debian packages chromium and chromium-driver; .ci/run installs "
+    "them)",
+)
 
 
 def _free_port() -> int:
@@ -26,21 +33,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Served]]:
-    served = serve_folder(tmp_path_factory.mktemp("web"))
+@contextmanager
+def running(app) -> Iterator[str]:  # noqa: ANN001
+    """`app` served by uvicorn on a free local port, as `vitr serve` runs it; yields its base URL."""
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(served.index, [served.root]), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", served
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Served]]:
+    served = serve_folder(tmp_path_factory.mktemp("web"))
+    settings = ServeSettings(allowed_hosts=default_allowed_hosts("127.0.0.1"))
+    with running(create_app(served.index, [served.root], settings)) as url:
+        yield url, served
     served.index.close()
 
 
@@ -111,3 +126,27 @@ def test_empty_query_shows_a_hint_instead_of_searching(live_server: tuple[str, S
     browser.find_element(By.ID, "query").send_keys("   ", Keys.ENTER)
     assert browser.find_element(By.ID, "status").text == "Type what to look for."
     assert browser.find_elements(By.CSS_SELECTOR, "#results .result") == []
+
+
+def test_weak_best_hits_are_said_on_the_page(tmp_path: Path, browser) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    index = word_index(tmp_path)
+    try:
+        with running(create_app(index, index.meta.roots())) as url:
+            browser.get(url + "/")
+            wait = WebDriverWait(browser, 20)
+            note = browser.find_element(By.ID, "weak-note")
+            for query, weak in (("a person playing a guitar on stage", True), ("a red square moving right", False)):
+                box = browser.find_element(By.ID, "query")
+                box.clear()
+                box.send_keys(query, Keys.ENTER)
+                wait.until(lambda d, q=query: q in d.find_element(By.ID, "status").text)
+                assert note.is_displayed() is weak
+                first = browser.find_elements(By.CSS_SELECTOR, "#results .result")[0]
+                assert ("weak match" in first.text) is weak and ("weak" in first.get_attribute("class")) is weak
+            assert "Weak matches" not in browser.find_element(By.TAG_NAME, "body").text
+    finally:
+        index.close()

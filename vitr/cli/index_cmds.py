@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from vitr.cli.choices import STORE_KINDS
+from vitr.cli.choices import STORE_KINDS, WEAK_QUANTILE
 from vitr.cli.model_args import add_model_args, check_model_args, model_spec_from_args
 from vitr.cli.validate import int_range, require_dir, require_file, require_index
 from vitr.errors import ConfigError
@@ -53,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--index", type=Path, default=Path("vitr-index"))
     s.add_argument("-k", type=int_range(1, MAX_K), default=10, help=f"number of results (1 to {MAX_K})")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.add_argument("--weak-quantile", type=float, default=WEAK_QUANTILE,
+                   help="mark text hits weak below this quantile of the best scores that unrelated queries reach in "
+                        "the index (see docs/deploy.md, 'Weak matches')")
     s.set_defaults(func=run_search)
 
 
@@ -98,17 +100,21 @@ def run_search(args: argparse.Namespace) -> int:
         raise ConfigError("give either a text query or --video PATH")
     if args.query is not None and not args.query.strip():
         raise ConfigError("the query is empty; give some words to search for")
+    if not 0 < args.weak_quantile < 1:
+        raise ConfigError(f"--weak-quantile must lie strictly between 0 and 1, got {args.weak_quantile}")
     if args.video is not None:
         require_file(args.video, "query video")
     require_index(args.index)
-    from vitr.cli.tables import print_hits
+    from vitr.cli.tables import hits_json, print_hits
+    from vitr.index.calibration import WeakMatches
     from vitr.index.indexer import search_by_video
     from vitr.index.video_index import VideoIndex
 
     index = VideoIndex(args.index)
     hits = search_by_video(index, args.video, k=args.k) if args.video else index.search_text(args.query, k=args.k)
+    weak_below = None if args.video else WeakMatches(index, args.weak_quantile).threshold()
     if args.json:
-        print(json.dumps([h.to_dict() for h in hits], indent=2))
+        print(hits_json(hits, weak_below))
     else:
-        print_hits(args.query or str(args.video), hits)
+        print_hits(args.query or str(args.video), hits, weak_below)
     return 0

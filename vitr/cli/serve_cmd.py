@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vitr.cli.choices import HEADER_TIMEOUT_S, WEAK_QUANTILE
 from vitr.cli.validate import require_index
 from vitr.errors import ConfigError
 
@@ -23,12 +24,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="cpu", help="device for embedding queries, e.g. cuda")
     p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest query clip accepted")
+    p.add_argument(
+        "--allowed-hosts",
+        nargs="+",
+        metavar="HOST",
+        help="Host header values to answer (against DNS rebinding); default: the --host address and localhost "
+        "(with a wildcard --host, also this machine's names); '*' answers any",
+    )
+    p.add_argument(
+        "--header-timeout", type=float, default=HEADER_TIMEOUT_S, help="seconds a client has to send request headers"
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=300.0,
+        help="seconds a client has to send a request body (an upload); it must also never stall for 30 s",
+    )
+    p.add_argument(
+        "--weak-quantile",
+        type=float,
+        default=WEAK_QUANTILE,
+        help="a text hit is marked weak below this quantile of the best scores unrelated queries reach in the index",
+    )
     p.set_defaults(func=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0:
         raise ConfigError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    for name in ("header_timeout", "body_timeout"):
+        if not getattr(args, name) > 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if not 0 < args.weak_quantile < 1:
+        raise ConfigError(f"--weak-quantile must lie strictly between 0 and 1, got {args.weak_quantile}")
     for root in args.root:
         if not root.is_dir():
             raise ConfigError(f"--root {root} is not a folder")
@@ -37,10 +65,19 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from vitr.index.video_index import VideoIndex
     from vitr.serve.app import ServeSettings, create_app
+    from vitr.serve.server import default_allowed_hosts, server_config
 
+    hosts = tuple(args.allowed_hosts) if args.allowed_hosts else default_allowed_hosts(args.host)
     index = VideoIndex(args.index, device=args.device)
-    settings = ServeSettings(max_upload_bytes=int(args.max_upload_mb * 2**20))
+    settings = ServeSettings(
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        allowed_hosts=None if "*" in hosts else hosts,
+        body_timeout_s=args.body_timeout,
+        weak_quantile=args.weak_quantile,
+    )
     app = create_app(index, roots=args.root, settings=settings)
     index.embed_texts(["warm up"])  # load the model before the first request, not during it
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    app.state.weak_matches.threshold()  # and calibrate weak matches (cached in the index when it is writable)
+    print(f"vitr serve: answering Host {', '.join(hosts)} (change with --allowed-hosts)")
+    uvicorn.Server(server_config(app, args.host, args.port, header_timeout_s=args.header_timeout)).run()
     return 0

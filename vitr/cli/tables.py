@@ -5,6 +5,7 @@ mid-row: the console is as wide as the widest line needs, and plain text is not 
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -39,13 +40,34 @@ def make_console(file=None) -> Console:  # noqa: ANN001
 console = make_console()
 
 
-def print_hits(query: str, hits: list[Hit]) -> None:
+def print_hits(query: str, hits: list[Hit], weak_below: float | None = None) -> None:
+    """The ranked hits; with this index's weak-match threshold, weak ones are marked and a weak best hit said."""
+    from vitr.index.calibration import is_weak
+
     table = Table(title=f"results for {query!r}")
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("video")
     table.add_column("moment")
+    if weak_below is not None:
+        table.add_column("match")
     for i, h in enumerate(hits, 1):
         moment = "" if h.start is None else f"{h.start:.1f}-{h.end:.1f} s"
-        table.add_row(str(i), f"{h.score:.3f}", h.path, moment)
+        row = [str(i), f"{h.score:.3f}", h.path, moment]
+        if weak_below is not None:
+            row.append("weak" if is_weak(h, weak_below) else "")
+        table.add_row(*row)
     console.print(table)
+    if hits and is_weak(hits[0], weak_below):
+        console.print(
+            f"weak matches: even the best result scores below {weak_below:.3f}, which unrelated queries reach in "
+            "this index; it likely holds nothing like this query",
+            soft_wrap=True,  # one line, also in a pipe or a log file
+        )
+
+
+def hits_json(hits: list[Hit], weak_below: float | None = None) -> str:
+    """`vitr search --json`: one object per hit, with `weak` (null when the index gave no threshold)."""
+    from vitr.index.calibration import is_weak
+
+    return json.dumps([h.to_dict() | {"weak": is_weak(h, weak_below)} for h in hits], indent=2)

@@ -1,41 +1,70 @@
 """The search server: a JSON API over a `VideoIndex` and the web page that uses it.
 
 Files are only ever served by indexed video id, and only when the file (links resolved) lies inside one of
-the served roots: no request parameter is ever turned into a path.
+the served roots: no request parameter is ever turned into a path, and no response shows a server path.
+Every error is an `ErrorResponse` (`{"detail": "..."}`) with a 4xx status, as /openapi.json says.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import mimetypes
-import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Annotated, Any, BinaryIO
 
-from fastapi import FastAPI, File, HTTPException, Query, UploadFile
-from fastapi.responses import FileResponse, Response
+from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from vitr.errors import VideoDecodeError
+from vitr.index.calibration import WEAK_QUANTILE, WeakMatches, is_weak
 from vitr.index.video_index import Hit, VideoIndex
 from vitr.serve.schemas import ErrorResponse, HealthResponse, SearchHit, SearchResponse, StatsResponse
-from vitr.serve.thumbnails import ThumbnailCache
+from vitr.serve.thumbnails import MAX_THUMBNAILS, ThumbnailCache, thumbnail_time
+from vitr.serve.uploads import SNIFF_BYTES, UploadRefused, check_container, public_reason, stored_upload
 
 STATIC_DIR = Path(__file__).parent / "static"
 _UPLOAD_CHUNK = 1 << 20
-_ERRORS = {code: {"model": ErrorResponse} for code in (404, 413, 415, 422)}
+MAX_VIDEO_ID = 2**63 - 1  # SQLite's largest integer: larger ids cannot exist and must not reach the database
+_ERROR_TEXT = {
+    400: "the request's Host header is not one this server answers to",
+    404: "no such video, or it may not be served",
+    408: "the request body did not arrive in time",
+    413: "the upload is too large",
+    415: "the upload is not a supported video container",
+    422: "a parameter or the upload is invalid",
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text} for code, text in _ERROR_TEXT.items()
+}
+VideoId = Annotated[int, PathParam(ge=1, le=MAX_VIDEO_ID, description="id of an indexed video")]
 
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """Limits that keep one request from hogging the server."""
+    """Limits that keep one request or client from hogging the server, and whom it answers.
+
+    allowed_hosts: Host header values accepted (None: any, for in-process use; `vitr serve` always sets them),
+    against DNS rebinding. body_idle_timeout_s / body_timeout_s: a request body must keep arriving and be
+    complete within these. weak_quantile: see vitr.index.calibration.
+    """
 
     max_query_chars: int = 500
     max_k: int = 100
     max_offset: int = 10_000
     max_upload_bytes: int = 200 * 2**20
+    allowed_hosts: tuple[str, ...] | None = None
+    body_idle_timeout_s: float = 30.0
+    body_timeout_s: float = 300.0
+    max_thumbnails: int = MAX_THUMBNAILS
+    weak_quantile: float = WEAK_QUANTILE
 
 
 class ServedFiles:
@@ -72,14 +101,21 @@ def create_app(
     """The API and web page over `index`; `roots` default to the folders recorded as indexed."""
     settings = settings or ServeSettings()
     files = ServedFiles(index, roots if roots else index.meta.roots())
-    thumbnails = ThumbnailCache(index.dir / "thumbnails")
+    thumbnails = ThumbnailCache(index.dir / "thumbnails", max_files=settings.max_thumbnails)
+    weak = WeakMatches(index, settings.weak_quantile)
     app = FastAPI(title="vitr search", version="1", description="Search a folder of videos by text or by video.")
+    app.state.weak_matches = weak
 
-    def to_response(query: str, hits: list[Hit], k: int, offset: int) -> SearchResponse:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(ErrorResponse(detail=describe_validation(exc.errors())).model_dump(), status_code=422)
+
+    def to_response(query: str, hits: list[Hit], k: int, offset: int, weak_below: float | None) -> SearchResponse:
         results = []
         for hit in hits[:k]:
             record = index.meta.video(hit.video_id)
-            at = hit.start or 0.0
+            duration = record.duration if record else None
+            at = thumbnail_time(hit.start or 0.0, duration)
             results.append(
                 SearchHit(
                     video_id=hit.video_id,
@@ -87,12 +123,16 @@ def create_app(
                     score=hit.score,
                     start=hit.start,
                     end=hit.end,
-                    duration=record.duration if record else None,
+                    duration=duration,
                     file_url=f"/api/videos/{hit.video_id}/file",
-                    thumbnail_url=f"/api/videos/{hit.video_id}/thumbnail?t={at:.1f}",
+                    thumbnail_url=f"/api/videos/{hit.video_id}/thumbnail?t={at:g}",
+                    weak=is_weak(hit, weak_below),
                 )
             )
-        return SearchResponse(query=query, k=k, offset=offset, has_more=len(hits) > k, results=results)
+        best = None if weak_below is None or not results else results[0].weak if offset == 0 else None
+        return SearchResponse(
+            query=query, k=k, offset=offset, has_more=len(hits) > k, results=results, weak=best, weak_below=weak_below
+        )
 
     def filters(path_prefix: str | None, min_score: float | None):  # noqa: ANN202
         if path_prefix is None and min_score is None:
@@ -109,7 +149,13 @@ def create_app(
 
     @app.get("/api/search", response_model=SearchResponse, responses=_ERRORS, summary="search videos by text")
     def search_text(
-        q: str = Query(..., description="what to look for, in words"),
+        q: str = Query(
+            ...,
+            min_length=1,
+            max_length=settings.max_query_chars,
+            json_schema_extra={"pattern": r"\S"},
+            description="what to look for, in words (not only spaces)",
+        ),
         k: int = k_param,
         offset: int = offset_param,
         path_prefix: str | None = prefix_param,
@@ -118,10 +164,8 @@ def create_app(
         text = q.strip()
         if not text:
             raise HTTPException(422, "the query is empty; type what to look for")
-        if len(text) > settings.max_query_chars:
-            raise HTTPException(422, f"the query has {len(text)} characters; at most {settings.max_query_chars}")
         hits = index.search_text(text, k + 1, offset, filters(path_prefix, min_score))
-        return to_response(text, hits, k, offset)
+        return to_response(text, hits, k, offset, weak.threshold())
 
     @app.get(
         "/api/search/similar",
@@ -130,7 +174,7 @@ def create_app(
         summary="videos similar to an indexed video",
     )
     def search_similar(
-        video_id: int = Query(..., ge=1),
+        video_id: int = Query(..., ge=1, le=MAX_VIDEO_ID, description="id of an indexed video"),
         k: int = k_param,
         offset: int = offset_param,
         path_prefix: str | None = prefix_param,
@@ -142,16 +186,18 @@ def create_app(
         accept = filters(path_prefix, min_score)
         not_self = (lambda h: h.video_id != video_id and accept(h)) if accept else (lambda h: h.video_id != video_id)
         hits = index.search_vectors(index.video_vector(video_id), k + 1, offset, not_self)[0]
-        return to_response(f"similar to {files.name(record.path)}", hits, k, offset)
+        return to_response(f"similar to {files.name(record.path)}", hits, k, offset, None)
 
     @app.post(
         "/api/search/video",
         response_model=SearchResponse,
         responses=_ERRORS,
         summary="search by an uploaded video clip",
+        description="The clip must be a non-empty file in an allowlisted container (MP4/MOV, Matroska/WebM, AVI, "
+        "MPEG-TS, MPEG-PS, Ogg) holding a video stream; anything else is refused with 415 or 422.",
     )
     def search_video(
-        file: UploadFile = File(..., description="a video clip"),
+        file: UploadFile = File(..., description="a video clip (not empty)", json_schema_extra={"minLength": 1}),
         k: int = k_param,
         offset: int = offset_param,
         path_prefix: str | None = prefix_param,
@@ -159,21 +205,35 @@ def create_app(
     ) -> SearchResponse:
         content_type = (file.content_type or "application/octet-stream").split(";")[0].strip().lower()
         if not (content_type.startswith("video/") or content_type == "application/octet-stream"):
-            raise HTTPException(415, f"upload a video file, not {content_type}")
-        with tempfile.NamedTemporaryFile(suffix=Path(file.filename or "").suffix[:16]) as tmp:
-            copied = copy_limited(file.file, tmp, settings.max_upload_bytes)
-            tmp.flush()
-            if copied == 0:
-                raise HTTPException(422, "the uploaded file is empty")
-            try:
-                query = index.embed_clip(tmp.name)
-            except VideoDecodeError as e:
-                raise HTTPException(422, f"the upload is not a readable video: {e.reason}") from e
+            raise HTTPException(415, f"upload a video file, not {content_type[:100]}")
+        head = file.file.read(SNIFF_BYTES)
+        if not head:
+            raise HTTPException(422, "the uploaded file is empty")
+        try:
+            with stored_upload(head) as (path, container):
+                with path.open("wb") as out:
+                    out.write(head)
+                    copy_limited(file.file, out, settings.max_upload_bytes, already=len(head))
+                check_container(path, container)
+                try:
+                    query = index.embed_clip(path)
+                except VideoDecodeError as e:
+                    reason = public_reason(e.reason, path, "the upload")
+                    raise HTTPException(422, f"the upload is not a readable video: {reason}") from e
+        except UploadRefused as e:
+            raise HTTPException(e.status, e.reason) from e
         hits = index.search_vectors(query, k + 1, offset, filters(path_prefix, min_score))[0]
-        return to_response(f"video {file.filename or 'upload'}", hits, k, offset)
+        return to_response(f"video {(file.filename or 'upload')[:200]}", hits, k, offset, None)
 
-    # multipart framing adds a little to the file itself
-    app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes + 64 * 1024, shown=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimits,
+        limit=settings.max_upload_bytes + 64 * 1024,  # multipart framing adds a little to the file itself
+        shown=settings.max_upload_bytes,
+        idle_timeout_s=settings.body_idle_timeout_s,
+        total_timeout_s=settings.body_timeout_s,
+    )
+    if settings.allowed_hosts is not None:
+        app.add_middleware(TrustedHosts, allowed_hosts=list(settings.allowed_hosts))
 
     @app.get("/api/health", response_model=HealthResponse, summary="liveness and index generation")
     def health() -> HealthResponse:
@@ -189,7 +249,7 @@ def create_app(
             failures=s["failures"],
             generation=s["generation"],
             store=s["store"],
-            model=s["model"],
+            model=public_model(s["model"]),
             windows=s["windows"],
             roots=[root.name for root in files.roots],
         )
@@ -200,25 +260,30 @@ def create_app(
         response_class=FileResponse,
         summary="stream an indexed video (HTTP range requests supported)",
     )
-    def video_file(video_id: int) -> FileResponse:
+    def video_file(video_id: VideoId) -> FileResponse:
         path, _ = files.file(video_id)
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return FileResponse(path, media_type=media_type)
 
     @app.get(
         "/api/videos/{video_id}/thumbnail",
-        responses=_ERRORS,
+        responses={**_ERRORS, 200: {"content": {"image/jpeg": {}}, "description": "a JPEG image"}},
         response_class=Response,
         summary="a JPEG frame of an indexed video",
     )
-    def video_thumbnail(video_id: int, t: float = Query(0.0, ge=0.0, le=1e7, description="seconds")) -> Response:
+    def video_thumbnail(
+        video_id: VideoId,
+        t: float = Query(0.0, ge=0.0, le=1e7, description="seconds; clamped to the video and rounded down to 0.5 s"),
+    ) -> Response:
         if not math.isfinite(t):
             raise HTTPException(422, "t must be a finite number of seconds")
         path, digest = files.file(video_id)
+        record = index.meta.video(video_id)
         try:
-            data = thumbnails.get(digest, path, t)
+            data = thumbnails.get(digest, path, thumbnail_time(t, record.duration if record else None))
         except VideoDecodeError as e:
-            raise HTTPException(422, f"cannot make a thumbnail of video {video_id}: {e.reason}") from e
+            reason = public_reason(e.reason, path, files.name(str(path)))
+            raise HTTPException(422, f"cannot make a thumbnail of video {video_id}: {reason}") from e
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/", include_in_schema=False)
@@ -229,22 +294,83 @@ def create_app(
     return app
 
 
-class _BodyTooLarge(Exception):
-    pass
+def describe_validation(errors: Sequence[dict]) -> str:
+    """FastAPI's list of validation errors as the one-sentence `detail` every error response has."""
+    parts = []
+    for error in errors:
+        where = [str(part) for part in error.get("loc", ()) if part not in ("query", "path", "body")]
+        parts.append(f"{'.'.join(where) or 'request'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request is invalid"
 
 
-class BodySizeLimit:
-    """ASGI middleware: 413 for a request body over `limit` bytes, whether it declares its length or not.
+_PATH_FIELDS = ("backbone", "weights", "checkpoint")
 
-    A declared Content-Length is refused before anything is read; a chunked body is counted as it streams and
-    cut off at the limit, so an upload without a length cannot fill the disk through the multipart parser's
-    spooled files before the endpoint sees it.
+
+def public_model(model: dict) -> dict:
+    """The model settings with file and folder paths cut to their last part (the server's layout is private)."""
+    shown = dict(model)
+    for key in _PATH_FIELDS:
+        value = shown.get(key)
+        if isinstance(value, str) and ("/" in value or "\\" in value):
+            shown[key] = Path(value.replace("\\", "/")).name
+    return shown
+
+
+class TrustedHosts(TrustedHostMiddleware):
+    """Starlette's Host check (against DNS rebinding), refusing with the API's one error shape."""
+
+    def __init__(self, app, allowed_hosts: Sequence[str]) -> None:  # noqa: ANN001
+        async def passed(scope, receive, send) -> None:  # noqa: ANN001
+            scope["vitr.host_allowed"] = True
+            await app(scope, receive, send)
+
+        super().__init__(passed, allowed_hosts=allowed_hosts, www_redirect=False)
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+
+        async def reply(message) -> None:  # noqa: ANN001
+            if scope.get("vitr.host_allowed"):
+                await send(message)
+            elif message["type"] == "http.response.start":
+                await send_error(send, 400, "the Host header names a host this server does not answer to")
+
+        await super().__call__(scope, receive, reply)
+
+
+class _BodyRefused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class BodyLimits:
+    """ASGI middleware: 413 for a request body over `limit` bytes, 408 for one that stalls or drags on.
+
+    A declared Content-Length over the limit is refused before anything is read; a chunked body is counted as
+    it streams and cut off at the limit, so an upload without a length cannot fill the disk through the
+    multipart parser's spooled files before the endpoint sees it. Each part of the body must come within
+    `idle_timeout_s` of the previous one and all of it within `total_timeout_s`, so a slow client cannot hold a
+    worker; once the body is complete, `receive` is passed through untouched (streaming responses wait on it
+    for the client's disconnect).
     """
 
-    def __init__(self, app, limit: int, shown: int | None = None) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        app,  # noqa: ANN001
+        limit: int,
+        shown: int | None = None,
+        idle_timeout_s: float = 30.0,
+        total_timeout_s: float = 300.0,
+    ) -> None:
         self.app = app
         self.limit = limit
         self.detail = f"the upload is larger than {shown if shown is not None else limit} bytes"
+        self.idle_timeout_s = idle_timeout_s
+        self.total_timeout_s = total_timeout_s
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         if scope["type"] != "http":
@@ -252,47 +378,62 @@ class BodySizeLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
+            await send_error(send, 413, self.detail)
             return
         received = 0
-        too_large = refused = started = False  # started: the app's own response began before any overrun
+        body_done = False
+        deadline = time.monotonic() + self.total_timeout_s
+        refusal: _BodyRefused | None = None
+        replied = started = False  # started: the app's own response began before any refusal
 
-        async def counted_receive():  # noqa: ANN202
-            nonlocal received, too_large
-            message = await receive()
+        async def limited_receive():  # noqa: ANN202
+            nonlocal received, body_done, refusal
+            if body_done:
+                return await receive()
+            wait = min(self.idle_timeout_s, deadline - time.monotonic())
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(wait, 0.0))
+            except TimeoutError:
+                refusal = _BodyRefused(408, "the request body did not arrive in time; send it faster or smaller")
+                raise refusal from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > self.limit:
-                    too_large = True
-                    raise _BodyTooLarge  # stops the parser; whatever error it turns into is replaced below
+                    refusal = _BodyRefused(413, self.detail)
+                    raise refusal  # stops the parser; whatever error it turns into is replaced below
+            else:
+                body_done = True
             return message
 
         async def guarded_send(message) -> None:  # noqa: ANN001
-            nonlocal refused, started
-            if not too_large or started:
+            nonlocal replied, started
+            if refusal is None or started:
                 started = started or message["type"] == "http.response.start"
                 await send(message)
-            elif message["type"] == "http.response.start" and not refused:
-                refused = True
-                await self._refuse(send)
+            elif message["type"] == "http.response.start" and not replied:
+                replied = True
+                await send_error(send, refusal.status, refusal.detail)
 
         try:
-            await self.app(scope, counted_receive, guarded_send)
-        except _BodyTooLarge:
+            await self.app(scope, limited_receive, guarded_send)
+        except _BodyRefused:
             pass
-        if too_large and not (refused or started):
-            await self._refuse(send)
-
-    async def _refuse(self, send) -> None:  # noqa: ANN001
-        body = ErrorResponse(detail=self.detail).model_dump_json().encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        if refusal is not None and not (replied or started):
+            await send_error(send, refusal.status, refusal.detail)
 
 
-def copy_limited(source: BinaryIO, target: BinaryIO, limit: int) -> int:
-    """Copy a file object to another, stopping with 413 once more than `limit` bytes came."""
-    copied = 0
+async def send_error(send, status: int, detail: str) -> None:  # noqa: ANN001
+    """Send a complete `ErrorResponse` from ASGI middleware (outside FastAPI's own error handling)."""
+    body = ErrorResponse(detail=detail).model_dump_json().encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def copy_limited(source: BinaryIO, target: BinaryIO, limit: int, already: int = 0) -> int:
+    """Copy a file object to another, stopping with 413 once more than `limit` bytes (with `already`) came."""
+    copied = already
     while chunk := source.read(_UPLOAD_CHUNK):
         copied += len(chunk)
         if copied > limit:

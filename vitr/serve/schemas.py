@@ -16,6 +16,10 @@ class SearchHit(BaseModel):
     duration: float | None = Field(description="length of the video in seconds, when known")
     file_url: str = Field(description="URL that streams the video (supports HTTP range requests)")
     thumbnail_url: str = Field(description="URL of a JPEG frame taken at the moment's start")
+    weak: bool | None = Field(
+        description="true when the score is below this index's weak-match threshold (`weak_below`); "
+        "null when there is none (video queries, an empty index)"
+    )
 
 
 class SearchResponse(BaseModel):
@@ -24,6 +28,14 @@ class SearchResponse(BaseModel):
     offset: int
     has_more: bool = Field(description="true when asking again with offset + k returns more hits")
     results: list[SearchHit]
+    weak: bool | None = Field(
+        description="true when even the best result is weak: the collection likely holds nothing like the query; "
+        "null when not judged (video queries, an empty index, pages after the first)"
+    )
+    weak_below: float | None = Field(
+        description="this index's weak-match threshold: the given quantile of the best scores that generic, "
+        "unrelated queries reach in it (see docs/deploy.md, 'Weak matches')"
+    )
 
 
 class HealthResponse(BaseModel):
@@ -44,4 +56,6 @@ class StatsResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    detail: str
+    """Every error the API returns (4xx) has this one shape."""
+
+    detail: str = Field(description="what was wrong with the request, in one sentence")

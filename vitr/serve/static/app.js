@@ -5,6 +5,7 @@ const PAGE_SIZE = 24;
 const form = document.getElementById("search-form");
 const queryInput = document.getElementById("query");
 const statusLine = document.getElementById("status");
+const weakNote = document.getElementById("weak-note");
 const grid = document.getElementById("results");
 const pager = document.getElementById("pager");
 const player = document.getElementById("player");
@@ -32,6 +33,7 @@ async function search(q, offset) {
     statusLine.textContent = typeof body.detail === "string" ? body.detail : "The search failed.";
     grid.replaceChildren();
     pager.hidden = true;
+    weakNote.hidden = true;
     return;
   }
   render(body);
@@ -42,6 +44,12 @@ function render(body) {
   statusLine.textContent = body.results.length
     ? `Results ${first}–${body.offset + body.results.length} for “${body.query}”`
     : `No videos match “${body.query}”.`;
+  // The API judges the best hit against this index's scores for unrelated queries (see docs/deploy.md).
+  weakNote.hidden = body.weak !== true;
+  weakNote.textContent = body.weak === true
+    ? `Weak matches: even the best result scores below ${body.weak_below.toFixed(3)}, a score unrelated ` +
+      "queries reach in this collection. It probably holds nothing like this."
+    : "";
   grid.replaceChildren(...body.results.map(card));
   pager.hidden = !(body.offset > 0 || body.has_more);
   document.getElementById("prev").disabled = body.offset === 0;
@@ -51,7 +59,7 @@ function render(body) {
 function card(hit) {
   const button = document.createElement("button");
   button.type = "button";
-  button.className = "result";
+  button.className = hit.weak === true ? "result weak" : "result";
   button.dataset.videoId = hit.video_id;
   button.dataset.start = hit.start ?? 0;
   const img = document.createElement("img");
@@ -63,7 +71,7 @@ function card(hit) {
   name.textContent = hit.name;
   const meta = document.createElement("span");
   meta.className = "meta";
-  meta.textContent = `${momentLabel(hit)} · score ${hit.score.toFixed(3)}`;
+  meta.textContent = `${momentLabel(hit)} · score ${hit.score.toFixed(3)}${hit.weak === true ? " · weak match" : ""}`;
   button.append(img, name, meta);
   button.addEventListener("click", () => play(hit));
   return button;
