@@ -133,8 +133,8 @@ def machine_line() -> str:
 
     load = os.getloadavg()[0]
     return (
-        f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, torch "
-        f"{torch.__version__}, load average {load:.1f} at the start"
+        f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}, load average {load:.1f} at the start"
     )
 
 

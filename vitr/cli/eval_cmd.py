@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from vitr.cli.choices import DATASETS, PROTOCOLS, SAMPLERS
-from vitr.cli.model_args import add_model_args, check_model_args, model_spec_from_args
+from vitr.cli.model_args import add_model_args, check_model_args, device_from_args, model_spec_from_args
 from vitr.cli.validate import require_dir
 from vitr.errors import ConfigError
 
@@ -74,13 +74,15 @@ def run_eval(args: argparse.Namespace) -> int:
     from vitr.data.readers import load_dataset
     from vitr.model.evaluate import embed_dataset, evaluate_embeddings
     from vitr.model.factory import build_model
+    from vitr.model.fast import run_dtypes
 
-    spec = model_spec_from_args(args)
+    device = device_from_args(args)
+    spec = model_spec_from_args(args, device)
     dataset = load_dataset(args.dataset, args.root, args.split, args.videos, check_files=True)
-    model = build_model(spec)
+    model = build_model(spec, device)
     max_words = caption_length(args.max_words, dataset.paragraph)
     emb = embed_dataset(model, dataset, args.cache, num_frames=spec.num_frames, workers=args.workers,
-                        precision=spec.precision, max_words=max_words, sampler=args.sampler,
+                        precision=run_dtypes(spec.precision, device)[1], max_words=max_words, sampler=args.sampler,
                         feature_framerate=args.feature_framerate or (2 if args.dataset == "msrvtt" else 1))
     tags = tuple(t for t in args.tags.split(",") if t)
     results = evaluate_embeddings(emb, tags=tags, protocol=args.protocol)

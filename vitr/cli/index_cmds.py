@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from vitr.cli.choices import STORE_KINDS, WEAK_QUANTILE
-from vitr.cli.model_args import add_model_args, check_model_args, model_spec_from_args
-from vitr.cli.validate import int_range, require_dir, require_file, require_index
+from vitr.cli.model_args import add_model_args, check_model_args, device_from_args, model_spec_from_args
+from vitr.cli.validate import add_device_arg, int_range, require_dir, require_file, require_index
 from vitr.errors import ConfigError
 
 MAX_K = 1000  # results per search: a page of hits, not a dump of the index
@@ -33,8 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", default=None,
                    help="RANK/WORLD: index only this rank's share into INDEX/shard-RANK-of-WORLD (under torchrun "
                         "the RANK and WORLD_SIZE variables are used); merge with `vitr index-merge`")
-    p.add_argument("--workers", type=int, default=2, help="decoding threads")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--workers", type=int_range(0, 256), default=None,
+                   help="decoding threads, 0: decode in the main thread (default: the device's inference plan, 1 on "
+                        "a CPU, up to 8 on a GPU)")
+    p.add_argument("--batch-size", type=int_range(1, 4096), default=None,
+                   help="videos per encoder batch (default: the device's inference plan, 8 on a CPU, 32 on a GPU)")
     add_model_args(p, default_precision="auto")
     p.set_defaults(func=run_index)
 
@@ -55,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--weak-quantile", type=float, default=WEAK_QUANTILE,
                    help="mark text hits weak below this quantile of the best scores that unrelated queries reach in "
                         "the index (see docs/deploy.md, 'Weak matches')")
+    add_device_arg(s, "embeds the query")
     s.set_defaults(func=run_search)
 
 
@@ -65,6 +69,7 @@ def run_index(args: argparse.Namespace) -> int:
     from vitr.index.indexer import update_index
     from vitr.index.shards import parse_shard, shard_dir, shard_from_env
     from vitr.index.video_index import VideoIndex, Windowing, read_index_config
+    from vitr.model.fast import plan_inference
 
     shard = parse_shard(args.shard) if args.shard else shard_from_env()
     index_dir = shard_dir(args.index, shard) if shard else args.index
@@ -75,8 +80,12 @@ def run_index(args: argparse.Namespace) -> int:
     if args.precision == "auto" and existing is not None:
         # an existing index keeps the precision it was built with (its vectors cannot be mixed with others)
         args.precision = existing["model"].get("precision", "fp32")
-    index = VideoIndex.create(index_dir, model_spec_from_args(args), store=args.store, windowing=windowing)
-    report = update_index(index, args.folder, batch_size=args.batch_size, workers=args.workers, shard=shard)
+    device = device_from_args(args)
+    spec = model_spec_from_args(args, device)
+    plan = plan_inference(device, spec.precision)
+    index = VideoIndex.create(index_dir, spec, store=args.store, windowing=windowing, device=device)
+    report = update_index(index, args.folder, batch_size=args.batch_size or plan.batch_videos,
+                          workers=plan.decode_workers if args.workers is None else args.workers, shard=shard)
     print(f"{index_dir}: {report.summary()}; {index.stats()['videos']} videos indexed")
     for path, reason in sorted(report.failed.items()):
         print(f"  skipped {path}: {reason}")
@@ -109,8 +118,9 @@ def run_search(args: argparse.Namespace) -> int:
     from vitr.index.calibration import WeakMatches
     from vitr.index.indexer import search_by_video
     from vitr.index.video_index import VideoIndex
+    from vitr.model.fast import resolve_device
 
-    index = VideoIndex(args.index)
+    index = VideoIndex(args.index, device=str(resolve_device(args.device)))
     hits = search_by_video(index, args.video, k=args.k) if args.video else index.search_text(args.query, k=args.k)
     weak_below = None if args.video else WeakMatches(index, args.weak_quantile).threshold()
     if args.json:

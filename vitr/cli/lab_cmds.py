@@ -15,7 +15,7 @@ from pathlib import Path
 
 from vitr.cli.choices import LAB_SCALES
 from vitr.cli.tables import console
-from vitr.cli.validate import require_dir
+from vitr.cli.validate import add_device_arg, require_dir
 
 LAB_ARCH = "vitr-lab-rn"  # a small CLIP ResNet: the tiny ViT (vitr-lab-tiny) never learnt shapes here (docs/lab.md)
 NEGATIVES = ("swap", "none")  # hard-negative captions in pretraining: one swapped attribute (NegCLIP), or none
@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="default depends on the lab's scale")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    add_device_arg(p, "pretrains")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                    help="fp32 (default) is the faster on CPUs: bf16 backward passes are slower there")
     p.add_argument("--arch", default=LAB_ARCH, help=f"open_clip config of the lab CLIP (default {LAB_ARCH})")
@@ -60,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="quick (default): about ten minutes on 2 cores; full: the lab of docs/results.md")
     q.add_argument("--steps", type=int, default=None, help="pretraining steps (default depends on the scale)")
     q.add_argument("--workers", type=int, default=2)
+    add_device_arg(q, "pretrains, indexes and evaluates")
     q.set_defaults(func=run_quickstart)
 
 
@@ -74,7 +76,8 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def pretrain_lab_clip(lab: Path, out: Path, steps: int, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
-                      precision: str = "fp32", arch: str = LAB_ARCH, negatives: str = "swap") -> dict:
+                      precision: str = "fp32", arch: str = LAB_ARCH, negatives: str = "swap",
+                      device: str = "cpu") -> dict:
     """Pretrain (or reuse, when `out` holds a model made with the same settings) the lab CLIP, then score what it
     recognises on held-out stills (`vitr.lab.knowledge`)."""
     import torch
@@ -97,7 +100,7 @@ def pretrain_lab_clip(lab: Path, out: Path, steps: int, batch_size: int = 256, l
             return previous
     images, captions = load_pretrain_pairs(lab)
     torch.manual_seed(seed)
-    backbone = load_backbone(arch, random_init=True)  # pretrained from scratch here
+    backbone = load_backbone(arch, random_init=True, device=device)  # pretrained from scratch here
     start = time.time()
     losses = pretrain_clip(backbone, images, captions,
                            PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, precision=precision),
@@ -117,11 +120,13 @@ def pretrain_lab_clip(lab: Path, out: Path, steps: int, batch_size: int = 256, l
 def run_pretrain(args: argparse.Namespace) -> int:
     require_dir(args.lab, "--lab")
     from vitr.lab.synth import LabConfig
+    from vitr.model.fast import resolve_device
 
+    device = str(resolve_device(args.device))
     scale = LabConfig.read(args.lab).scale
     pretrain_lab_clip(args.lab, args.out or args.lab / "clip", args.steps or PRETRAIN_STEPS[scale],
                       args.batch_size or PRETRAIN_BATCH[scale], args.lr, args.seed, args.precision, args.arch,
-                      args.negatives or PRETRAIN_NEGATIVES[scale])
+                      args.negatives or PRETRAIN_NEGATIVES[scale], device=device)
     return 0
 
 
@@ -202,8 +207,10 @@ def run_quickstart(args: argparse.Namespace) -> int:
     from vitr.lab.experiment import chance_row, evaluate_lab, lab_table, load_lab_test, report_rows
     from vitr.lab.synth import LabConfig
     from vitr.model.factory import ModelSpec, build_model
+    from vitr.model.fast import resolve_device
 
     out: Path = args.out
+    device = str(resolve_device(args.device))
     config = LabConfig(scale=args.scale, workers=args.workers)
     steps, batch, negatives = args.steps or PRETRAIN_STEPS[args.scale], PRETRAIN_BATCH[args.scale], \
         PRETRAIN_NEGATIVES[args.scale]
@@ -219,7 +226,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
     with stages.stage("pretrain the lab CLIP on still frames",
                       f"{steps:,} steps of batch {batch}, hard negatives: {negatives}; then zero-shot "
                       "recognition on held-out stills"):
-        pretrain_lab_clip(out, out / "clip", steps, batch, negatives=negatives)
+        pretrain_lab_clip(out, out / "clip", steps, batch, negatives=negatives, device=device)
     # absolute: the index then works from any directory
     spec = ModelSpec(backbone=str((out / "clip").resolve()), head="meanP", precision="fp32")
 
@@ -230,7 +237,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
         if made.exists() and (out / "clip" / "model.safetensors").stat().st_mtime_ns > made.stat().st_mtime_ns:
             console.print("the lab CLIP is newer than the index: rebuilding the index", highlight=False)
             shutil.rmtree(out / "index")  # its vectors (same model path, other weights) would be kept as "unchanged"
-        index = VideoIndex.create(out / "index", spec)
+        index = VideoIndex.create(out / "index", spec, device=device)
         report = update_index(index, out / "videos", workers=args.workers, only=[v.path for v in test.videos])
         console.print(f"index: {report.summary()}", highlight=False)
     with stages.stage("example searches", "text queries against the index, top 5 each"):
@@ -238,7 +245,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
             print_hits(query, index.search_text(query, k=5))
     with stages.stage("zero-shot evaluation on the test split", "meanP over 12 frames, both directions; the "
                       "test videos' features come from the index, the time-reversed twins are extracted now"):
-        model = build_model(spec)
+        model = build_model(spec, device)
         lab_report = evaluate_lab(model, out, index.dir / "cache", workers=args.workers)  # reuses the index's features
         rows = report_rows("zero-shot CLIP (meanP)", lab_report) + [chance_row(lab_report)]
         table = lab_table(rows, f"lab test split ({lab_report.results['all'].num_videos} videos)")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vitr.cli.choices import HEADS, PRECISIONS
-from vitr.cli.validate import json_object, require_dir
+from vitr.cli.validate import add_device_arg, json_object, require_dir
 from vitr.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ def add_model_args(parser: argparse.ArgumentParser, default_precision: str = "fp
     g.add_argument("--frames", type=int, default=12, help="frames sampled per video (uniform)")
     g.add_argument("--precision", default=default_precision, choices=PRECISIONS,
                    help=f"inference precision; auto: bf16 where the hardware runs it fast ({default_precision})")
+    add_device_arg(g)
 
 
 def check_model_args(args: argparse.Namespace) -> None:
@@ -47,13 +48,19 @@ def check_model_args(args: argparse.Namespace) -> None:
         require_dir(Path(model), "--model folder")
 
 
-def model_spec_from_args(args: argparse.Namespace) -> ModelSpec:
-    import torch
+def device_from_args(args: argparse.Namespace) -> str:
+    """The device `--device` names, resolved ("auto" becomes cuda:0 or cpu); a missing GPU is a ConfigError."""
+    from vitr.model.fast import resolve_device
 
+    return str(resolve_device(args.device))
+
+
+def model_spec_from_args(args: argparse.Namespace, device: str | None = None) -> ModelSpec:
+    """The model the options describe; "auto" precision is resolved for `device` (default: `--device`'s)."""
     from vitr.model.factory import ModelSpec
     from vitr.model.fast import resolve_precision
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = device or device_from_args(args)
     return ModelSpec(backbone=args.model, pretrained=args.pretrained, weights=args.weights, head=args.head,
                      head_kwargs=json_object(args.head_kwargs, "--head-kwargs"), checkpoint=args.checkpoint,
                      num_frames=args.frames, precision=resolve_precision(args.precision, device),

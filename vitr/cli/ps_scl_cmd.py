@@ -9,7 +9,7 @@ from vitr.cli.choices import ANCHORS, DATASETS, SELECTION_RULES, SELECTION_SCORE
 from vitr.cli.choices import PSEUDO_FORMS as FORMS
 from vitr.cli.eval_cmd import check_paths
 from vitr.cli.pseudo_cmd import parse_forms
-from vitr.cli.validate import require_dir, require_file
+from vitr.cli.validate import add_device_arg, require_dir, require_file
 from vitr.errors import ConfigError
 
 
@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--labelled-split", default="train9k")
     p.add_argument("--cache", type=Path, default=Path(".vitr-cache"), help="frame-feature cache directory")
     p.add_argument("--workers", type=int, default=2)
+    add_device_arg(p, "trains (the config's `device` unless given; under torchrun auto is each rank's GPU)",
+                   default=None)
     p.set_defaults(func=run_train_pseudo)
 
 
@@ -61,6 +63,7 @@ def run_train_pseudo(args: argparse.Namespace) -> int:
     from vitr.pseudo.label import read_pseudo_labels
     from vitr.train.checkpoint import LATEST
     from vitr.train.config import load_config
+    from vitr.train.distributed import training_device
     from vitr.train.pipeline import train_on_pseudo_labels
     from vitr.train.ps_scl import PsSclConfig
 
@@ -80,7 +83,9 @@ def run_train_pseudo(args: argparse.Namespace) -> int:
             args.labelled_dataset, args.labelled_root, args.labelled_split, args.labelled_videos, check_files=True
         )
     labels = read_pseudo_labels(args.pseudo)
-    model = build_model(train.model)
+    if args.device is not None:
+        train.device = args.device
+    model = build_model(train.model, training_device(train.device))  # extraction runs there too
     history = train_on_pseudo_labels(
         model, config, labels, args.videos, args.cache, forms=forms, labelled=labelled, workers=args.workers
     )

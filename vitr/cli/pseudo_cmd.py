@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vitr.cli.choices import CHANGED
 from vitr.cli.choices import PSEUDO_FORMS as FORMS
-from vitr.cli.model_args import add_model_args, check_model_args
+from vitr.cli.model_args import add_model_args, check_model_args, device_from_args
 from vitr.cli.validate import require_dir
 from vitr.errors import ConfigError
 
@@ -74,12 +74,15 @@ def run_pseudo_label(args: argparse.Namespace) -> int:
     if args.vocab is not None and not args.vocab.exists():
         raise ConfigError(f"--vocab {args.vocab} does not exist")
     from vitr.backbones.registry import load_backbone
+    from vitr.model.fast import resolve_precision, run_dtypes
     from vitr.pseudo.label import PseudoLabeler, pseudo_label_folder
     from vitr.pseudo.vocab import load_vocabulary
 
+    device = device_from_args(args)
+    weights, autocast = run_dtypes(resolve_precision(args.precision, device), device)
     vocabulary = load_vocabulary(args.vocab)
-    backbone = load_backbone(args.model, pretrained=args.pretrained, weights=args.weights, precision=args.precision,
-                             random_init=args.random_init)
+    backbone = load_backbone(args.model, pretrained=args.pretrained, weights=args.weights, precision=weights,
+                             random_init=args.random_init, device=device)
     labeler = PseudoLabeler(
         backbone,
         vocabulary,
@@ -90,6 +93,7 @@ def run_pseudo_label(args: argparse.Namespace) -> int:
         num_frames=args.tag_frames,
         paraphrases=args.paraphrases,
         changed=args.changed,
+        autocast_precision=autocast,
     )
     report = pseudo_label_folder(labeler, args.folder, args.out, batch_size=args.batch_size, workers=args.workers)
     print(f"{args.out}: pseudo-texts for {report.written} videos; {len(report.failed)} skipped")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from vitr.cli.choices import HEADER_TIMEOUT_S, WEAK_QUANTILE
-from vitr.cli.validate import require_index
+from vitr.cli.validate import add_device_arg, require_index
 from vitr.errors import ConfigError
 
 
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         help="folder videos may be served from (repeatable; default: the folders that were indexed)",
     )
-    p.add_argument("--device", default="cpu", help="device for embedding queries, e.g. cuda")
+    add_device_arg(p, "embeds queries")
     p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest query clip accepted")
     p.add_argument(
         "--allowed-hosts",
@@ -64,11 +64,12 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from vitr.index.video_index import VideoIndex
+    from vitr.model.fast import resolve_device
     from vitr.serve.app import ServeSettings, create_app
     from vitr.serve.server import default_allowed_hosts, server_config
 
     hosts = tuple(args.allowed_hosts) if args.allowed_hosts else default_allowed_hosts(args.host)
-    index = VideoIndex(args.index, device=args.device)
+    index = VideoIndex(args.index, device=str(resolve_device(args.device)))
     settings = ServeSettings(
         max_upload_bytes=int(args.max_upload_mb * 2**20),
         allowed_hosts=None if "*" in hosts else hosts,

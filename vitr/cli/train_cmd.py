@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vitr.cli.choices import DATASETS
 from vitr.cli.eval_cmd import check_paths
-from vitr.cli.validate import require_file
+from vitr.cli.validate import add_device_arg, require_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-split", default=None, help="validation split for checkpoint selection (e.g. val)")
     p.add_argument("--cache", type=Path, default=Path(".vitr-cache"), help="frame-feature cache directory")
     p.add_argument("--workers", type=int, default=2)
+    add_device_arg(p, "trains (the config's `device` unless given; under torchrun auto is each rank's GPU)",
+                   default=None)
     p.set_defaults(func=run_train)
 
 
@@ -30,6 +32,7 @@ def run_train(args: argparse.Namespace) -> int:
     from vitr.data.readers import load_dataset
     from vitr.model.factory import build_model
     from vitr.train.config import load_config
+    from vitr.train.distributed import training_device
     from vitr.train.pipeline import train
 
     config = load_config(args.config, args.overrides)
@@ -37,7 +40,9 @@ def run_train(args: argparse.Namespace) -> int:
     val_set = (
         load_dataset(args.dataset, args.root, args.val_split, args.videos, check_files=True) if args.val_split else None
     )
-    model = build_model(config.model)
+    if args.device is not None:
+        config.device = args.device
+    model = build_model(config.model, training_device(config.device))  # extraction runs there too
     trainer = train(model, config, train_set, args.cache, val_set=val_set, workers=args.workers)
     print(f"trained {trainer.step} steps; final loss {trainer.history[-1]:.4f}; checkpoints in {config.output_dir}")
     if trainer.last_metrics:

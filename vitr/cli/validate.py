@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,22 @@ def json_object(text: str, option: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{option} must be a JSON object like '{{\"key\": 1}}', got {text!r}")
     return value
+
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def device_name(text: str) -> str:
+    """An argparse `type` for `--device`: auto, cpu, cuda or cuda:N (whether that GPU exists is checked once
+    torch is loaded, by `vitr.model.fast.resolve_device`)."""
+    if not DEVICE_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
+def add_device_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str = "runs the model",
+                   default: str | None = "auto") -> None:
+    """`--device`, the same on every command that embeds or trains."""
+    parser.add_argument("--device", type=device_name, default=default,
+                        help=f"where it {what}: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or "
+                             f"cuda:N (default {default or 'the config file'})")

@@ -163,7 +163,7 @@ def update_index(
                     spec,
                     batch_size=batch_size,
                     workers=workers,
-                    precision=index.model_spec.precision,
+                    precision=index.autocast_precision,
                     progress=False,
                 )
             for path, path_items in windows.items():

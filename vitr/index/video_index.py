@@ -31,6 +31,7 @@ from vitr.index.milvus_store import MilvusStore, collection_name
 from vitr.index.store import FaissStore, StoreSpec, VectorStore, parse_store_spec
 from vitr.model.extract import encode_pixels, frame_spec_for
 from vitr.model.factory import ModelSpec, build_model
+from vitr.model.fast import DTYPES, run_dtypes
 from vitr.model.retrieval import VideoTextModel
 from vitr.video.loader import DecodeFailure, decode_video
 
@@ -249,15 +250,24 @@ class VideoIndex:
         return store
 
     # -- search ----------------------------------------------------------------------------------------------
+    @property
+    def autocast_precision(self) -> str:
+        """What the encoders run under on this index's device ("fp32": no autocast); see `run_dtypes`."""
+        return run_dtypes(self.model_spec.precision, self.device)[1]
+
+    def _autocast(self) -> torch.autocast:
+        dtype = DTYPES[self.autocast_precision]
+        return torch.autocast(torch.device(self.device).type, dtype=dtype, enabled=dtype != torch.float32)
+
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         model = self.model
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             return model.embed_texts(texts).float().cpu().numpy()
 
     def embed_frames(self, frames: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
         """Frame embeddings (B, T, D) + mask (B, T) -> video vectors (B, E) float32."""
         model = self.model
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             device = model.logit_scale.device
             return model.embed_video_features(frames.to(device), mask.to(device)).float().cpu().numpy()
 
@@ -271,7 +281,7 @@ class VideoIndex:
         decoded = decode_video("query", path, spec)
         if isinstance(decoded, DecodeFailure):
             raise decoded.error
-        frames = encode_pixels(model.backbone, decoded.pixels[None], self.model_spec.precision)  # (1, T, D)
+        frames = encode_pixels(model.backbone, decoded.pixels[None], self.autocast_precision)  # (1, T, D)
         return self.embed_frames(frames, decoded.mask[None])[0]
 
     def search_vectors(

@@ -14,6 +14,7 @@ from vitr.backbones.registry import load_backbone
 from vitr.backbones.weights import read_state_dict
 from vitr.errors import CheckpointError, ConfigError
 from vitr.heads.base import create_head
+from vitr.model.fast import run_dtypes
 from vitr.model.official import load_described_model
 from vitr.model.retrieval import VideoTextModel
 
@@ -41,11 +42,14 @@ class ModelSpec:
 
 
 def build_model(spec: ModelSpec, device: str | torch.device = "cpu") -> VideoTextModel:
+    """The model on `device`, its weights in the dtype `vitr.model.fast.run_dtypes` gives for `spec.precision`
+    there (fp32 under autocast on a GPU; the precision itself on a CPU)."""
+    weights_precision, _ = run_dtypes(spec.precision, device)
     if spec.checkpoint:
         # A converted directory or an official file defines backbone and head itself; a non-default head forces one.
         forced_head = None if spec.head == ModelSpec.head else spec.head
         described = load_described_model(spec.checkpoint, forced_head, spec.head_kwargs, spec.num_frames,
-                                          spec.precision)
+                                          weights_precision)
         if described is not None:
             if spec.pretrained or spec.weights:
                 raise ConfigError(f"{spec.checkpoint} holds its own CLIP weights; drop --pretrained/--weights")
@@ -53,7 +57,7 @@ def build_model(spec: ModelSpec, device: str | torch.device = "cpu") -> VideoTex
     # A vitr checkpoint replaces every weight (strictly), so its backbone may start random.
     with _seeded(spec.random_init):
         backbone = load_backbone(spec.backbone, pretrained=spec.pretrained, weights=spec.weights, device=device,
-                                 precision=spec.precision, random_init=spec.random_init or bool(spec.checkpoint))
+                                 precision=weights_precision, random_init=spec.random_init or bool(spec.checkpoint))
         try:
             head = create_head(spec.head, backbone.embed_dim, num_frames=spec.num_frames, **spec.head_kwargs)
         except (KeyError, TypeError) as exc:  # an unknown head, or options it does not take

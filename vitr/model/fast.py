@@ -24,6 +24,7 @@ from vitr.backbones.registry import load_backbone
 from vitr.errors import ConfigError
 
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,42 @@ def configure_threads(intra_op: int | None = None, inter_op: int | None = None) 
     return ThreadSettings(intra_op=torch.get_num_threads(), inter_op=torch.get_num_interop_threads())
 
 
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """The device a command runs on: "auto" is the first GPU torch sees, else the CPU; "cuda" / "cuda:N" must
+    exist, so a GPU request on a machine without one is a clear error rather than a silent CPU run."""
+    if isinstance(name, torch.device):
+        name = str(name)
+    if name == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name} asked for, but torch sees no CUDA GPU here; use --device cpu or auto")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"device {name} asked for, but torch sees {count} GPU(s) (cuda:0 to cuda:{count - 1})")
+        return torch.device("cuda", device.index or 0)
+    if device.type != "cpu":
+        raise ConfigError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def run_dtypes(precision: str, device: str | torch.device) -> tuple[str, str]:
+    """(weights, autocast) precision that compute a model's vectors in `precision` on `device`.
+
+    The one rule for every command: a GPU keeps fp32 weights under autocast (AMP); a CPU stores the weights in
+    `precision` and runs without autocast (autocast over fp32 weights re-casts every weight on every call, which
+    is slower there than either plain fp32 or bf16 weights)."""
+    if precision not in DTYPES:
+        raise ConfigError(f"unknown precision {precision!r}; choose one of {tuple(DTYPES)}")
+    if torch.device(device).type == "cuda":
+        return "fp32", precision
+    return precision, "fp32"
+
+
 def cpu_has_fast_bf16() -> bool:
     """True when oneDNN runs bf16 natively here (AVX512-BF16 or AMX), so bf16 weights pay off on this CPU."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -95,10 +132,11 @@ def plan_inference(
     if device.type == "cuda":
         if precision == "auto":
             precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp16"
+        weights, autocast = run_dtypes(precision, device)
         return InferencePlan(
             device=str(device),
-            weights_precision="fp32",
-            autocast_precision=precision,
+            weights_precision=weights,
+            autocast_precision=autocast,
             channels_last=True,
             compile=True if compile is None else compile,
             batch_videos=32,
@@ -108,10 +146,11 @@ def plan_inference(
         precision = "bf16" if cpu_has_fast_bf16() else "fp32"
     if precision == "fp16":
         raise ConfigError("fp16 inference is for GPUs; on a CPU use bf16 (or fp32 where bf16 is not fast)")
+    weights, autocast = run_dtypes(precision, device)
     return InferencePlan(
         device=str(device),
-        weights_precision=precision,
-        autocast_precision="fp32",
+        weights_precision=weights,
+        autocast_precision=autocast,
         channels_last=False,
         compile=bool(compile),
         batch_videos=8,

@@ -74,8 +74,10 @@ class PseudoLabeler:
         num_frames: int = 8,
         paraphrases: int = 0,
         changed: Changed = "keep",
+        autocast_precision: str = "fp32",
     ) -> None:
         self.backbone = backbone
+        self.autocast_precision = autocast_precision  # the frame encoder's autocast ("fp32": none), see run_dtypes
         self.vocabulary = vocabulary
         self.forms = forms if temporal else tuple(f for f in forms if f != "temporal")
         self.num_frames = num_frames
@@ -146,7 +148,8 @@ class PseudoLabeler:
     def _label_decoded(self, batch: list) -> list[PseudoLabel]:
         pixels = torch.stack([v.pixels for v in batch])  # (B, T, 3, S, S)
         mask = torch.stack([v.mask for v in batch])  # (B, T)
-        return self.label_features([v.path for v in batch], encode_pixels(self.backbone, pixels), mask)
+        frames = encode_pixels(self.backbone, pixels, self.autocast_precision)  # (B, T, D)
+        return self.label_features([v.path for v in batch], frames, mask)
 
 
 def _to_label(name: str, found: VideoConcepts, texts: list[PseudoText]) -> PseudoLabel:

@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 
 from vitr.errors import ConfigError
+from vitr.model.fast import resolve_device
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,13 @@ class DistContext:
         return self.world_size > 1
 
 
-def _pick_device(device: str, local_rank: int) -> torch.device:
+def training_device(device: str = "auto") -> torch.device:
+    """The device this process trains on: "auto" is the GPU of this torchrun rank (LOCAL_RANK) when torch sees
+    one, else the CPU; any other name is checked by `resolve_device` (a missing GPU is a ConfigError)."""
     if device == "auto":
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    return torch.device(device)
+    return resolve_device(device)
 
 
 def init_distributed(device: str = "auto") -> DistContext:
@@ -48,7 +52,7 @@ def init_distributed(device: str = "auto") -> DistContext:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    chosen = _pick_device(device, local_rank)
+    chosen = training_device(device)
     if world_size == 1:
         return DistContext(0, 0, 1, chosen)
     if "MASTER_ADDR" not in os.environ:

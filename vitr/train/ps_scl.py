@@ -42,6 +42,7 @@ from vitr.pseudo.label import PseudoLabel
 from vitr.pseudo.texts import FORMS
 from vitr.train.checkpoint import LATEST, save_checkpoint
 from vitr.train.config import TrainConfig, config_to_dict
+from vitr.train.distributed import training_device
 from vitr.train.optim import build_optimizer, configure_trainable
 from vitr.train.schedule import apply_lr, lr_factor
 from vitr.train.trainer import MAX_LOGIT_SCALE, seed_everything
@@ -220,9 +221,7 @@ def train_ps_scl(
 ) -> PsSclHistory:
     """Train `model` in place on `pool` (cached features) with SeLeCT; returns losses, kept shares, metrics."""
     cfg, sel = config.train, config.selection
-    device = torch.device(
-        "cuda" if cfg.device == "auto" and torch.cuda.is_available() else "cpu" if cfg.device == "auto" else cfg.device
-    )
+    device = training_device(cfg.device)
     model.to(device)
     configure_trainable(model, cfg.freeze, cfg.freeze_patterns)
     optimizer = build_optimizer(model, cfg)

@@ -1,0 +1,191 @@
+"""`--device`: every command that embeds or trains resolves one device and passes it, with the precision and the
+inference plan resolved for it, down to the model and the decoder. A GPU is faked where one is needed: these tests
+check the plumbing, not CUDA."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import vitr.backbones.registry
+import vitr.data.readers
+import vitr.index.indexer
+import vitr.index.video_index
+import vitr.model.factory
+from vitr.cli.main import build_parser, main
+from vitr.errors import ConfigError
+from vitr.index.video_index import VideoIndex
+from vitr.model.factory import ModelSpec, build_model
+from vitr.model.fast import available_cores, resolve_device, run_dtypes
+
+EMBEDDING_COMMANDS = ("index", "search", "eval", "serve", "pseudo-label", "train", "train-pseudo", "pretrain",
+                      "quickstart")
+
+
+class Reached(Exception):
+    """Raised by a stand-in once the command has handed over what it resolved."""
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+
+
+@pytest.fixture
+def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize("command", EMBEDDING_COMMANDS)
+def test_every_command_that_embeds_or_trains_documents_device(command: str) -> None:
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    assert "--device" in sub.format_help()
+
+
+def test_auto_is_the_cpu_without_a_gpu_and_the_first_gpu_with_one(no_gpu, monkeypatch) -> None:
+    assert resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto") == torch.device("cuda:0")
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ConfigError, match="sees 2 GPU"):
+        resolve_device("cuda:2")
+
+
+def test_a_gpu_asked_for_on_a_machine_without_one_is_a_one_line_error(no_gpu, tmp_path, capsys) -> None:
+    (tmp_path / "videos").mkdir()
+    code = main(["index", str(tmp_path / "videos"), "--index", str(tmp_path / "i"), "--device", "cuda",
+                 "--model", "vitr-lab-tiny", "--random-init"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("vitr index: error: device cuda asked for, but torch sees no CUDA")
+
+
+def test_a_misspelt_device_is_refused_with_the_subcommands_usage(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", "a dog", "--device", "gpu"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "vitr search: error: argument --device: expected auto, cpu, cuda or cuda:N, got 'gpu'" in err
+
+
+def test_gpu_runs_fp32_weights_under_autocast_and_cpu_stores_the_precision() -> None:
+    assert run_dtypes("bf16", "cuda:0") == ("fp32", "bf16")
+    assert run_dtypes("bf16", "cpu") == ("bf16", "fp32")
+    assert run_dtypes("fp32", "cuda") == ("fp32", "fp32")
+
+
+def test_build_model_stores_weights_in_the_dtype_the_device_runs() -> None:
+    spec = ModelSpec(backbone="vitr-lab-tiny", random_init=True, precision="bf16")
+    model = build_model(spec, "cpu")
+    assert model.backbone.model.visual.conv1.weight.dtype == torch.bfloat16
+
+
+def capture_index(monkeypatch: pytest.MonkeyPatch) -> dict:
+    seen: dict = {}
+
+    def create(index_dir, spec, store="flat", device="cpu", exist_ok=True, windowing=None):  # noqa: ANN001, ARG001
+        seen.update(spec=spec, device=device)
+        return object()
+
+    def update(index, root, batch_size=16, workers=2, shard=None, **_):  # noqa: ANN001, ARG001
+        seen.update(batch_size=batch_size, workers=workers)
+        raise Reached
+
+    monkeypatch.setattr(vitr.index.video_index.VideoIndex, "create", staticmethod(create))
+    monkeypatch.setattr(vitr.index.indexer, "update_index", update)
+    return seen
+
+
+def test_index_on_a_gpu_host_uses_the_gpu_plan(fake_gpu, monkeypatch, tmp_path) -> None:
+    seen = capture_index(monkeypatch)
+    (tmp_path / "videos").mkdir()
+    with pytest.raises(Reached):
+        main(["index", str(tmp_path / "videos"), "--index", str(tmp_path / "i"), "--model", "vitr-lab-tiny",
+              "--random-init"])
+    assert seen["device"] == "cuda:0" and seen["spec"].precision == "bf16"
+    assert seen["batch_size"] == 32 and seen["workers"] == min(8, available_cores())
+
+
+def test_index_with_device_cpu_uses_the_cpu_plan(fake_gpu, monkeypatch, tmp_path) -> None:
+    seen = capture_index(monkeypatch)
+    (tmp_path / "videos").mkdir()
+    with pytest.raises(Reached):
+        main(["index", str(tmp_path / "videos"), "--index", str(tmp_path / "i"), "--model", "vitr-lab-tiny",
+              "--random-init", "--device", "cpu", "--precision", "fp32", "--batch-size", "4"])
+    assert seen["device"] == "cpu" and seen["spec"].precision == "fp32"
+    assert seen["batch_size"] == 4 and seen["workers"] == 1
+
+
+def test_an_index_opened_on_a_gpu_encodes_under_autocast(fake_gpu, tmp_path) -> None:
+    VideoIndex.create(tmp_path / "i", ModelSpec(backbone="vitr-lab-tiny", random_init=True, precision="bf16"))
+    assert VideoIndex(tmp_path / "i", device="cuda:0").autocast_precision == "bf16"
+    assert VideoIndex(tmp_path / "i", device="cpu").autocast_precision == "fp32"
+
+
+def test_search_opens_the_index_on_the_device_asked_for(fake_gpu, monkeypatch, tmp_path) -> None:
+    VideoIndex.create(tmp_path / "i", ModelSpec(backbone="vitr-lab-tiny", random_init=True))
+    seen: dict = {}
+
+    class Opened(VideoIndex):
+        def __init__(self, index_dir, device="cpu", read_only=None):  # noqa: ANN001
+            seen["device"] = device
+            raise Reached
+
+    monkeypatch.setattr(vitr.index.video_index, "VideoIndex", Opened)
+    with pytest.raises(Reached):
+        main(["search", "a dog", "--index", str(tmp_path / "i"), "--device", "cuda:0"])
+    assert seen["device"] == "cuda:0"
+
+
+def test_eval_builds_its_model_on_the_device(fake_gpu, monkeypatch, tmp_path) -> None:
+    seen: dict = {}
+
+    def build(spec, device="cpu"):  # noqa: ANN001
+        seen.update(spec=spec, device=str(device))
+        raise Reached
+
+    monkeypatch.setattr(vitr.data.readers, "load_dataset", lambda *a, **k: object())
+    monkeypatch.setattr(vitr.model.factory, "build_model", build)
+    (tmp_path / "videos").mkdir()
+    with pytest.raises(Reached):
+        main(["eval", "--dataset", "msrvtt", "--root", str(tmp_path), "--videos", str(tmp_path / "videos"),
+              "--model", "vitr-lab-tiny", "--random-init", "--precision", "auto"])
+    assert seen["device"] == "cuda:0" and seen["spec"].precision == "bf16"
+
+
+def test_pseudo_label_loads_its_teacher_on_the_device_with_auto_precision(fake_gpu, monkeypatch, tmp_path) -> None:
+    seen: dict = {}
+
+    def load(spec, pretrained=None, weights=None, device="cpu", precision="fp32", **_):  # noqa: ANN001, ARG001
+        seen.update(device=device, precision=precision)
+        raise Reached
+
+    monkeypatch.setattr(vitr.backbones.registry, "load_backbone", load)
+    (tmp_path / "videos").mkdir()
+    with pytest.raises(Reached):
+        main(["pseudo-label", str(tmp_path / "videos"), "--out", str(tmp_path / "p.jsonl"), "--model",
+              "vitr-lab-tiny", "--random-init", "--precision", "auto"])
+    assert seen == {"device": "cuda:0", "precision": "fp32"}  # a GPU keeps fp32 weights; autocast does bf16
+
+
+@pytest.mark.parametrize("device", ["cpu", None])
+def test_train_builds_on_the_device_flag_or_the_configs(device, fake_gpu, monkeypatch, tmp_path) -> None:
+    seen: dict = {}
+
+    def build(spec, device="cpu"):  # noqa: ANN001
+        seen["device"] = str(device)
+        raise Reached
+
+    config = tmp_path / "train.yaml"
+    config.write_text("model:\n  backbone: vitr-lab-tiny\n  random_init: true\ndevice: auto\n")
+    monkeypatch.setattr(vitr.data.readers, "load_dataset", lambda *a, **k: object())
+    monkeypatch.setattr(vitr.model.factory, "build_model", build)
+    (tmp_path / "videos").mkdir()
+    argv = ["train", str(config), "--dataset", "msrvtt", "--root", str(tmp_path), "--videos", str(tmp_path / "videos")]
+    with pytest.raises(Reached):
+        main(argv + (["--device", device] if device else []))
+    assert seen["device"] == (device or "cuda:0")
+
