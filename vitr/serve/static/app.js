@@ -24,19 +24,48 @@ function momentLabel(hit) {
 }
 
 async function search(q, offset) {
+  if (!q) return;  // nothing was searched yet: there is no page to turn
   current = { q, offset };
+  clearPlayer();
   statusLine.textContent = "Searching…";
+  statusLine.classList.remove("error");
   const params = new URLSearchParams({ q, k: PAGE_SIZE, offset });
-  const response = await fetch(`/api/search?${params}`);
-  const body = await response.json();
+  let response;
+  let body;
+  try {
+    response = await fetch(`/api/search?${params}`);
+    body = await response.json();
+  } catch (error) {
+    // The server could not be reached, or answered with something other than JSON (a proxy's error page).
+    showError(response && !response.ok
+      ? `The search failed (HTTP ${response.status}).`
+      : "The search failed: the server could not be reached or sent an unreadable reply.");
+    return;
+  }
   if (!response.ok) {
-    statusLine.textContent = typeof body.detail === "string" ? body.detail : "The search failed.";
-    grid.replaceChildren();
-    pager.hidden = true;
-    weakNote.hidden = true;
+    showError(typeof body?.detail === "string" ? body.detail : `The search failed (HTTP ${response.status}).`);
     return;
   }
   render(body);
+}
+
+function showError(message) {
+  statusLine.textContent = message;
+  statusLine.classList.add("error");
+  grid.replaceChildren();
+  pager.hidden = true;
+  weakNote.hidden = true;
+}
+
+function clearPlayer() {
+  // A new search starts from a clean page: the last result's player and caption belong to the old one.
+  player.pause();
+  player.removeAttribute("src");
+  delete player.dataset.videoId;
+  delete player.dataset.start;
+  player.load();
+  playerCaption.textContent = "";
+  playerPanel.hidden = true;
 }
 
 function render(body) {
