@@ -255,3 +255,31 @@ def test_the_page_has_an_icon(live_server: tuple[str, Served], browser) -> None:
         "fetch('/favicon.ico').then(r => done(r.status + ' ' + r.headers.get('content-type')))"
     )
     assert status == "200 image/svg+xml"
+
+
+def test_each_result_downloads_its_moment(live_server: tuple[str, Served], browser, tmp_path: Path) -> None:  # noqa: ANN001
+    import av
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = live_server
+    browser.get(url + "/")
+    wait = WebDriverWait(browser, 30)
+    _search(browser, "a red square")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .hit .download")) == 4)
+    hit = browser.find_elements(By.CSS_SELECTOR, "#results .hit")[0]
+    button = hit.find_element(By.CSS_SELECTOR, ".result")
+    link = hit.find_element(By.CSS_SELECTOR, ".download")
+    start = float(button.get_attribute("data-start"))
+    assert link.get_attribute("href") == (
+        f"{url}/api/videos/{button.get_attribute('data-video-id')}/clip?start={start:g}&end={start + 1:g}"
+    )
+    assert link.text.startswith("Download ")
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    link.click()
+    wait.until(lambda _: [p for p in tmp_path.iterdir() if p.suffix == ".mp4"])
+    (clip,) = [p for p in tmp_path.iterdir() if p.suffix == ".mp4"]
+    name = button.find_element(By.CSS_SELECTOR, ".name").text
+    assert clip.name.startswith(Path(name).stem + "_")
+    with av.open(str(clip)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 8  # one second at 8 fps: the moment, and it plays

@@ -86,6 +86,8 @@ function render(body) {
 }
 
 function card(hit) {
+  const item = document.createElement("article");
+  item.className = "hit";
   const button = document.createElement("button");
   button.type = "button";
   button.className = hit.weak === true ? "result weak" : "result";
@@ -103,7 +105,26 @@ function card(hit) {
   meta.textContent = `${momentLabel(hit)} · score ${hit.score.toFixed(3)}${hit.weak === true ? " · weak match" : ""}`;
   button.append(img, name, meta);
   button.addEventListener("click", () => play(hit));
-  return button;
+  item.append(button, downloadLink(hit));
+  return item;
+}
+
+function downloadLink(hit) {
+  // A moment downloads as an MP4 of that moment (cut by the server); a whole-video hit as the file itself.
+  const link = document.createElement("a");
+  link.className = "download";
+  if (hit.start === null) {
+    link.href = hit.file_url;
+    link.textContent = "Download video";
+    link.setAttribute("download", hit.name.split("/").pop());
+  } else {
+    const params = new URLSearchParams({ start: hit.start, end: hit.end ?? hit.start + 1 });
+    link.href = `/api/videos/${hit.video_id}/clip?${params}`;
+    link.textContent = `Download ${momentLabel(hit)}`;
+    link.setAttribute("download", "");
+  }
+  link.setAttribute("aria-label", `${link.textContent} of ${hit.name}`);
+  return link;
 }
 
 function play(hit) {
