@@ -150,3 +150,136 @@ def test_weak_best_hits_are_said_on_the_page(tmp_path: Path, browser) -> None:  
             assert "Weak matches" not in browser.find_element(By.TAG_NAME, "body").text
     finally:
         index.close()
+
+
+def _search(browser, query: str) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = browser.find_element(By.ID, "query")
+    box.clear()
+    box.send_keys(query, Keys.ENTER)
+
+
+def test_the_pager_shows_only_when_there_is_another_page(tmp_path: Path, browser) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    many = [f"{word} {shape} number{i}" for i, (word, shape) in enumerate(
+        (w, s) for w in ("red", "blue", "green", "yellow", "white", "purple") for s in ("square", "disc", "cross",
+                                                                                        "triangle", "circle"))]
+    index = word_index(tmp_path, many)  # 30 videos: more than one page of 24
+    try:
+        with running(create_app(index, index.meta.roots())) as url:
+            browser.get(url + "/")
+            pager = browser.find_element(By.ID, "pager")
+            assert not pager.is_displayed()  # the empty page has nothing to turn
+            assert not browser.find_element(By.ID, "next").is_displayed()
+            wait = WebDriverWait(browser, 20)
+            _search(browser, "red square")
+            wait.until(lambda d: "Results 1–24" in d.find_element(By.ID, "status").text)
+            assert pager.is_displayed()
+            assert browser.find_element(By.ID, "prev").get_attribute("disabled") == "true"
+            browser.find_element(By.ID, "next").click()
+            wait.until(lambda d: "Results 25–30" in d.find_element(By.ID, "status").text)
+            assert browser.find_element(By.ID, "next").get_attribute("disabled") == "true"
+            assert browser.find_element(By.ID, "prev").get_attribute("disabled") is None
+    finally:
+        index.close()
+
+
+def test_a_search_that_fits_one_page_has_no_pager(live_server: tuple[str, Served], browser) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = live_server
+    browser.get(url + "/")
+    _search(browser, "a red square")
+    WebDriverWait(browser, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .result")) == 4)
+    assert not browser.find_element(By.ID, "pager").is_displayed()
+
+
+@pytest.mark.parametrize(
+    ("fake_fetch", "expected"),
+    [
+        ("() => Promise.reject(new TypeError('Failed to fetch'))", "could not be reached"),
+        ("async () => new Response('<html>502 Bad Gateway</html>', {status: 502, headers: {'content-type': "
+         "'text/html'}})", "HTTP 502"),
+        ("async () => new Response('<html>ok?</html>', {status: 200, headers: {'content-type': 'text/html'}})",
+         "unreadable reply"),
+    ],
+    ids=["unreachable", "error-page", "not-json"],
+)
+def test_a_failed_search_shows_an_error_not_searching_forever(
+    live_server: tuple[str, Served], browser, fake_fetch: str, expected: str  # noqa: ANN001
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = live_server
+    browser.get(url + "/")
+    browser.execute_script(f"window.fetch = {fake_fetch};")
+    _search(browser, "a red square")
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, 10).until(lambda d: status.text != "Searching…" and status.text != "")
+    assert expected in status.text
+    assert "error" in status.get_attribute("class")
+    assert browser.find_elements(By.CSS_SELECTOR, "#results .result") == []
+    assert not browser.find_element(By.ID, "pager").is_displayed()
+
+
+def test_a_new_search_clears_the_previous_player(live_server: tuple[str, Served], browser) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = live_server
+    browser.get(url + "/")
+    wait = WebDriverWait(browser, 20)
+    _search(browser, "a red square")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .result")) == 4)
+    browser.find_elements(By.CSS_SELECTOR, "#results .result")[0].click()
+    player = browser.find_element(By.ID, "player")
+    assert player.is_displayed() and browser.find_element(By.ID, "player-caption").text
+    _search(browser, "a blue circle")
+    wait.until(lambda d: "a blue circle" in d.find_element(By.ID, "status").text)
+    assert not player.is_displayed()
+    assert browser.execute_script("return arguments[0].getAttribute('src')", player) is None
+    assert browser.find_element(By.ID, "player-caption").text == ""
+
+
+def test_the_page_has_an_icon(live_server: tuple[str, Served], browser) -> None:  # noqa: ANN001
+    url, _ = live_server
+    browser.get(url + "/")
+    status = browser.execute_async_script(
+        "const done = arguments[0];"
+        "fetch('/favicon.ico').then(r => done(r.status + ' ' + r.headers.get('content-type')))"
+    )
+    assert status == "200 image/svg+xml"
+
+
+def test_each_result_downloads_its_moment(live_server: tuple[str, Served], browser, tmp_path: Path) -> None:  # noqa: ANN001
+    import av
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = live_server
+    browser.get(url + "/")
+    wait = WebDriverWait(browser, 30)
+    _search(browser, "a red square")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .hit .download")) == 4)
+    hit = browser.find_elements(By.CSS_SELECTOR, "#results .hit")[0]
+    button = hit.find_element(By.CSS_SELECTOR, ".result")
+    link = hit.find_element(By.CSS_SELECTOR, ".download")
+    start = float(button.get_attribute("data-start"))
+    assert link.get_attribute("href") == (
+        f"{url}/api/videos/{button.get_attribute('data-video-id')}/clip?start={start:g}&end={start + 1:g}"
+    )
+    assert link.text.startswith("Download ")
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    link.click()
+    wait.until(lambda _: [p for p in tmp_path.iterdir() if p.suffix == ".mp4"])
+    (clip,) = [p for p in tmp_path.iterdir() if p.suffix == ".mp4"]
+    name = button.find_element(By.CSS_SELECTOR, ".name").text
+    assert clip.name.startswith(Path(name).stem + "_")
+    with av.open(str(clip)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 8  # one second at 8 fps: the moment, and it plays

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import math
 import mimetypes
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,14 +23,16 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.background import BackgroundTask
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from vitr.errors import VideoDecodeError
+from vitr.errors import ConfigError, VideoDecodeError
 from vitr.index.calibration import WEAK_QUANTILE, WeakMatches, is_weak
 from vitr.index.video_index import Hit, VideoIndex
 from vitr.serve.schemas import ErrorResponse, HealthResponse, SearchHit, SearchResponse, StatsResponse
 from vitr.serve.thumbnails import MAX_THUMBNAILS, ThumbnailCache, thumbnail_time
 from vitr.serve.uploads import SNIFF_BYTES, UploadRefused, check_container, public_reason, stored_upload
+from vitr.video.clip import cut_clip
 
 STATIC_DIR = Path(__file__).parent / "static"
 _UPLOAD_CHUNK = 1 << 20
@@ -53,7 +57,8 @@ class ServeSettings:
 
     allowed_hosts: Host header values accepted (None: any, for in-process use; `vitr serve` always sets them),
     against DNS rebinding. body_idle_timeout_s / body_timeout_s: a request body must keep arriving and be
-    complete within these. weak_quantile: see vitr.index.calibration.
+    complete within these. weak_quantile: see vitr.index.calibration. max_clip_s: the longest moment a client may
+    export as a clip (each is re-encoded: seconds of CPU per second of video at most).
     """
 
     max_query_chars: int = 500
@@ -65,6 +70,7 @@ class ServeSettings:
     body_timeout_s: float = 300.0
     max_thumbnails: int = MAX_THUMBNAILS
     weak_quantile: float = WEAK_QUANTILE
+    max_clip_s: float = 600.0
 
 
 class ServedFiles:
@@ -286,9 +292,60 @@ def create_app(
             raise HTTPException(422, f"cannot make a thumbnail of video {video_id}: {reason}") from e
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
 
+    @app.get(
+        "/api/videos/{video_id}/clip",
+        responses={**_ERRORS, 200: {"content": {"video/mp4": {}}, "description": "an H.264 MP4 of the moment"}},
+        response_class=FileResponse,
+        summary="a moment of an indexed video as an MP4 file to download",
+        description=f"Re-encoded with H.264, exact to one frame. `end` must be after `start` and at most "
+        f"{settings.max_clip_s:g} s after it; `start` must lie inside the video; an `end` past the video's end is "
+        "cut at its end.",
+    )
+    def video_clip(
+        video_id: VideoId,
+        start: float = Query(..., ge=0.0, le=1e7, description="where the clip starts, in seconds"),
+        end: float = Query(..., gt=0.0, le=1e7, description="where the clip ends, in seconds"),
+    ) -> FileResponse:
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise HTTPException(422, "start and end must be finite numbers of seconds")
+        if end <= start:
+            raise HTTPException(422, f"end ({end:g}) must be after start ({start:g})")
+        if end - start > settings.max_clip_s:
+            raise HTTPException(422, f"a clip may last at most {settings.max_clip_s:g} s; ask for a shorter moment")
+        path, _ = files.file(video_id)
+        record = index.meta.video(video_id)
+        duration = record.duration if record else None
+        if duration is not None and start >= duration:
+            raise HTTPException(422, f"start ({start:g}) is past the end of video {video_id} ({duration:.3f} s long)")
+        folder = Path(tempfile.mkdtemp(prefix="vitr-clip-"))
+        try:
+            clip = cut_clip(path, start, end if duration is None else min(end, duration), folder / "clip.mp4")
+        except (VideoDecodeError, ConfigError) as e:
+            shutil.rmtree(folder, ignore_errors=True)
+            reason = public_reason(e.reason, path, files.name(str(path))) if isinstance(e, VideoDecodeError) else (
+                str(e).replace("--", ""))
+            raise HTTPException(422, f"cannot cut a clip of video {video_id}: {reason}") from e
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        name = f"{Path(files.name(str(path))).stem}_{clip.start:.1f}-{clip.end:.1f}.mp4"
+        return FileResponse(
+            clip.path,
+            media_type="video/mp4",
+            filename=name,
+            background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+        )
+
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        # Browsers ask for /favicon.ico whatever the page links; an SVG answers both, so no 404 in the log.
+        return FileResponse(
+            STATIC_DIR / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
+        )
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -24,19 +24,48 @@ function momentLabel(hit) {
 }
 
 async function search(q, offset) {
+  if (!q) return;  // nothing was searched yet: there is no page to turn
   current = { q, offset };
+  clearPlayer();
   statusLine.textContent = "Searching…";
+  statusLine.classList.remove("error");
   const params = new URLSearchParams({ q, k: PAGE_SIZE, offset });
-  const response = await fetch(`/api/search?${params}`);
-  const body = await response.json();
+  let response;
+  let body;
+  try {
+    response = await fetch(`/api/search?${params}`);
+    body = await response.json();
+  } catch (error) {
+    // The server could not be reached, or answered with something other than JSON (a proxy's error page).
+    showError(response && !response.ok
+      ? `The search failed (HTTP ${response.status}).`
+      : "The search failed: the server could not be reached or sent an unreadable reply.");
+    return;
+  }
   if (!response.ok) {
-    statusLine.textContent = typeof body.detail === "string" ? body.detail : "The search failed.";
-    grid.replaceChildren();
-    pager.hidden = true;
-    weakNote.hidden = true;
+    showError(typeof body?.detail === "string" ? body.detail : `The search failed (HTTP ${response.status}).`);
     return;
   }
   render(body);
+}
+
+function showError(message) {
+  statusLine.textContent = message;
+  statusLine.classList.add("error");
+  grid.replaceChildren();
+  pager.hidden = true;
+  weakNote.hidden = true;
+}
+
+function clearPlayer() {
+  // A new search starts from a clean page: the last result's player and caption belong to the old one.
+  player.pause();
+  player.removeAttribute("src");
+  delete player.dataset.videoId;
+  delete player.dataset.start;
+  player.load();
+  playerCaption.textContent = "";
+  playerPanel.hidden = true;
 }
 
 function render(body) {
@@ -57,6 +86,8 @@ function render(body) {
 }
 
 function card(hit) {
+  const item = document.createElement("article");
+  item.className = "hit";
   const button = document.createElement("button");
   button.type = "button";
   button.className = hit.weak === true ? "result weak" : "result";
@@ -74,7 +105,26 @@ function card(hit) {
   meta.textContent = `${momentLabel(hit)} · score ${hit.score.toFixed(3)}${hit.weak === true ? " · weak match" : ""}`;
   button.append(img, name, meta);
   button.addEventListener("click", () => play(hit));
-  return button;
+  item.append(button, downloadLink(hit));
+  return item;
+}
+
+function downloadLink(hit) {
+  // A moment downloads as an MP4 of that moment (cut by the server); a whole-video hit as the file itself.
+  const link = document.createElement("a");
+  link.className = "download";
+  if (hit.start === null) {
+    link.href = hit.file_url;
+    link.textContent = "Download video";
+    link.setAttribute("download", hit.name.split("/").pop());
+  } else {
+    const params = new URLSearchParams({ start: hit.start, end: hit.end ?? hit.start + 1 });
+    link.href = `/api/videos/${hit.video_id}/clip?${params}`;
+    link.textContent = `Download ${momentLabel(hit)}`;
+    link.setAttribute("download", "");
+  }
+  link.setAttribute("aria-label", `${link.textContent} of ${hit.name}`);
+  return link;
 }
 
 function play(hit) {

@@ -1,0 +1,93 @@
+"""GET /api/videos/{id}/clip: a moment of an indexed video as an MP4 that plays, with bounded, validated times."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+
+import av
+import pytest
+
+from tests.serve.conftest import Served
+
+
+def video_ids(served: Served) -> dict[str, int]:
+    results = served.client.get("/api/search", params={"q": "a shape", "k": 10}).json()["results"]
+    return {r["name"]: r["video_id"] for r in results}
+
+
+def frame_count(data: bytes) -> tuple[int, float]:
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+        return frames, float(stream.duration * stream.time_base)
+
+
+@pytest.fixture
+def own_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Clips are cut into a temporary folder that is removed after the reply: make it one this test can see."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path
+
+
+def test_a_moment_downloads_as_an_mp4_that_plays(served: Served, own_tmp: Path) -> None:
+    red = video_ids(served)["red.mp4"]  # 4 s at 8 fps
+    response = served.client.get(f"/api/videos/{red}/clip", params={"start": 1.0, "end": 2.5})
+    assert response.status_code == 200 and response.headers["content-type"] == "video/mp4"
+    assert response.headers["content-disposition"] == 'attachment; filename="red_1.0-2.5.mp4"'
+    frames, duration = frame_count(response.content)
+    assert frames == 12 and abs(duration - 1.5) < 1 / 8  # the asked 1.5 s, to one frame
+    assert list(own_tmp.iterdir()) == []  # the cut is not left behind
+
+
+def test_an_end_past_the_video_is_cut_at_its_end(served: Served) -> None:
+    yellow = video_ids(served)["clips/yellow.mp4"]  # 2 s
+    response = served.client.get(f"/api/videos/{yellow}/clip", params={"start": 1.5, "end": 60})
+    assert response.status_code == 200
+    assert response.headers["content-disposition"] == 'attachment; filename="yellow_1.5-2.0.mp4"'
+    assert frame_count(response.content)[0] == 4
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "detail"),
+    [
+        ({"start": 2, "end": 1}, 422, "end (1) must be after start (2)"),
+        ({"start": 1, "end": 1}, 422, "end (1) must be after start (1)"),
+        ({"start": 0, "end": 601}, 422, "a clip may last at most 600 s"),
+        ({"start": 9, "end": 10}, 422, "start (9) is past the end of video"),
+        ({"start": -1, "end": 1}, 422, "start: Input should be greater than or equal to 0"),
+        ({"start": "nan", "end": 1}, 422, "start"),
+        ({"end": 1}, 422, "start: Field required"),
+    ],
+)
+def test_bad_times_are_refused_in_the_one_error_shape(served: Served, params, status, detail, own_tmp) -> None:  # noqa: ANN001
+    red = video_ids(served)["red.mp4"]
+    response = served.client.get(f"/api/videos/{red}/clip", params=params)
+    assert response.status_code == status
+    body = response.json()
+    assert list(body) == ["detail"] and detail in body["detail"]
+    assert str(served.root) not in body["detail"] and "/tmp" not in body["detail"]
+    assert list(own_tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize(("video_id", "status"), [(999, 404), (0, 422), (2**63, 422), ("x", 422)])
+def test_ids_are_bounded_like_the_other_video_routes(served: Served, video_id, status) -> None:  # noqa: ANN001
+    response = served.client.get(f"/api/videos/{video_id}/clip", params={"start": 0, "end": 1})
+    assert response.status_code == status and list(response.json()) == ["detail"]
+
+
+def test_a_video_that_no_longer_decodes_is_a_422_without_its_path(tmp_path: Path) -> None:
+    from tests.serve.conftest import serve_folder
+
+    served = serve_folder(tmp_path)
+    try:
+        red = video_ids(served)["red.mp4"]
+        (served.root / "red.mp4").write_bytes(b"\x00" * 4096)  # damaged after indexing
+        response = served.client.get(f"/api/videos/{red}/clip", params={"start": 0, "end": 1})
+        assert response.status_code == 422
+        detail = response.json()["detail"]
+        assert detail.startswith(f"cannot cut a clip of video {red}:") and str(tmp_path) not in detail
+    finally:
+        served.client.close()
+        served.index.close()

@@ -1,0 +1,144 @@
+"""`vitr clip` and vitr.video.clip on generated videos whose frames say their own index: the clip decodes, holds
+the asked frames, and lasts what was asked (re-encode: to one frame; stream copy: to one GOP)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tests.cli.test_fast_cli import run_probe
+from tests.video.clips import frame_indices, write_encoded_video, write_indexed_video
+from vitr.cli.main import main
+from vitr.errors import ConfigError, VideoDecodeError
+from vitr.video.clip import cut_clip
+
+FPS = 8
+GOP = 8  # frames between keyframes of the B-frame video
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """80 frames (10 s) each: one as write_video makes it (no B-frames), one with B-frames and a keyframe every
+    GOP frames as most cameras and encoders write."""
+    folder = tmp_path_factory.mktemp("clip-sources")
+    return {
+        "plain": write_indexed_video(folder / "plain.mp4", 80, FPS),
+        "bframes": write_encoded_video(folder / "bframes.mp4", 80, FPS, codec={"g": str(GOP), "bf": "3"}),
+    }
+
+
+def decoded(path: Path) -> np.ndarray:
+    """The frame index of every frame of `path`, decoding all of it (a clip that does not play raises here)."""
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert frames, f"{path} holds no decodable frame"
+    return frame_indices(np.stack(frames))
+
+
+@pytest.mark.parametrize("kind", ["plain", "bframes"])
+@pytest.mark.parametrize(("start", "end"), [(3.3, 6.1), (0.0, 1.0), (5.1, 5.3), (9.5, 20.0)])
+def test_a_reencoded_clip_holds_exactly_the_asked_frames(videos, tmp_path, kind, start, end) -> None:  # noqa: ANN001
+    clip = cut_clip(videos[kind], start, end, tmp_path / "clip.mp4")
+    shown = decoded(clip.path)
+    first, stop = int(np.ceil(start * FPS - 1e-6)), min(80, int(np.ceil(end * FPS - 1e-6)))
+    assert shown.tolist() == list(range(first, stop))  # every frame of the moment once, in order
+    asked = min(end, 10.0) - start
+    assert abs(len(shown) / FPS - asked) < 1 / FPS  # within one frame of the asked duration
+    with av.open(str(clip.path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert abs(float(stream.duration * stream.time_base) - asked) < 1 / FPS + 1e-6
+    assert clip.frames == len(shown) and not clip.copied
+
+
+@pytest.mark.parametrize(("start", "end"), [(3.3, 6.1), (0.0, 1.0), (5.1, 5.3), (9.5, 20.0)])
+def test_a_copied_clip_starts_on_a_keyframe_at_most_one_gop_early(videos, tmp_path, start, end) -> None:  # noqa: ANN001
+    clip = cut_clip(videos["bframes"], start, end, tmp_path / "copy.mp4", copy=True)
+    shown = decoded(clip.path)
+    first_asked, last_asked = int(np.ceil(start * FPS - 1e-6)), min(80, int(np.ceil(end * FPS - 1e-6))) - 1
+    assert shown[0] % GOP == 0 and first_asked - GOP < shown[0] <= first_asked  # the keyframe before the start
+    assert set(range(shown[0], last_asked + 1)) <= set(shown.tolist())  # the whole moment plays
+    asked = min(end, 10.0) - start
+    assert asked <= len(shown) / FPS < asked + GOP / FPS  # within one GOP of the asked duration
+    assert shown.max() <= last_asked + 3  # past the end only frames that one shown before it refers to
+    with av.open(str(clip.path)) as container, av.open(str(videos["bframes"])) as source:
+        assert container.streams.video[0].codec_context.extradata == source.streams.video[0].codec_context.extradata
+    assert clip.copied and clip.start == shown[0] / FPS
+
+
+def test_a_copy_of_a_video_without_b_frames_ends_on_the_asked_frame(videos, tmp_path) -> None:  # noqa: ANN001
+    shown = decoded(cut_clip(videos["plain"], 3.3, 6.1, tmp_path / "copy.mkv", copy=True).path)
+    assert shown[-1] == 48 and shown.tolist() == list(range(shown[0], 49))
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        (2.0, 1.0, "--end 1 must be after --start 2"),
+        (2.0, 2.0, "--end 2 must be after --start 2"),
+        (-1.0, 2.0, "--start -1 is negative"),
+        (10.0, 12.0, "--start 10 is past the end of the video (10.000 s long)"),
+        (float("nan"), 2.0, "finite"),
+    ],
+)
+def test_impossible_times_are_refused_and_nothing_is_written(videos, tmp_path, start, end, message) -> None:  # noqa: ANN001
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        cut_clip(videos["plain"], start, end, tmp_path / "clip.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_is_not_a_video_is_a_decode_error(tmp_path) -> None:  # noqa: ANN001
+    (tmp_path / "notes.mp4").write_text("not a video")
+    with pytest.raises(VideoDecodeError):
+        cut_clip(tmp_path / "notes.mp4", 0, 1, tmp_path / "clip.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mp4"]
+
+
+def test_the_command_writes_a_clip_that_plays(videos, tmp_path, capsys) -> None:  # noqa: ANN001
+    out = tmp_path / "moment.mp4"
+    assert main(["clip", str(videos["bframes"]), "--start", "2.5", "--end", "4", "-o", str(out)]) == 0
+    assert decoded(out).tolist() == list(range(20, 32))
+    assert f"wrote {out}: 12 frames" in capsys.readouterr().out
+    assert main(["clip", str(videos["bframes"]), "--start", "2.5", "--end", "4", "-o", str(out), "--copy"]) == 0
+    assert decoded(out)[0] == 16
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["clip", "v.mp4", "--start", "5", "--end", "2", "-o", "c.mp4"], "--end 2 must be after --start 5"),
+        (["clip", "missing.mp4", "--start", "0", "--end", "2", "-o", "c.mp4"], "video missing.mp4 does not exist"),
+        (["clip", "v.mp4", "--start", "0", "--end", "2", "-o", "c.avi"], "cannot tell the format of c.avi"),
+        (["clip", "v.mp4", "--start", "0", "--end", "2", "-o", "no/such/c.mp4"],
+         "cannot write no/such/c.mp4: the folder no/such does not exist"),
+        (["clip", "v.mp4", "--start", "x", "--end", "2", "-o", "c.mp4"], "argument --start: invalid float value"),
+    ],
+)
+def test_user_errors_are_one_line_before_heavy_imports(tmp_path, argv, message) -> None:  # noqa: ANN001
+    (tmp_path / "v.mp4").write_bytes(b"")
+    code, heavy, err = run_probe(*argv, cwd=tmp_path)
+    assert code == 2 and heavy == []
+    assert err.startswith("usage: vitr clip ") and err.splitlines()[-1].startswith(f"vitr clip: error: {message}")
+    assert "Traceback" not in err
+
+
+def test_an_unwritable_output_folder_is_a_one_line_error(tmp_path) -> None:  # noqa: ANN001
+    (tmp_path / "v.mp4").write_bytes(b"")
+    (tmp_path / "locked").mkdir(mode=0o500)
+    if os.access(tmp_path / "locked", os.W_OK):
+        pytest.skip("running as root: a read-only folder is still writable")
+    code, heavy, err = run_probe("clip", "v.mp4", "--start", "0", "--end", "2", "-o", "locked/c.mp4", cwd=tmp_path)
+    assert code == 2 and heavy == []
+    assert err.splitlines()[-1] == "vitr clip: error: cannot write locked/c.mp4: the folder locked is not writable"
+
+
+def test_a_start_past_the_end_is_a_one_line_error(videos, tmp_path, capsys) -> None:  # noqa: ANN001
+    out = tmp_path / "clip.mp4"
+    assert main(["clip", str(videos["plain"]), "--start", "11", "--end", "12", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == "vitr clip: error: --start 11 is past the end of the video (10.000 s long)"
+    assert not out.exists()
