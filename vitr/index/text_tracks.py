@@ -65,8 +65,8 @@ def parse_sources(text: str) -> tuple[str, ...]:
         return ()
     unknown = [n for n in names if n not in TEXT_SOURCES]
     if unknown or not names:
-        raise ValueError(f"unknown text source {', '.join(unknown) or text!r}; choose from {', '.join(TEXT_SOURCES)}"
-                         " (comma separated) or none")
+        given = ", ".join(repr(n) for n in unknown) or repr(text)
+        raise ValueError(f"unknown text source {given}; choose from {', '.join(TEXT_SOURCES)} (comma separated) or none")
     return tuple(dict.fromkeys(names))
 
 
