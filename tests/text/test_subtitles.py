@@ -98,12 +98,12 @@ def test_queries_cannot_break_fts_syntax_and_highlights_become_ranges() -> None:
 
 def test_rrf_and_weighted_fusion() -> None:
     visual = [Hit("a", 0.9, 1), Hit("b", 0.5, 2), Hit("c", 0.1, 3)]
-    text = [Hit("c", 7.0, 3, 4.0, 5.0, ("subtitles",)), Hit("b", 1.0, 2, 1.0, 2.0, ("subtitles",))]
+    text = [Hit("b", 7.0, 2, 4.0, 5.0, ("subtitles",)), Hit("c", 1.0, 3, 1.0, 2.0, ("subtitles",))]
     rrf = fuse_rrf(visual, text)
     assert [h.path for h in rrf] == ["b", "c", "a"]  # in both lists beats first in one
-    assert rrf[0].score == pytest.approx(1 / 62 + 1 / 62) and rrf[0].sources == ("visual", "subtitles")
-    assert (rrf[1].start, rrf[1].end) == (4.0, 5.0)  # the moment is the text span's
-    assert [h.path for h in fuse_weighted(visual, text, 0.9)][0] == "c"
+    assert rrf[0].score == pytest.approx(1 / 62 + 1 / 61) and rrf[0].sources == ("visual", "subtitles")
+    assert (rrf[0].start, rrf[0].end) == (4.0, 5.0)  # the moment is the text span's
+    assert [h.path for h in fuse_weighted(visual, text, 0.9)][0] == "b"
     assert [h.path for h in fuse_weighted(visual, text, 0.0)] == ["a", "b", "c"]
 
 

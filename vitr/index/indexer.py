@@ -148,8 +148,7 @@ def update_index(
         index.meta.commit_batch([], removed=removed)
         report.removed = len([p for p in removed if p in indexed])
 
-    if text_sources is not None:
-        index.set_text_sources(tuple(text_sources))
+    index.set_text_sources(index.text_sources if text_sources is None else tuple(text_sources))
     subtitles = "subtitles" in index.text_sources
     sidecars = {p: find_sidecars(p, root) if subtitles else {} for p in on_disk}
     queued = set(todo)
