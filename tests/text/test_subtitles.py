@@ -18,8 +18,14 @@ from vitr.index.text_tracks import (
 )
 from vitr.index.video_index import Hit
 
-SRT = "1\n00:00:01,500 --> 00:00:03,000\n<i>The lighthouse</i>\nkeeper sings\n\n2\n00:00:04,000 --> 00:00:05,250\nat dawn\n"
-VTT = "WEBVTT\n\n00:00:02.000 --> 00:00:04.500\nle phare {\\an8}chante\n\n00:01:00.000 --> 00:01:01.000\n<c.yellow>fin</c>\n"
+SRT = (
+    "1\n00:00:01,500 --> 00:00:03,000\n<i>The lighthouse</i>\nkeeper sings\n\n"
+    "2\n00:00:04,000 --> 00:00:05,250\nat dawn\n"
+)
+VTT = (
+    "WEBVTT\n\n00:00:02.000 --> 00:00:04.500\nle phare {\\an8}chante\n\n"
+    "00:01:00.000 --> 00:01:01.000\n<c.yellow>fin</c>\n"
+)
 
 
 def test_srt_cues_become_spans_with_tags_stripped_and_lines_joined(tmp_path: Path) -> None:

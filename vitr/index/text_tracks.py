@@ -66,7 +66,8 @@ def parse_sources(text: str) -> tuple[str, ...]:
     unknown = [n for n in names if n not in TEXT_SOURCES]
     if unknown or not names:
         given = ", ".join(repr(n) for n in unknown) or repr(text)
-        raise ValueError(f"unknown text source {given}; choose from {', '.join(TEXT_SOURCES)} (comma separated) or none")
+        choices = ", ".join(TEXT_SOURCES)
+        raise ValueError(f"unknown text source {given}; choose from {choices} (comma separated) or none")
     return tuple(dict.fromkeys(names))
 
 
