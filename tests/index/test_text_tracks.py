@@ -122,3 +122,20 @@ def test_search_rejects_text_modes_for_a_video_query(folder: Path, tmp_path: Pat
     assert "--text: unknown text source 'ocr'" in capsys.readouterr().err
     assert main(["search", "--video", str(folder / "red.mp4"), "--index", str(tmp_path / "i"), "--mode", "text"]) == 2
     assert "a --video query is visual only" in capsys.readouterr().err
+
+
+def test_merged_shards_keep_their_text(folder: Path, tmp_path: Path) -> None:
+    from vitr.index.shards import merge_indexes
+
+    shards = []
+    for rank in range(2):
+        shard = VideoIndex.create(tmp_path / f"shard-{rank}", TINY_MODEL)
+        update_index(shard, folder, progress=False, workers=0, shard=(rank, 2))
+        shards.append(shard.dir)
+        shard.close()
+    merged = merge_indexes(tmp_path / "merged", shards)
+    assert merged.stats()["videos"] == 4 and merged.stats()["text_spans"] == 3
+    assert [Path(h.path).name for h in search(merged, "lighthouse", mode="text")] == ["green.mp4"]
+    rerun = update_index(merged, folder, progress=False, workers=0)  # sidecar states came along: nothing to re-read
+    assert (rerun.text_read, list(rerun.text_failed)) == (0, [str(folder / "yellow.srt")])
+    merged.close()

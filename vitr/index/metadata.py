@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from vitr.errors import IndexStoreError
-from vitr.index.text_tracks import TextTrack
+from vitr.index.text_tracks import SidecarState, TextSpan, TextTrack
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS videos (
@@ -319,6 +319,19 @@ class Metadata:
         for video, path, size, mtime_ns, reason in rows:
             out.setdefault(video, {})[path] = (size, mtime_ns, reason)
         return out
+
+    def text_track(self, video_id: int) -> TextTrack:
+        """A video's stored text track (spans and sidecar states), to copy it into another index."""
+        try:
+            files = self.db.execute(
+                "SELECT path, size, mtime_ns, reason FROM text_files WHERE video_id = ? ORDER BY path", (video_id,)
+            ).fetchall()
+            spans = self.db.execute(
+                "SELECT start, end, text, source, language FROM text_spans WHERE video_id = ? ORDER BY id", (video_id,)
+            ).fetchall()
+        except sqlite3.OperationalError:  # an index made before text tracks, opened read-only
+            return TextTrack()
+        return TextTrack([TextSpan(*r) for r in spans], [SidecarState(*r) for r in files])
 
     def text_span_count(self) -> int:
         try:
