@@ -16,5 +16,7 @@ ANCHORS = ("feature", "relation", "symmetric", "still")  # vitr.train.ps_scl.ANC
 HEADS = ("clip2video", "meanP", "seqTransf", "tab", "tdb")  # vitr.heads.available_heads()
 STORE_KINDS = ("flat", "hnsw", "ivf", "milvus")  # vitr.index.store.STORE_KINDS
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # vitr.model.fast.PRECISION_CHOICES
+SEARCH_MODES = ("visual", "text", "hybrid")  # vitr.index.hybrid.MODES
+FUSIONS = ("rrf", "weighted")  # vitr.index.hybrid.FUSIONS
 WEAK_QUANTILE = 0.95  # vitr.index.calibration.WEAK_QUANTILE
 HEADER_TIMEOUT_S = 10.0  # vitr.serve.server.HEADER_TIMEOUT_S

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vitr.cli.choices import STORE_KINDS, WEAK_QUANTILE
+from vitr.cli.choices import FUSIONS, SEARCH_MODES, STORE_KINDS, WEAK_QUANTILE
 from vitr.cli.model_args import add_model_args, check_model_args, device_from_args, model_spec_from_args
 from vitr.cli.validate import add_device_arg, int_range, require_dir, require_file, require_index
 from vitr.errors import ConfigError
@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "a CPU, up to 8 on a GPU)")
     p.add_argument("--batch-size", type=int_range(1, 4096), default=None,
                    help="videos per encoder batch (default: the device's inference plan, 8 on a CPU, 32 on a GPU)")
+    p.add_argument("--text", default=None,
+                   help="text sources to index beside the frames, comma separated: subtitles (sidecar .srt/.vtt "
+                        "files, e.g. movie.srt or movie.en.vtt), or none (default: the index's, subtitles for a new "
+                        "one)")
     add_model_args(p, default_precision="auto")
     p.set_defaults(func=run_index)
 
@@ -58,6 +62,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--weak-quantile", type=float, default=WEAK_QUANTILE,
                    help="mark text hits weak below this quantile of the best scores that unrelated queries reach in "
                         "the index (see docs/deploy.md, 'Weak matches')")
+    s.add_argument("--mode", choices=SEARCH_MODES, default=None,
+                   help="visual (what is shown), text (what subtitles say) or hybrid (both, fused); default hybrid "
+                        "where the index holds text, else visual")
+    s.add_argument("--fusion", choices=FUSIONS, default="rrf",
+                   help="how hybrid mode fuses the rankings: rrf (reciprocal rank fusion, k=60) or weighted "
+                        "(normalised scores, see --text-weight)")
+    s.add_argument("--text-weight", type=float, default=0.5,
+                   help="weight of the text score in --fusion weighted, 0 to 1 (visual gets the rest)")
     add_device_arg(s, "embeds the query")
     s.set_defaults(func=run_search)
 
@@ -66,6 +78,12 @@ def run_index(args: argparse.Namespace) -> int:
     check_store(args.store)  # a clear error before any work
     check_model_args(args)
     require_dir(args.folder, "video folder")
+    from vitr.index.text_tracks import parse_sources
+
+    try:
+        text_sources = None if args.text is None else parse_sources(args.text)
+    except ValueError as exc:
+        raise ConfigError(f"--text: {exc}") from exc
     from vitr.index.indexer import update_index
     from vitr.index.shards import parse_shard, shard_dir, shard_from_env
     from vitr.index.video_index import VideoIndex, Windowing, read_index_config
@@ -85,10 +103,13 @@ def run_index(args: argparse.Namespace) -> int:
     plan = plan_inference(device, spec.precision)
     index = VideoIndex.create(index_dir, spec, store=args.store, windowing=windowing, device=device)
     report = update_index(index, args.folder, batch_size=args.batch_size or plan.batch_videos,
-                          workers=plan.decode_workers if args.workers is None else args.workers, shard=shard)
+                          workers=plan.decode_workers if args.workers is None else args.workers, shard=shard,
+                          text_sources=text_sources)
     print(f"{index_dir}: {report.summary()}; {index.stats()['videos']} videos indexed")
     for path, reason in sorted(report.failed.items()):
         print(f"  skipped {path}: {reason}")
+    for path, reason in sorted(report.text_failed.items()):
+        print(f"  subtitles not used from {path}: {reason}")
     return 0
 
 
@@ -109,6 +130,10 @@ def run_search(args: argparse.Namespace) -> int:
         raise ConfigError("give either a text query or --video PATH")
     if args.query is not None and not args.query.strip():
         raise ConfigError("the query is empty; give some words to search for")
+    if not 0 <= args.text_weight <= 1:
+        raise ConfigError(f"--text-weight must lie between 0 and 1, got {args.text_weight}")
+    if args.video is not None and args.mode not in (None, "visual"):
+        raise ConfigError("--mode text and hybrid search by words; a --video query is visual only")
     if not 0 < args.weak_quantile < 1:
         raise ConfigError(f"--weak-quantile must lie strictly between 0 and 1, got {args.weak_quantile}")
     if args.video is not None:
@@ -116,13 +141,19 @@ def run_search(args: argparse.Namespace) -> int:
     require_index(args.index)
     from vitr.cli.tables import hits_json, print_hits
     from vitr.index.calibration import WeakMatches
+    from vitr.index.hybrid import default_mode, search
     from vitr.index.indexer import search_by_video
     from vitr.index.video_index import VideoIndex
     from vitr.model.fast import resolve_device
 
     index = VideoIndex(args.index, device=str(resolve_device(args.device)))
-    hits = search_by_video(index, args.video, k=args.k) if args.video else index.search_text(args.query, k=args.k)
-    weak_below = None if args.video else WeakMatches(index, args.weak_quantile).threshold()
+    if args.video:
+        hits, mode = search_by_video(index, args.video, k=args.k), "visual"
+    else:
+        mode = args.mode or default_mode(index)
+        hits = search(index, args.query, k=args.k, mode=mode, fusion=args.fusion, text_weight=args.text_weight)
+    # the weak-match threshold is calibrated on visual scores: it says nothing about text or fused ones
+    weak_below = WeakMatches(index, args.weak_quantile).threshold() if mode == "visual" and not args.video else None
     if args.json:
         print(hits_json(hits, weak_below))
     else:

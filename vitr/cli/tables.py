@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from vitr.index.video_index import Hit
@@ -49,11 +50,17 @@ def print_hits(query: str, hits: list[Hit], weak_below: float | None = None) -> 
     table.add_column("score", justify="right")
     table.add_column("video")
     table.add_column("moment")
+    said = any(e.snippet is not None for h in hits for e in h.evidence)
+    if said:
+        table.add_column("sources")
+        table.add_column("evidence")
     if weak_below is not None:
         table.add_column("match")
     for i, h in enumerate(hits, 1):
         moment = "" if h.start is None else f"{h.start:.1f}-{h.end:.1f} s"
-        row = [str(i), f"{h.score:.3f}", h.path, moment]
+        row: list[str | Text] = [str(i), f"{h.score:.3f}", h.path, moment]
+        if said:
+            row += [", ".join(h.sources), _snippet(h)]
         if weak_below is not None:
             row.append("weak" if is_weak(h, weak_below) else "")
         table.add_row(*row)
@@ -66,8 +73,21 @@ def print_hits(query: str, hits: list[Hit], weak_below: float | None = None) -> 
         )
 
 
+def _snippet(hit: Hit) -> Text:
+    """The best text evidence, its matched words in bold (a Text, so brackets in subtitles stay literal)."""
+    evidence = next((e for e in hit.evidence if e.snippet is not None), None)
+    if evidence is None:
+        return Text("")
+    text = Text(f"{evidence.start:.1f} s  {evidence.snippet}")
+    shift = len(text) - len(evidence.snippet)
+    for start, end in evidence.highlights:
+        text.stylize("bold", shift + start, shift + end)
+    return text
+
+
 def hits_json(hits: list[Hit], weak_below: float | None = None) -> str:
-    """`vitr search --json`: one object per hit, with `weak` (null when the index gave no threshold)."""
+    """`vitr search --json`: one object per hit, with its sources and evidence (text spans: snippet, highlighted
+    character ranges, start/end) and `weak` (null when the index gave no threshold)."""
     from vitr.index.calibration import is_weak
 
     return json.dumps([h.to_dict() | {"weak": is_weak(h, weak_below)} for h in hits], indent=2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,7 @@ from vitr.data.cache import FeatureCache
 from vitr.data.types import VideoItem
 from vitr.errors import IndexStoreError, VideoDecodeError
 from vitr.index.metadata import IndexedVideo
+from vitr.index.text_tracks import find_sidecars, read_track
 from vitr.index.video_index import Hit, VideoIndex, Windowing
 from vitr.model.extract import extract_features, frame_spec_for, open_cache
 from vitr.video.decode import probe
@@ -38,11 +39,16 @@ class IndexReport:
     removed: int = 0
     unchanged: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # path -> reason (this run's and earlier unchanged ones)
+    text_read: int = 0  # videos whose text tracks were (re)read: new or changed videos, or changed sidecars
+    text_failed: dict[str, str] = field(default_factory=dict)  # sidecar path -> reason (this run's and earlier)
 
     def summary(self) -> str:
+        text = f"; text of {self.text_read} read" if self.text_read else ""
+        if self.text_failed:
+            text += f", {len(self.text_failed)} subtitle files unusable"
         return (
             f"added {self.added}, updated {self.updated}, removed {self.removed}, unchanged {self.unchanged}, "
-            f"failed {len(self.failed)}"
+            f"failed {len(self.failed)}{text}"
         )
 
 
@@ -96,6 +102,7 @@ def update_index(
     stride: float | None = None,
     shard: tuple[int, int] | None = None,
     only: Collection[str | Path] | None = None,
+    text_sources: Sequence[str] | None = None,
 ) -> IndexReport:
     """Bring `index` in line with the videos under `root` (other roots' videos are left alone).
 
@@ -103,6 +110,8 @@ def update_index(
     later runs reuse them. stride defaults to half the window. `shard=(rank, world)` indexes one shard.
     `only` restricts the index to these files of `root` (the lab's test split): the root's other videos are
     treated as absent, so they are never indexed and dropped if they were.
+    `text_sources` (None: those the index was made with, subtitles for a new one) are recorded in index.json; a
+    video's text is re-read when it changes or when its sidecar files do, and a text source it lacks is dropped.
     """
     if window is not None:
         index.set_windowing(Windowing(window, stride if stride is not None else window / 2))
@@ -138,6 +147,12 @@ def update_index(
     if removed:
         index.meta.commit_batch([], removed=removed)
         report.removed = len([p for p in removed if p in indexed])
+
+    index.set_text_sources(index.text_sources if text_sources is None else tuple(text_sources))
+    subtitles = "subtitles" in index.text_sources
+    sidecars = {p: find_sidecars(p, root) if subtitles else {} for p in on_disk}
+    queued = set(todo)
+    _update_text(index, [p for p in on_disk if p in indexed and p not in queued], sidecars, report, commit_every)
 
     model = index.model
     spec = frame_spec_for(model.backbone, index.model_spec.num_frames)
@@ -193,13 +208,44 @@ def update_index(
                 st = on_disk[path]
                 failed.append((path, st.st_size, st.st_mtime_ns, reason))
                 report.failed[path] = reason
-            index.meta.commit_batch(rows, failed=failed, removed=[p for p in reasons if p in indexed])
+            texts = {}
+            for path, *_ in rows:
+                texts[path] = read_track(path, sidecars[path])
+                report.text_read += 1
+                report.text_failed.update(texts[path].failures)
+            index.meta.commit_batch(rows, failed=failed, removed=[p for p in reasons if p in indexed], texts=texts)
             bar.update(len(chunk))
             if after_commit is not None:
                 after_commit(start + len(chunk))
     finally:
         bar.close()  # before any error is printed, so it starts a line of its own
     return report
+
+
+def _update_text(
+    index: VideoIndex,
+    unchanged: list[str],
+    sidecars: dict[str, dict[str, os.stat_result]],
+    report: IndexReport,
+    commit_every: int,
+) -> None:
+    """Re-read the text of unchanged videos whose sidecar files were added, changed or removed since they were
+    read; a sidecar that failed before and has not changed is reported again, not retried."""
+    stored = index.meta.text_files()
+    changed = []
+    for path in unchanged:
+        have = stored.get(path, {})
+        now = {p: (st.st_size, st.st_mtime_ns) for p, st in sidecars[path].items()}
+        if {p: v[:2] for p, v in have.items()} != now:
+            changed.append(path)
+        else:
+            report.text_failed.update({p: v[2] for p, v in have.items() if v[2] is not None})
+    for start in range(0, len(changed), commit_every):
+        texts = {path: read_track(path, sidecars[path]) for path in changed[start : start + commit_every]}
+        for track in texts.values():
+            report.text_failed.update(track.failures)
+        report.text_read += len(texts)
+        index.meta.commit_batch([], texts=texts)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from vitr.errors import IndexStoreError
+from vitr.index.text_tracks import SidecarState, TextSpan, TextTrack
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS videos (
@@ -55,7 +56,43 @@ CREATE TRIGGER IF NOT EXISTS log_deleted_segment AFTER DELETE ON segments
 BEGIN
     INSERT INTO deleted_segments (segment_id) VALUES (OLD.id);
 END;
+CREATE TABLE IF NOT EXISTS text_files (
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    reason TEXT,
+    PRIMARY KEY (video_id, path)
+);
+CREATE TABLE IF NOT EXISTS text_spans (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    language TEXT,
+    start REAL NOT NULL,
+    end REAL NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS text_spans_video ON text_spans(video_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS text_fts USING fts5(
+    text, content='text_spans', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS text_spans_indexed AFTER INSERT ON text_spans
+BEGIN
+    INSERT INTO text_fts (rowid, text) VALUES (NEW.id, NEW.text);
+END;
+CREATE TRIGGER IF NOT EXISTS text_spans_unindexed AFTER DELETE ON text_spans
+BEGIN
+    INSERT INTO text_fts (text_fts, rowid, text) VALUES ('delete', OLD.id, OLD.text);
+END;
 """
+
+# `text_fts` is an FTS5 index over `text_spans`, kept in step by triggers, so spans, their lexical index and the
+# video rows commit in one transaction. A span match: (span id, video id, source, language, start, end, bm25
+# (lower is better), the span's text with matched words between \x02 and \x03).
+SpanMatch = tuple[int, int, str, str | None, float, float, float, str]
+HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE = "\x02", "\x03"
+
 
 SegmentRows = list[tuple[float | None, float | None, np.ndarray]]  # (start, end, vector (E,))
 IndexedVideo = tuple[str, int, int, str, float | None, SegmentRows]  # path, size, mtime_ns, digest, duration, rows
@@ -221,8 +258,13 @@ class Metadata:
         indexed: Iterable[IndexedVideo],
         failed: Iterable[tuple[str, int, int, str]] = (),
         removed: Iterable[str] = (),
+        texts: Mapping[str, TextTrack] | None = None,
     ) -> None:
-        """Atomically replace/insert videos with their segments, record failures, and drop removed paths."""
+        """Atomically replace/insert videos with their segments, record failures, and drop removed paths.
+
+        `texts` (video path -> its text track) replaces the text of those videos, whether indexed in this batch
+        or already (a changed sidecar of an unchanged video), in the same transaction."""
+        texts = texts or {}
         db = self.db
         with self._writing(), db:
             for path in removed:
@@ -239,12 +281,78 @@ class Metadata:
                     "INSERT INTO segments (video_id, start, end, vector) VALUES (?, ?, ?, ?)",
                     [(cur.lastrowid, s, e, np.asarray(v, dtype=np.float32).tobytes()) for s, e, v in segments],
                 )
+            for path, track in texts.items():
+                row = db.execute("SELECT id FROM videos WHERE path = ?", (path,)).fetchone()
+                if row is not None:
+                    self._replace_text(row[0], track)
             for path, size, mtime_ns, reason in failed:
                 db.execute(
                     "INSERT OR REPLACE INTO failures (path, size, mtime_ns, reason) VALUES (?, ?, ?, ?)",
                     (path, size, mtime_ns, reason),
                 )
             self._bump()
+
+    # -- text tracks -----------------------------------------------------------------------------------------
+    def _replace_text(self, video_id: int, track: TextTrack) -> None:
+        db = self.db
+        db.execute("DELETE FROM text_spans WHERE video_id = ?", (video_id,))
+        db.execute("DELETE FROM text_files WHERE video_id = ?", (video_id,))
+        db.executemany(
+            "INSERT INTO text_files (video_id, path, size, mtime_ns, reason) VALUES (?, ?, ?, ?, ?)",
+            [(video_id, f.path, f.size, f.mtime_ns, f.reason) for f in track.files],
+        )
+        db.executemany(
+            "INSERT INTO text_spans (video_id, source, language, start, end, text) VALUES (?, ?, ?, ?, ?, ?)",
+            [(video_id, s.source, s.language, s.start, s.end, s.text) for s in track.spans],
+        )
+
+    def text_files(self) -> dict[str, dict[str, tuple[int, int, str | None]]]:
+        """video path -> {sidecar path -> (size, mtime_ns, reason or None)} as last read (no entry: none read)."""
+        out: dict[str, dict[str, tuple[int, int, str | None]]] = {}
+        try:
+            rows = self.db.execute(
+                "SELECT v.path, f.path, f.size, f.mtime_ns, f.reason "
+                "FROM text_files f JOIN videos v ON v.id = f.video_id"
+            ).fetchall()
+        except sqlite3.OperationalError:  # an index made before text tracks, opened read-only
+            return {}
+        for video, path, size, mtime_ns, reason in rows:
+            out.setdefault(video, {})[path] = (size, mtime_ns, reason)
+        return out
+
+    def text_track(self, video_id: int) -> TextTrack:
+        """A video's stored text track (spans and sidecar states), to copy it into another index."""
+        try:
+            files = self.db.execute(
+                "SELECT path, size, mtime_ns, reason FROM text_files WHERE video_id = ? ORDER BY path", (video_id,)
+            ).fetchall()
+            spans = self.db.execute(
+                "SELECT start, end, text, source, language FROM text_spans WHERE video_id = ? ORDER BY id", (video_id,)
+            ).fetchall()
+        except sqlite3.OperationalError:  # an index made before text tracks, opened read-only
+            return TextTrack()
+        return TextTrack([TextSpan(*r) for r in spans], [SidecarState(*r) for r in files])
+
+    def text_span_count(self) -> int:
+        try:
+            return int(self.db.execute("SELECT COUNT(*) FROM text_spans").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+    def search_spans(self, match: str, limit: int) -> list[SpanMatch]:
+        """The best `limit` spans for an FTS5 MATCH expression, best (lowest bm25) first."""
+        sql = (
+            "SELECT s.id, s.video_id, s.source, s.language, s.start, s.end, bm25(text_fts), "
+            "highlight(text_fts, 0, ?, ?) "
+            "FROM text_fts JOIN text_spans s ON s.id = text_fts.rowid WHERE text_fts MATCH ? "
+            "ORDER BY bm25(text_fts) LIMIT ?"
+        )
+        try:
+            return [tuple(r) for r in self.db.execute(sql, (HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE, match, int(limit)))]
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise IndexStoreError(f"text search failed in {self.path}: {exc}") from exc
 
     # -- segments --------------------------------------------------------------------------------------------
     def all_segments(self) -> tuple[np.ndarray, np.ndarray]:

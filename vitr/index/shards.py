@@ -14,6 +14,7 @@ from pathlib import Path
 from vitr.errors import ConfigError, IndexStoreError
 from vitr.index.metadata import IndexedVideo
 from vitr.index.store import parse_store_spec
+from vitr.index.text_tracks import TextTrack
 from vitr.index.video_index import VideoIndex, Windowing, read_index_config
 
 _MERGE_BATCH = 256
@@ -75,20 +76,23 @@ def merge_indexes(target: str | Path, sources: Sequence[str | Path], store: str 
         store=store or configs[0].get("store", "flat"),
         windowing=Windowing(**windows) if windows else None,
     )
+    merged.set_text_sources(first.text_sources)
     first.close()
     for source in sources:
         shard = VideoIndex(source)
         for root in shard.meta.roots():
             merged.meta.add_root(root)
         rows: list[IndexedVideo] = []
+        texts: dict[str, TextTrack] = {}
         for path, record in sorted(shard.meta.videos().items()):
             segments = [(s.start, s.end, s.vector) for s in shard.meta.video_segments(record.id)]
             rows.append((path, record.size, record.mtime_ns, record.digest, record.duration, segments))
+            texts[path] = shard.meta.text_track(record.id)
             if len(rows) >= _MERGE_BATCH:
-                merged.meta.commit_batch(rows)
-                rows = []
+                merged.meta.commit_batch(rows, texts=texts)
+                rows, texts = [], {}
         failed = [(path, size, mtime_ns, reason) for path, (size, mtime_ns, reason) in shard.meta.failures().items()]
-        merged.meta.commit_batch(rows, failed=failed)
+        merged.meta.commit_batch(rows, failed=failed, texts=texts)
         shard.close()
     if merged.store_spec.kind == "milvus":
         merged.store()

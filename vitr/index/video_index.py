@@ -42,15 +42,52 @@ _KEPT_GENERATIONS = 2  # readers on the previous generation keep their store whi
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """Why a hit matched, and where: a visual segment (its score), or a text span (its snippet, with the matched
+    words at `highlights`, character ranges [start, end) of `snippet`)."""
+
+    source: str  # "visual" or a text source ("subtitles")
+    start: float | None
+    end: float | None
+    score: float
+    snippet: str | None = None
+    highlights: tuple[tuple[int, int], ...] = ()
+    language: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "start": self.start,
+            "end": self.end,
+            "score": self.score,
+            "snippet": self.snippet,
+            "highlights": [list(h) for h in self.highlights],
+            "language": self.language,
+        }
+
+
+@dataclass(frozen=True)
 class Hit:
+    """A video, its score and its moment (start/end: where the best evidence is; None for a whole video)."""
+
     path: str
     score: float
     video_id: int
     start: float | None = None
     end: float | None = None
+    sources: tuple[str, ...] = ("visual",)
+    evidence: tuple[Evidence, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "score": self.score, "video_id": self.video_id, "start": self.start, "end": self.end}
+        return {
+            "path": self.path,
+            "score": self.score,
+            "video_id": self.video_id,
+            "start": self.start,
+            "end": self.end,
+            "sources": list(self.sources),
+            "evidence": [e.to_dict() for e in self.evidence],
+        }
 
 
 @dataclass(frozen=True)
@@ -186,6 +223,20 @@ class VideoIndex:
                 " use a new index directory or the same --window/--stride"
             )
         self.config["windows"] = _windowing_dict(windowing)
+        _write_json(self.dir / "index.json", self.config)
+
+    @property
+    def text_sources(self) -> tuple[str, ...]:
+        """The text sources indexed with the videos (index.json "text"); subtitles where none were recorded."""
+        return tuple(self.config.get("text", ["subtitles"]))
+
+    def set_text_sources(self, sources: tuple[str, ...]) -> None:
+        """Record the text sources; later runs without `--text` keep them."""
+        if list(sources) == self.config.get("text"):
+            return
+        if self.read_only:
+            raise IndexStoreError(f"{self.dir} is open read-only; its text sources cannot change")
+        self.config["text"] = list(sources)
         _write_json(self.dir / "index.json", self.config)
 
     def index_id(self) -> str:
@@ -340,6 +391,8 @@ class VideoIndex:
                 "model": self.model_spec.to_dict(),
                 "store": self.store_kind,
                 "windows": self.config.get("windows"),
+                "text": list(self.text_sources),
+                "text_spans": self.meta.text_span_count(),
             }
 
     def close(self) -> None:

@@ -1,0 +1,158 @@
+"""Search by what a video shows, says, or both: visual ranking, lexical (FTS5) ranking of text spans, and their fusion.
+
+Two fusions, named on the command line: reciprocal rank fusion (each list adds 1 / (k + rank), k = 60, the constant
+of Cormack et al. 2009; needs no score calibration) and a weighted sum of each list's min-max normalised scores
+(`text_weight` for text, 1 - text_weight for visual). A fused hit's moment is its best text span when text matched
+(the moment is where the evidence is), else its best visual segment.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from vitr.errors import ConfigError
+from vitr.index.metadata import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from vitr.index.video_index import Accept, Evidence, Hit, VideoIndex
+
+MODES = ("visual", "text", "hybrid")
+FUSIONS = ("rrf", "weighted")
+RRF_K = 60
+EVIDENCE_PER_HIT = 3  # text spans shown per hit, best first
+_CANDIDATES = 100  # each list offers at least this many videos to the fusion
+
+
+def default_mode(index: VideoIndex) -> str:
+    """hybrid where the index holds text spans, else visual."""
+    return "hybrid" if index.meta.text_span_count() else "visual"
+
+
+def fts_query(text: str) -> str | None:
+    """A user's words as an FTS5 query (any word matches, BM25 ranks spans with more and rarer words first); FTS5
+    syntax in the query is taken literally, so no query can be an error. None when it has no words."""
+    words = re.findall(r"\w+", text.lower())
+    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words)) or None
+
+
+def search(
+    index: VideoIndex,
+    text: str,
+    k: int = 10,
+    mode: str | None = None,
+    fusion: str = "rrf",
+    text_weight: float = 0.5,
+    offset: int = 0,
+    accept: Accept | None = None,
+) -> list[Hit]:
+    """Hits `offset .. offset + k` for a text query in `mode` (None: `default_mode`)."""
+    mode = mode or default_mode(index)
+    if mode not in MODES:
+        raise ConfigError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+    if fusion not in FUSIONS:
+        raise ConfigError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
+    if not 0.0 <= text_weight <= 1.0:
+        raise ConfigError(f"the text weight must lie between 0 and 1, got {text_weight}")
+    wanted = offset + k
+    if mode == "visual":
+        return index.search_text(text, k, offset, accept)
+    with index.meta.snapshot():  # text and visual lists of the same committed state
+        text_hits = search_spans(index, text, max(wanted, _CANDIDATES), accept)
+        if mode == "text":
+            return text_hits[offset:wanted]
+        visual = index.search_text(text, max(wanted, _CANDIDATES), 0, accept)
+    visual_hits = [replace(h, evidence=(Evidence("visual", h.start, h.end, h.score),)) for h in visual]
+    fused = fuse_rrf(visual_hits, text_hits) if fusion == "rrf" else fuse_weighted(visual_hits, text_hits, text_weight)
+    return fused[offset:wanted]
+
+
+def search_spans(index: VideoIndex, text: str, k: int, accept: Accept | None = None) -> list[Hit]:
+    """Videos ranked by their best matching text span (score: -BM25, higher is better), with their spans as
+    evidence; the hit's moment is the best span."""
+    query = fts_query(text)
+    if query is None:
+        return []
+    limit = max(k * 20, 200)  # spans, several per video
+    while True:
+        with index.meta.snapshot():
+            matches = index.meta.search_spans(query, limit)
+            records = index.meta.videos_by_id(m[1] for m in matches)
+        per_video: dict[int, list[Evidence]] = {}
+        for _sid, video_id, source, language, start, end, bm25, marked in matches:
+            if video_id not in records:
+                continue
+            found = per_video.setdefault(video_id, [])
+            if len(found) < EVIDENCE_PER_HIT:
+                snippet, highlights = _unmark(marked)
+                found.append(Evidence(source, start, end, -bm25, snippet, highlights, language))
+        hits = []
+        for video_id, evidence in per_video.items():
+            best = evidence[0]
+            sources = tuple(dict.fromkeys(e.source for e in evidence))
+            hit = Hit(records[video_id].path, best.score, video_id, best.start, best.end, sources, tuple(evidence))
+            if accept is None or accept(hit):
+                hits.append(hit)
+        if len(hits) >= k or len(matches) < limit:
+            return hits[:k]
+        limit *= 4
+
+
+def fuse_rrf(visual: list[Hit], text: list[Hit], k: int = RRF_K) -> list[Hit]:
+    """Reciprocal rank fusion: score = sum over the lists a video is in of 1 / (k + rank), rank from 1."""
+    scores: dict[int, float] = {}
+    for hits in (visual, text):
+        for rank, hit in enumerate(hits, 1):
+            scores[hit.video_id] = scores.get(hit.video_id, 0.0) + 1.0 / (k + rank)
+    return _combine(visual, text, scores)
+
+
+def fuse_weighted(visual: list[Hit], text: list[Hit], text_weight: float) -> list[Hit]:
+    """text_weight * (min-max normalised text score) + (1 - text_weight) * (normalised visual score); a video
+    missing from a list scores 0 there."""
+    scores: dict[int, float] = {}
+    for hits, weight in ((visual, 1.0 - text_weight), (text, text_weight)):
+        for hit, norm in zip(hits, _normalised([h.score for h in hits]), strict=True):
+            scores[hit.video_id] = scores.get(hit.video_id, 0.0) + weight * norm
+    return _combine(visual, text, scores)
+
+
+def _combine(visual: list[Hit], text: list[Hit], scores: dict[int, float]) -> list[Hit]:
+    by_visual = {h.video_id: h for h in visual}
+    by_text = {h.video_id: h for h in text}
+    fused = []
+    for video_id, score in scores.items():
+        t, v = by_text.get(video_id), by_visual.get(video_id)
+        moment = t or v
+        assert moment is not None
+        sources = tuple(dict.fromkeys((*(v.sources if v else ()), *(t.sources if t else ()))))
+        evidence = (*(t.evidence if t else ()), *(v.evidence if v else ()))
+        fused.append(Hit(moment.path, score, video_id, moment.start, moment.end, sources, evidence))
+    fused.sort(key=lambda h: (-h.score, h.path))
+    return fused
+
+
+def _normalised(scores: list[float]) -> list[float]:
+    if not scores:
+        return []
+    low, high = min(scores), max(scores)
+    if high - low < 1e-12:
+        return [1.0] * len(scores)
+    return [(s - low) / (high - low) for s in scores]
+
+
+def _unmark(marked: str) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """Text with highlight markers -> (plain text, [start, end) ranges of the highlighted words)."""
+    plain: list[str] = []
+    ranges = []
+    length = 0
+    opened = None
+    for part in re.split(f"([{HIGHLIGHT_OPEN}{HIGHLIGHT_CLOSE}])", marked):
+        if part == HIGHLIGHT_OPEN:
+            opened = length
+        elif part == HIGHLIGHT_CLOSE:
+            if opened is not None:
+                ranges.append((opened, length))
+            opened = None
+        else:
+            plain.append(part)
+            length += len(part)
+    return "".join(plain), tuple(ranges)

@@ -1,0 +1,170 @@
+"""Text tracks: timestamped spans of what a video says, read from the subtitle files that sit beside it.
+
+A sidecar belongs to `movie.mp4` when it is `movie.srt` / `movie.vtt`, or carries a language tag between stem and
+extension (`movie.en.srt`, `movie.pt-BR.vtt`). Parsing uses the maintained `srt` and `webvtt-py` libraries; a file
+that is not UTF-8 or does not parse becomes one clear reason for that file, never an error for the whole run.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import srt
+import webvtt
+from webvtt.errors import MalformedCaptionError, MalformedFileError
+
+TEXT_SOURCES = ("subtitles",)  # sources this vitr can index; OCR and speech are planned, not here yet
+SUBTITLE_EXTENSIONS = (".srt", ".vtt")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
+_TAG = re.compile(r"<[^>]{0,200}>|\{\\[^}]{0,200}\}")  # <i>, <c.yellow>, <00:01.000>, {\an8}
+
+
+@dataclass(frozen=True)
+class TextSpan:
+    """One timestamped piece of text of a video (a subtitle cue)."""
+
+    start: float
+    end: float
+    text: str
+    source: str = "subtitles"
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class SidecarState:
+    """What was read for one sidecar file: its size and mtime (a change re-indexes the video's text), and why it
+    could not be used (None when it was)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    reason: str | None = None
+
+
+@dataclass
+class TextTrack:
+    """Everything read for one video: its spans and the state of every sidecar file looked at."""
+
+    spans: list[TextSpan] = field(default_factory=list)
+    files: list[SidecarState] = field(default_factory=list)
+
+    @property
+    def failures(self) -> dict[str, str]:
+        return {f.path: f.reason for f in self.files if f.reason is not None}
+
+
+def parse_sources(text: str) -> tuple[str, ...]:
+    """`--text subtitles` (comma separated; `none` for no text) -> the sources, or a clear ValueError."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if names == ["none"]:
+        return ()
+    unknown = [n for n in names if n not in TEXT_SOURCES]
+    if unknown or not names:
+        given = ", ".join(repr(n) for n in unknown) or repr(text)
+        choices = ", ".join(TEXT_SOURCES)
+        raise ValueError(f"unknown text source {given}; choose from {choices} (comma separated) or none")
+    return tuple(dict.fromkeys(names))
+
+
+def find_sidecars(video: str | Path, root: str | Path | None = None) -> dict[str, os.stat_result]:
+    """The subtitle files of `video` (path -> stat), sorted by name. With `root`, links leading out of it are
+    skipped, as for videos: a server of the index never reads a file outside the folder."""
+    video = Path(video)
+    stem = video.stem
+    found = {}
+    try:
+        names = sorted(os.listdir(video.parent))
+    except OSError:
+        return {}
+    for name in names:
+        candidate = Path(name)
+        if candidate.suffix.lower() not in SUBTITLE_EXTENSIONS or not name.startswith(stem + "."):
+            continue
+        middle = name[len(stem) + 1 : -len(candidate.suffix)]
+        if middle and not _LANGUAGE.match(middle):
+            continue
+        path = video.parent / name
+        if root is not None and not path.resolve().is_relative_to(Path(root).resolve()):
+            continue
+        if path.is_file():
+            found[str(path)] = path.stat()
+    return found
+
+
+def language_of(video: str | Path, sidecar: str | Path) -> str | None:
+    """`movie.en.srt` -> "en"; `movie.srt` -> None."""
+    name, stem = Path(sidecar).name, Path(video).stem
+    middle = name[len(stem) + 1 : -len(Path(sidecar).suffix)]
+    return middle or None
+
+
+def read_track(video: str | Path, sidecars: dict[str, os.stat_result]) -> TextTrack:
+    """Parse every sidecar of `video`; a broken one is recorded with its reason, the others still count."""
+    track = TextTrack()
+    for path, st in sorted(sidecars.items()):
+        try:
+            spans = parse_subtitles(path, language_of(video, path))
+        except SubtitleError as exc:
+            track.files.append(SidecarState(path, st.st_size, st.st_mtime_ns, str(exc)))
+            continue
+        track.files.append(SidecarState(path, st.st_size, st.st_mtime_ns))
+        track.spans.extend(spans)
+    return track
+
+
+class SubtitleError(ValueError):
+    """A subtitle file that cannot be used; the message is the one-line reason."""
+
+
+def parse_subtitles(path: str | Path, language: str | None = None) -> list[TextSpan]:
+    """The cues of an .srt or .vtt file as spans (tags stripped, lines joined); empty cues are dropped."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SubtitleError(f"cannot read the subtitle file: {exc.strerror or exc}") from exc
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SubtitleError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); save the subtitles as UTF-8"
+        ) from exc
+    if path.suffix.lower() == ".srt":
+        cues = _srt_cues(content)
+    else:
+        cues = _vtt_cues(content)
+    spans = []
+    for start, end, text in cues:
+        clean = " ".join(_TAG.sub("", text).split())
+        if clean and end >= start:
+            spans.append(TextSpan(round(start, 3), round(end, 3), clean, "subtitles", language))
+    if not spans and content.strip():
+        raise SubtitleError("no subtitle cues found; is it an SRT/WebVTT file?")
+    return spans
+
+
+def _srt_cues(content: str) -> list[tuple[float, float, str]]:
+    try:
+        return [(_seconds(c.start), _seconds(c.end), c.content) for c in srt.parse(content)]
+    except (srt.SRTParseError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SubtitleError(f"malformed SRT: {first}") from exc
+
+
+def _vtt_cues(content: str) -> list[tuple[float, float, str]]:
+    try:
+        captions = webvtt.from_buffer(io.StringIO(content)).captions
+        return [(c.start_in_seconds + c.start_time.milliseconds / 1000, c.end_in_seconds
+                 + c.end_time.milliseconds / 1000, c.text) for c in captions]
+    except (MalformedFileError, MalformedCaptionError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SubtitleError(f"malformed WebVTT: {first}") from exc
+
+
+def _seconds(delta: timedelta) -> float:
+    return delta.total_seconds()
