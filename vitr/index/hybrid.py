@@ -43,8 +43,11 @@ def search(
     text_weight: float = 0.5,
     offset: int = 0,
     accept: Accept | None = None,
+    min_score: float | None = None,
 ) -> list[Hit]:
-    """Hits `offset .. offset + k` for a text query in `mode` (None: `default_mode`)."""
+    """Hits `offset .. offset + k` for a text query in `mode` (None: `default_mode`). `accept` filters the videos
+    each ranking offers; `min_score` keeps the hits whose returned score (visual similarity, BM25 or fused score,
+    as the mode gives) is at least this, applied before paging so pages stay consistent."""
     mode = mode or default_mode(index)
     if mode not in MODES:
         raise ConfigError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -53,6 +56,8 @@ def search(
     if not 0.0 <= text_weight <= 1.0:
         raise ConfigError(f"the text weight must lie between 0 and 1, got {text_weight}")
     wanted = offset + k
+    if mode != "hybrid" and min_score is not None:  # a ranking's own score is the returned one: filter as it goes
+        accept = _with_min_score(accept, min_score)
     if mode == "visual":
         return index.search_text(text, k, offset, accept)
     with index.meta.snapshot():  # text and visual lists of the same committed state
@@ -62,7 +67,15 @@ def search(
         visual = index.search_text(text, max(wanted, _CANDIDATES), 0, accept)
     visual_hits = [replace(h, evidence=(Evidence("visual", h.start, h.end, h.score),)) for h in visual]
     fused = fuse_rrf(visual_hits, text_hits) if fusion == "rrf" else fuse_weighted(visual_hits, text_hits, text_weight)
+    if min_score is not None:
+        fused = [h for h in fused if h.score >= min_score]
     return fused[offset:wanted]
+
+
+def _with_min_score(accept: Accept | None, min_score: float) -> Accept:
+    if accept is None:
+        return lambda hit: hit.score >= min_score
+    return lambda hit: hit.score >= min_score and accept(hit)
 
 
 def search_spans(index: VideoIndex, text: str, k: int, accept: Accept | None = None) -> list[Hit]:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any, BinaryIO, Literal
 
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
@@ -27,9 +27,11 @@ from starlette.background import BackgroundTask
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from vitr.errors import ConfigError, VideoDecodeError
+from vitr.index import hybrid
 from vitr.index.calibration import WEAK_QUANTILE, WeakMatches, is_weak
+from vitr.index.video_index import Evidence as HitEvidence
 from vitr.index.video_index import Hit, VideoIndex
-from vitr.serve.schemas import ErrorResponse, HealthResponse, SearchHit, SearchResponse, StatsResponse
+from vitr.serve.schemas import ErrorResponse, Evidence, HealthResponse, SearchHit, SearchResponse, StatsResponse
 from vitr.serve.thumbnails import MAX_THUMBNAILS, ThumbnailCache, thumbnail_time
 from vitr.serve.uploads import SNIFF_BYTES, UploadRefused, check_container, public_reason, stored_upload
 from vitr.video.clip import cut_clip
@@ -116,7 +118,9 @@ def create_app(
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(ErrorResponse(detail=describe_validation(exc.errors())).model_dump(), status_code=422)
 
-    def to_response(query: str, hits: list[Hit], k: int, offset: int, weak_below: float | None) -> SearchResponse:
+    def to_response(
+        query: str, hits: list[Hit], k: int, offset: int, weak_below: float | None, mode: str = "visual"
+    ) -> SearchResponse:
         results = []
         for hit in hits[:k]:
             record = index.meta.video(hit.video_id)
@@ -133,11 +137,20 @@ def create_app(
                     file_url=f"/api/videos/{hit.video_id}/file",
                     thumbnail_url=f"/api/videos/{hit.video_id}/thumbnail?t={at:g}",
                     weak=is_weak(hit, weak_below),
+                    sources=list(hit.sources),
+                    evidence=evidence_of(hit),
                 )
             )
         best = None if weak_below is None or not results else results[0].weak if offset == 0 else None
         return SearchResponse(
-            query=query, k=k, offset=offset, has_more=len(hits) > k, results=results, weak=best, weak_below=weak_below
+            query=query,
+            mode=mode,
+            k=k,
+            offset=offset,
+            has_more=len(hits) > k,
+            results=results,
+            weak=best,
+            weak_below=weak_below,
         )
 
     def filters(path_prefix: str | None, min_score: float | None):  # noqa: ANN202
@@ -152,6 +165,9 @@ def create_app(
     offset_param = Query(0, ge=0, le=settings.max_offset, description="results to skip (pagination)")
     prefix_param = Query(None, max_length=1000, description="only videos whose name starts with this")
     score_param = Query(None, ge=-1.0, le=1.0, description="only results scoring at least this")
+    text_score_param = Query(
+        None, ge=-1.0, le=1.0, description="only results whose `score` (its scale depends on `mode`) is at least this"
+    )
 
     @app.get("/api/search", response_model=SearchResponse, responses=_ERRORS, summary="search videos by text")
     def search_text(
@@ -165,13 +181,28 @@ def create_app(
         k: int = k_param,
         offset: int = offset_param,
         path_prefix: str | None = prefix_param,
-        min_score: float | None = score_param,
+        min_score: float | None = text_score_param,
+        mode: Literal["visual", "text", "hybrid"] | None = Query(
+            None,
+            description="visual (what videos show), text (what their subtitles say) or hybrid (both, fused); "
+            "default: hybrid when the index holds text spans, else visual",
+        ),
+        fusion: Literal["rrf", "weighted"] = Query(
+            "rrf",
+            description="how hybrid mode fuses the rankings: rrf (reciprocal rank fusion, k=60) or weighted "
+            "(text_weight * text + (1 - text_weight) * visual over min-max normalised scores)",
+        ),
+        text_weight: float = Query(0.5, ge=0.0, le=1.0, description="weight of the text score in fusion=weighted"),
     ) -> SearchResponse:
         text = q.strip()
         if not text:
             raise HTTPException(422, "the query is empty; type what to look for")
-        hits = index.search_text(text, k + 1, offset, filters(path_prefix, min_score))
-        return to_response(text, hits, k, offset, weak.threshold())
+        mode = mode or hybrid.default_mode(index)
+        hits = hybrid.search(
+            index, text, k + 1, mode, fusion, text_weight, offset, filters(path_prefix, None), min_score
+        )
+        # the weak-match threshold is calibrated on visual scores: it says nothing about text or fused ones
+        return to_response(text, hits, k, offset, weak.threshold() if mode == "visual" else None, mode)
 
     @app.get(
         "/api/search/similar",
@@ -349,6 +380,23 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def evidence_of(hit: Hit) -> list[Evidence]:
+    """The hit's evidence for the API; a visual hit without any is its own moment, as a visual segment."""
+    found = hit.evidence or (HitEvidence("visual", hit.start, hit.end, hit.score),)
+    return [
+        Evidence(
+            source=e.source,
+            start=e.start,
+            end=e.end,
+            score=e.score,
+            snippet=e.snippet,
+            highlights=list(e.highlights),
+            language=e.language,
+        )
+        for e in found
+    ]
 
 
 def describe_validation(errors: Sequence[dict]) -> str:
