@@ -283,3 +283,53 @@ def test_each_result_downloads_its_moment(live_server: tuple[str, Served], brows
     assert clip.name.startswith(Path(name).stem + "_")
     with av.open(str(clip)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 8  # one second at 8 fps: the moment, and it plays
+
+
+def test_each_hit_shows_what_was_said_and_plays_from_it(tmp_path: Path, browser) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from tests.index.test_text_tracks import srt
+    from tests.index.videos import TINY_MODEL
+    from tests.serve.test_text_search import subtitled_folder
+    from vitr.index.indexer import update_index
+    from vitr.index.video_index import VideoIndex
+
+    root = subtitled_folder(tmp_path / "videos")
+    (root / "red.srt").write_text(srt((0.5, 1.5, "fish & chips <lighthouse beam")))  # markup, as innerHTML
+    index = VideoIndex.create(tmp_path / "index", TINY_MODEL)
+    update_index(index, root, window=1.0, stride=0.5, progress=False, workers=0)
+    try:
+        with running(create_app(index, [root])) as url:
+            browser.get(url + "/")
+            wait = WebDriverWait(browser, 20)
+            _search(browser, "lighthouse keeper")
+            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .hit")) == 3)
+            first = browser.find_elements(By.CSS_SELECTOR, "#results .hit")[0]
+            assert first.find_element(By.CSS_SELECTOR, ".name").text == "green.mp4"
+            assert "subtitles" in first.find_element(By.CSS_SELECTOR, ".sources").text
+            (said,) = first.find_elements(By.CSS_SELECTOR, ".evidence")
+            assert said.find_element(By.CSS_SELECTOR, ".snippet").text == "the lighthouse keeper sings"
+            assert [m.text for m in said.find_elements(By.CSS_SELECTOR, "mark")] == ["lighthouse", "keeper"]
+            assert "(en)" in said.find_element(By.CSS_SELECTOR, ".when").text
+
+            # subtitle text is shown as text, never parsed as markup
+            red = next(h for h in browser.find_elements(By.CSS_SELECTOR, "#results .hit")
+                       if h.find_element(By.CSS_SELECTOR, ".name").text == "red.mp4")
+            snippet = red.find_element(By.CSS_SELECTOR, ".evidence .snippet")
+            assert snippet.text == "fish & chips <lighthouse beam"
+            assert snippet.find_elements(By.CSS_SELECTOR, "lighthouse") == []
+            assert [m.text for m in snippet.find_elements(By.CSS_SELECTOR, "mark")] == ["lighthouse"]
+
+            said.click()  # plays from the cue's start
+            player = browser.find_element(By.ID, "player")
+            assert player.is_displayed()
+            assert player.get_attribute("src").endswith("/file#t=1.2,1.9")
+            wait.until(lambda d: d.execute_script("return arguments[0].readyState >= 1", player))
+            assert 1.15 <= browser.execute_script("return arguments[0].currentTime", player) <= 2.0
+
+            Select(browser.find_element(By.ID, "mode")).select_by_value("text")
+            _search(browser, "lighthouse keeper")
+            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .hit")) == 2)  # only what says it
+    finally:
+        index.close()

@@ -4,6 +4,7 @@
 const PAGE_SIZE = 24;
 const form = document.getElementById("search-form");
 const queryInput = document.getElementById("query");
+const modeSelect = document.getElementById("mode");
 const statusLine = document.getElementById("status");
 const weakNote = document.getElementById("weak-note");
 const grid = document.getElementById("results");
@@ -11,7 +12,7 @@ const pager = document.getElementById("pager");
 const player = document.getElementById("player");
 const playerPanel = document.getElementById("player-panel");
 const playerCaption = document.getElementById("player-caption");
-let current = { q: "", offset: 0 };
+let current = { q: "", mode: "", offset: 0 };
 
 function formatTime(seconds) {
   const s = Math.max(0, Math.floor(seconds));
@@ -23,13 +24,14 @@ function momentLabel(hit) {
   return `${formatTime(hit.start)}–${formatTime(hit.end ?? hit.start)}`;
 }
 
-async function search(q, offset) {
+async function search(q, mode, offset) {
   if (!q) return;  // nothing was searched yet: there is no page to turn
-  current = { q, offset };
+  current = { q, mode, offset };
   clearPlayer();
   statusLine.textContent = "Searching…";
   statusLine.classList.remove("error");
   const params = new URLSearchParams({ q, k: PAGE_SIZE, offset });
+  if (mode) params.set("mode", mode);  // none: the server's default (hybrid where the index holds text)
   let response;
   let body;
   try {
@@ -103,10 +105,41 @@ function card(hit) {
   const meta = document.createElement("span");
   meta.className = "meta";
   meta.textContent = `${momentLabel(hit)} · score ${hit.score.toFixed(3)}${hit.weak === true ? " · weak match" : ""}`;
-  button.append(img, name, meta);
-  button.addEventListener("click", () => play(hit));
-  item.append(button, downloadLink(hit));
+  const sources = document.createElement("span");
+  sources.className = "sources";
+  sources.textContent = `matched: ${hit.sources.join(", ")}`;
+  button.append(img, name, meta, sources);
+  button.addEventListener("click", () => play(hit, hit.start, hit.end));
+  item.append(button, ...hit.evidence.filter((e) => e.snippet !== null).map((e) => evidenceLine(hit, e)),
+    downloadLink(hit));
   return item;
+}
+
+function evidenceLine(hit, evidence) {
+  // What the video says there, matched words in <mark>; built from text nodes, so index text is never markup.
+  const line = document.createElement("button");
+  line.type = "button";
+  line.className = "evidence";
+  line.dataset.start = evidence.start ?? 0;
+  line.title = `play from ${formatTime(evidence.start ?? 0)}`;
+  const when = document.createElement("span");
+  when.className = "when";
+  when.textContent = `${formatTime(evidence.start ?? 0)} ${evidence.source}${evidence.language ? ` (${evidence.language})` : ""}`;
+  const snippet = document.createElement("span");
+  snippet.className = "snippet";
+  let at = 0;
+  for (const [from, to] of evidence.highlights) {
+    if (from < at || to <= from) continue;
+    snippet.append(document.createTextNode(evidence.snippet.slice(at, from)));
+    const mark = document.createElement("mark");
+    mark.textContent = evidence.snippet.slice(from, to);
+    snippet.append(mark);
+    at = to;
+  }
+  snippet.append(document.createTextNode(evidence.snippet.slice(at)));
+  line.append(when, snippet);
+  line.addEventListener("click", () => play(hit, evidence.start, evidence.end));
+  return line;
 }
 
 function downloadLink(hit) {
@@ -127,11 +160,12 @@ function downloadLink(hit) {
   return link;
 }
 
-function play(hit) {
-  const start = hit.start ?? 0;
-  const fragment = hit.start === null ? "" : `#t=${start},${hit.end ?? ""}`;
+function play(hit, from, to) {
+  // from/to: the moment to play (the hit's, or one piece of its evidence); null: the whole video from its start
+  const start = from ?? 0;
+  const fragment = from === null ? "" : `#t=${start},${to ?? ""}`;
   playerPanel.hidden = false;
-  playerCaption.textContent = `${hit.name} — ${momentLabel(hit)}`;
+  playerCaption.textContent = `${hit.name} — ${momentLabel({ start: from, end: to })}`;
   player.dataset.videoId = hit.video_id;
   player.dataset.start = start;
   player.src = hit.file_url + fragment;
@@ -150,7 +184,9 @@ form.addEventListener("submit", (event) => {
     statusLine.textContent = "Type what to look for.";
     return;
   }
-  search(q, 0);
+  search(q, modeSelect.value, 0);
 });
-document.getElementById("prev").addEventListener("click", () => search(current.q, Math.max(0, current.offset - PAGE_SIZE)));
-document.getElementById("next").addEventListener("click", () => search(current.q, current.offset + PAGE_SIZE));
+document.getElementById("prev").addEventListener(
+  "click", () => search(current.q, current.mode, Math.max(0, current.offset - PAGE_SIZE)));
+document.getElementById("next").addEventListener(
+  "click", () => search(current.q, current.mode, current.offset + PAGE_SIZE));
