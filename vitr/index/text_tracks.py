@@ -1,8 +1,11 @@
-"""Text tracks: timestamped spans of what a video says, read from the subtitle files that sit beside it.
+"""Text tracks: timestamped spans of what a video says, read from the subtitle files that sit beside it and from
+the text subtitle streams inside its container.
 
 A sidecar belongs to `movie.mp4` when it is `movie.srt` / `movie.vtt`, or carries a language tag between stem and
 extension (`movie.en.srt`, `movie.pt-BR.vtt`). Parsing uses the maintained `srt` and `webvtt-py` libraries; a file
 that is not UTF-8 or does not parse becomes one clear reason for that file, never an error for the whole run.
+Streams inside the container (SubRip, ASS/SSA, mov_text, WebVTT) are read with PyAV, whose decoders turn each
+into the same dialogue text; bitmap subtitles (DVD, PGS) carry no text and are left to OCR.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import av
 import srt
 import webvtt
 from webvtt.errors import MalformedCaptionError, MalformedFileError
@@ -52,10 +56,14 @@ class TextTrack:
 
     spans: list[TextSpan] = field(default_factory=list)
     files: list[SidecarState] = field(default_factory=list)
+    # video path -> why its container's subtitle streams could not be read; not stored, so it is said in the run
+    # that read them and tried again when the video changes
+    stream_failures: dict[str, str] = field(default_factory=dict)
 
     @property
     def failures(self) -> dict[str, str]:
-        return {f.path: f.reason for f in self.files if f.reason is not None}
+        """path -> reason, for each sidecar (or video's streams) that could not be used."""
+        return {f.path: f.reason for f in self.files if f.reason is not None} | self.stream_failures
 
 
 def parse_sources(text: str) -> tuple[str, ...]:
@@ -103,9 +111,15 @@ def language_of(video: str | Path, sidecar: str | Path) -> str | None:
     return middle or None
 
 
-def read_track(video: str | Path, sidecars: dict[str, os.stat_result]) -> TextTrack:
-    """Parse every sidecar of `video`; a broken one is recorded with its reason, the others still count."""
+def read_track(video: str | Path, sidecars: dict[str, os.stat_result], embedded: bool = False) -> TextTrack:
+    """Parse every sidecar of `video` (and, with `embedded`, its subtitle streams); a broken one is recorded with
+    its reason, the others still count."""
     track = TextTrack()
+    if embedded:
+        try:
+            track.spans.extend(read_embedded(video))
+        except SubtitleError as exc:
+            track.stream_failures[str(video)] = str(exc)
     for path, st in sorted(sidecars.items()):
         try:
             spans = parse_subtitles(path, language_of(video, path))
@@ -145,6 +159,39 @@ def parse_subtitles(path: str | Path, language: str | None = None) -> list[TextS
             spans.append(TextSpan(round(start, 3), round(end, 3), clean, "subtitles", language))
     if not spans and content.strip():
         raise SubtitleError("no subtitle cues found; is it an SRT/WebVTT file?")
+    return spans
+
+
+_UNDETERMINED = {"und", "unk", "mis", "zxx", ""}  # ISO 639-2 codes that name no language
+
+
+def read_embedded(video: str | Path) -> list[TextSpan]:
+    """The cues of every text subtitle stream in `video`'s container, timed by their packets (pts, duration),
+    with the stream's language tag; a container without such streams gives no spans."""
+    try:
+        with av.open(str(video)) as container:
+            streams = list(container.streams.subtitles)
+            if not streams:
+                return []
+            spans = []
+            for packet in container.demux(*streams):
+                if not packet.size or packet.pts is None or packet.time_base is None:
+                    continue
+                start = float(packet.pts * packet.time_base)
+                end = start + float((packet.duration or 0) * packet.time_base)
+                language = (packet.stream.language or "").strip()
+                for cue in packet.decode():
+                    text = getattr(cue, "dialogue", None)  # bitmap cues have none
+                    if not text:
+                        continue
+                    clean = " ".join(_TAG.sub("", text.decode("utf-8", "replace")).split())
+                    if clean:
+                        tag = None if language.lower() in _UNDETERMINED else language
+                        spans.append(TextSpan(round(start, 3), round(end, 3), clean, "subtitles", tag))
+    except (av.FFmpegError, UnicodeError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SubtitleError(f"the subtitle streams inside the video could not be read: {first}") from exc
+    spans.sort(key=lambda span: (span.start, span.end))
     return spans
 
 
