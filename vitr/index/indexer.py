@@ -100,6 +100,8 @@ def make_windowing(segments: str | None, window: float | None, stride: float | N
     """The Windowing asked for by `--segments/--window/--stride` (stride defaults to half the window)."""
     if stride is not None and window is None:
         raise ConfigError("--stride needs --window")
+    if segments in (None, "windows", "shots+windows") and window is None:
+        raise ConfigError(f"--segments {segments or 'windows'} needs --window SECONDS")
     if window is not None and stride is None:
         stride = window / 2
     return Windowing(window, stride, segments or "windows")
