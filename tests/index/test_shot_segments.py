@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.index.videos import COLOURS, TINY_MODEL, write_shape_video
+from tests.index.videos import COLOURS, TINY_MODEL, write_odd_corpus, write_shape_video
 from vitr.cli import choices
 from vitr.errors import ConfigError, IndexStoreError
 from vitr.index.indexer import update_index
@@ -21,6 +21,7 @@ def test_segment_spans_follow_the_shots() -> None:
     cuts = [2.0, 7.0]
     assert Windowing(segments="shots").spans(8.0, cuts) == [(0.0, 2.0), (2.0, 7.0), (7.0, 8.0)]
     assert Windowing(segments="shots").spans(8.0, []) == [(0.0, 8.0)]
+    assert Windowing(segments="shots").spans(0.0, []) == [(0.0, 0.0)]  # one frame: still one segment
     assert Windowing(2.0, 1.5, "shots+windows").spans(8.0, cuts) == [
         (0.0, 2.0),
         (2.0, 4.0),
@@ -103,6 +104,19 @@ def test_shots_plus_windows_cut_long_shots_and_the_setting_is_kept(tmp_path: Pat
     with pytest.raises(ConfigError, match="no window"):
         update_index(reopened, root, segments="shots", window=3.0, progress=False, workers=0)
     reopened.close()
+
+
+@pytest.mark.slow
+def test_odd_files_index_by_shots_and_broken_ones_are_reported(tmp_path: Path) -> None:
+    sound, broken = write_odd_corpus(tmp_path / "videos")
+    (tmp_path / "videos" / "ten minutes.mp4").unlink()  # a new colour every second: 550 shots, slow for a test
+    sound = [p for p in sound if p.name != "ten minutes.mp4"]
+    index = VideoIndex.create(tmp_path / "index", TINY_MODEL)
+    report = update_index(index, tmp_path / "videos", segments="shots", progress=False, workers=0)
+    assert sorted(report.failed) == sorted(str(p.resolve()) for p in broken)
+    assert sorted(index.meta.videos()) == sorted(str(p.resolve()) for p in sound)
+    assert index.stats()["segments"] == len(sound) + 1  # vfr.mp4 changes colour at 1 s: a second shot
+    index.close()
 
 
 def _segment_spans(index: VideoIndex) -> list[tuple[float, float]]:

@@ -1,6 +1,6 @@
 """`VideoIndex`: a folder of videos made searchable by text or by video, with no server.
 
-`index_dir/` holds `index.json` (the index's id, model, store and window settings), `metadata.sqlite` (videos, segment
+`index_dir/` holds `index.json` (the index's id, model, store and segment settings), `metadata.sqlite` (videos, segment
 vectors, failures: the source of truth), `vectors-<generation>.faiss` (a derived, rebuildable search
 structure; or a Milvus collection kept in step with the metadata) and `cache/` (frame embeddings, so
 re-indexing with another head never re-decodes).
@@ -129,6 +129,7 @@ class Windowing:
             return self._windows(0.0, duration)
         bounds = [0.0, *[c for c in cuts or [] if 0 < c < duration], duration]
         shots = [(round(a, 3), round(b, 3)) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+        shots = shots or [(0.0, round(duration, 3))]  # a video of one frame still has one segment
         if self.segments == "shots":
             return shots
         return [span for start, end in shots for span in self._windows(start, end)]
