@@ -15,6 +15,7 @@ SELECTION_SCORES = ("loss", "teacher", "mix")  # vitr.losses.selection.Score
 ANCHORS = ("feature", "relation", "symmetric", "still")  # vitr.train.ps_scl.ANCHORS
 HEADS = ("clip2video", "meanP", "seqTransf", "tab", "tdb")  # vitr.heads.available_heads()
 STORE_KINDS = ("flat", "hnsw", "ivf", "milvus")  # vitr.index.store.STORE_KINDS
+SEGMENT_KINDS = ("windows", "shots", "shots+windows")  # vitr.index.video_index.SEGMENT_KINDS
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # vitr.model.fast.PRECISION_CHOICES
 SEARCH_MODES = ("visual", "text", "hybrid")  # vitr.index.hybrid.MODES
 FUSIONS = ("rrf", "weighted")  # vitr.index.hybrid.FUSIONS

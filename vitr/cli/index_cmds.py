@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vitr.cli.choices import FUSIONS, SEARCH_MODES, STORE_KINDS, WEAK_QUANTILE
+from vitr.cli.choices import FUSIONS, SEARCH_MODES, SEGMENT_KINDS, STORE_KINDS, WEAK_QUANTILE
 from vitr.cli.model_args import add_model_args, check_model_args, device_from_args, model_spec_from_args
 from vitr.cli.validate import add_device_arg, int_range, require_dir, require_file, require_index
 from vitr.errors import ConfigError
@@ -30,6 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=float, default=None,
                    help="index overlapping windows of this many seconds, so results say where the match is")
     p.add_argument("--stride", type=float, default=None, help="seconds between window starts (default window/2)")
+    p.add_argument("--segments", choices=SEGMENT_KINDS, default=None,
+                   help="how videos are cut for moment search: windows (of --window seconds), shots (one segment "
+                        "per detected shot) or shots+windows (shots longer than --window cut into windows); "
+                        "default windows where --window is given; an existing index keeps its setting")
     p.add_argument("--shard", default=None,
                    help="RANK/WORLD: index only this rank's share into INDEX/shard-RANK-of-WORLD (under torchrun "
                         "the RANK and WORLD_SIZE variables are used); merge with `vitr index-merge`")
@@ -84,16 +88,16 @@ def run_index(args: argparse.Namespace) -> int:
         text_sources = None if args.text is None else parse_sources(args.text)
     except ValueError as exc:
         raise ConfigError(f"--text: {exc}") from exc
-    from vitr.index.indexer import update_index
+    from vitr.index.indexer import make_windowing, update_index
     from vitr.index.shards import parse_shard, shard_dir, shard_from_env
-    from vitr.index.video_index import VideoIndex, Windowing, read_index_config
+    from vitr.index.video_index import VideoIndex, read_index_config
     from vitr.model.fast import plan_inference
 
     shard = parse_shard(args.shard) if args.shard else shard_from_env()
     index_dir = shard_dir(args.index, shard) if shard else args.index
     windowing = None
-    if args.window is not None:
-        windowing = Windowing(args.window, args.stride if args.stride is not None else args.window / 2)
+    if args.window is not None or args.segments is not None or args.stride is not None:
+        windowing = make_windowing(args.segments, args.window, args.stride)
     existing = read_index_config(index_dir)
     if args.precision == "auto" and existing is not None:
         # an existing index keeps the precision it was built with (its vectors cannot be mixed with others)

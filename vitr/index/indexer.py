@@ -2,8 +2,8 @@
 
 A video is unchanged when its size and mtime match what was indexed; a file that failed before is retried
 only once it changes. Work is committed every `commit_every` videos, so a killed run resumes where it stopped.
-Long videos can be indexed as overlapping windows (moment search): one segment per window, each with its
-start and end, so a search reports where in the video the match is.
+Long videos can be indexed as overlapping windows, as shots, or as shots cut into windows (moment search): one
+segment per window or shot, each with its start and end, so a search reports where in the video the match is.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from tqdm.auto import tqdm
 
 from vitr.data.cache import FeatureCache
 from vitr.data.types import VideoItem
-from vitr.errors import IndexStoreError, VideoDecodeError
+from vitr.errors import ConfigError, IndexStoreError, VideoDecodeError
 from vitr.index.metadata import IndexedVideo
 from vitr.index.text_tracks import find_sidecars, read_track
 from vitr.index.video_index import Hit, VideoIndex, Windowing
 from vitr.model.extract import extract_features, frame_spec_for, open_cache
 from vitr.video.decode import probe
+from vitr.video.shots import detect_shots
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".ogv"}
@@ -83,11 +84,27 @@ def shard_of(name: str, world: int) -> int:
 
 
 def _windows_of(path: str, windowing: Windowing | None) -> list[VideoItem]:
-    """The items to extract for one video: the whole file, or one per window (keyed separately in the cache)."""
+    """The items to extract for one video: the whole file, or one per window or shot (keyed separately in the
+    cache by start and end, so a shot and a window that start together are never confused)."""
     if windowing is None:
         return [VideoItem(path, path)]
     duration = probe(path).duration
-    return [VideoItem(f"{path}#{start:.3f}", path, start, end) for start, end in windowing.spans(duration)]
+    cuts = detect_shots(path) if windowing.uses_shots else None
+    spans = windowing.spans(duration, cuts)
+    if not windowing.uses_shots:
+        return [VideoItem(f"{path}#{start:.3f}", path, start, end) for start, end in spans]
+    return [VideoItem(f"{path}#{start:.3f}-{end:.3f}", path, start, end) for start, end in spans]
+
+
+def make_windowing(segments: str | None, window: float | None, stride: float | None) -> Windowing:
+    """The Windowing asked for by `--segments/--window/--stride` (stride defaults to half the window)."""
+    if stride is not None and window is None:
+        raise ConfigError("--stride needs --window")
+    if segments in (None, "windows", "shots+windows") and window is None:
+        raise ConfigError(f"--segments {segments or 'windows'} needs --window SECONDS")
+    if window is not None and stride is None:
+        stride = window / 2
+    return Windowing(window, stride, segments or "windows")
 
 
 def update_index(
@@ -100,21 +117,24 @@ def update_index(
     after_commit: Callable[[int], None] | None = None,
     window: float | None = None,
     stride: float | None = None,
+    segments: str | None = None,
     shard: tuple[int, int] | None = None,
     only: Collection[str | Path] | None = None,
     text_sources: Sequence[str] | None = None,
 ) -> IndexReport:
     """Bring `index` in line with the videos under `root` (other roots' videos are left alone).
 
-    window/stride (seconds) cut each video into overlapping windows; they are recorded in index.json and
-    later runs reuse them. stride defaults to half the window. `shard=(rank, world)` indexes one shard.
+    window/stride (seconds) cut each video into overlapping windows; `segments` ("windows", "shots" or
+    "shots+windows", see Windowing; "windows" where only a window is given) cuts it by shots instead or as well.
+    They are recorded in index.json and later runs reuse them. stride defaults to half the window.
+    `shard=(rank, world)` indexes one shard.
     `only` restricts the index to these files of `root` (the lab's test split): the root's other videos are
     treated as absent, so they are never indexed and dropped if they were.
     `text_sources` (None: those the index was made with, subtitles for a new one) are recorded in index.json; a
     video's text is re-read when it changes or when its sidecar files do, and a text source it lacks is dropped.
     """
-    if window is not None:
-        index.set_windowing(Windowing(window, stride if stride is not None else window / 2))
+    if window is not None or segments is not None:
+        index.set_windowing(make_windowing(segments, window, stride))
     windowing = index.windowing
     root = Path(root).resolve()
     index.meta.add_root(str(root))

@@ -1,6 +1,6 @@
 """`VideoIndex`: a folder of videos made searchable by text or by video, with no server.
 
-`index_dir/` holds `index.json` (the index's id, model, store and window settings), `metadata.sqlite` (videos, segment
+`index_dir/` holds `index.json` (the index's id, model, store and segment settings), `metadata.sqlite` (videos, segment
 vectors, failures: the source of truth), `vectors-<generation>.faiss` (a derived, rebuildable search
 structure; or a Milvus collection kept in step with the metadata) and `cache/` (frame embeddings, so
 re-indexing with another head never re-decodes).
@@ -90,28 +90,60 @@ class Hit:
         }
 
 
+SEGMENT_KINDS = ("windows", "shots", "shots+windows")
+
+
 @dataclass(frozen=True)
 class Windowing:
-    """Long videos are indexed as overlapping windows of `window` seconds, one every `stride` seconds."""
+    """How a video is cut into segments, each searched on its own so a hit says where in the video it matched.
 
-    window: float
-    stride: float
+    windows: overlapping windows of `window` seconds, one every `stride` seconds. shots: one segment per shot
+    (vitr.video.shots). shots+windows: one per shot, a shot longer than `window` cut into windows within it.
+    """
+
+    window: float | None = None
+    stride: float | None = None
+    segments: str = "windows"
 
     def __post_init__(self) -> None:
+        if self.segments not in SEGMENT_KINDS:
+            raise ConfigError(f"unknown segments {self.segments!r}; choose one of {', '.join(SEGMENT_KINDS)}")
+        if self.segments == "shots":
+            if self.window is not None or self.stride is not None:
+                raise ConfigError("segments 'shots' takes no window or stride; use 'shots+windows' to cut long shots")
+            return
+        if self.window is None or self.stride is None:
+            raise ConfigError(f"segments {self.segments!r} need a window and a stride (seconds)")
         if not (self.window > 0 and 0 < self.stride <= self.window):
             raise ConfigError(
                 f"need window > 0 and 0 < stride <= window, got window={self.window}, stride={self.stride}"
             )
 
-    def spans(self, duration: float) -> list[tuple[float, float]]:
-        """[(start, end)] seconds covering [0, duration]; the last window ends at the video's end."""
-        if duration <= self.window:
-            return [(0.0, duration)]
-        starts = np.arange(0.0, duration - self.window, self.stride).tolist()
+    @property
+    def uses_shots(self) -> bool:
+        return self.segments != "windows"
+
+    def spans(self, duration: float, cuts: list[float] | None = None) -> list[tuple[float, float]]:
+        """[(start, end)] seconds covering [0, duration]; `cuts`: the shot boundaries (where segments use shots)."""
+        if not self.uses_shots:
+            return self._windows(0.0, duration)
+        bounds = [0.0, *[c for c in cuts or [] if 0 < c < duration], duration]
+        shots = [(round(a, 3), round(b, 3)) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+        shots = shots or [(0.0, round(duration, 3))]  # a video of one frame still has one segment
+        if self.segments == "shots":
+            return shots
+        return [span for start, end in shots for span in self._windows(start, end)]
+
+    def _windows(self, start: float, end: float) -> list[tuple[float, float]]:
+        """Windows of [start, end]; the last one ends at `end`."""
+        assert self.window is not None and self.stride is not None
+        if end - start <= self.window:
+            return [(round(start, 3), round(end, 3))]
+        starts = np.arange(start, end - self.window, self.stride).tolist()
         spans = [(round(s, 3), round(s + self.window, 3)) for s in starts]
-        last = round(duration - self.window, 3)
+        last = round(end - self.window, 3)
         if spans[-1][0] < last:
-            spans.append((last, round(duration, 3)))
+            spans.append((last, round(end, 3)))
         return spans
 
 
@@ -209,7 +241,7 @@ class VideoIndex:
     @property
     def windowing(self) -> Windowing | None:
         w = self.config.get("windows")
-        return Windowing(w["window"], w["stride"]) if w else None
+        return Windowing(w.get("window"), w.get("stride"), w.get("segments", "windows")) if w else None
 
     def set_windowing(self, windowing: Windowing | None) -> None:
         """Record how videos are cut into windows; changing it on an index that holds videos is an error."""
@@ -220,7 +252,7 @@ class VideoIndex:
         if self.meta.count()[0]:
             raise IndexStoreError(
                 f"{self.dir} was indexed with windows {self.config.get('windows')}, not {_windowing_dict(windowing)};"
-                " use a new index directory or the same --window/--stride"
+                " use a new index directory or the same --segments/--window/--stride"
             )
         self.config["windows"] = _windowing_dict(windowing)
         _write_json(self.dir / "index.json", self.config)
@@ -491,7 +523,11 @@ def _check_weights(spec: ModelSpec, index_dir: Path) -> None:
 
 
 def _windowing_dict(windowing: Windowing | None) -> dict | None:
-    return None if windowing is None else {"window": windowing.window, "stride": windowing.stride}
+    if windowing is None:
+        return None
+    if windowing.segments == "windows":  # as indexes made before shots were recorded
+        return {"window": windowing.window, "stride": windowing.stride}
+    return {"window": windowing.window, "stride": windowing.stride, "segments": windowing.segments}
 
 
 def _generation_of(path: Path) -> int:
