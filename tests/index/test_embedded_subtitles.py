@@ -3,6 +3,7 @@ formatting dropped; a container that cannot be read is one reason for that video
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -97,3 +98,24 @@ def test_an_unreadable_container_is_one_reason_and_the_sidecars_still_count(tmp_
     assert [s.text for s in track.spans] == ["still here"]
     assert list(track.failures) == [str(video)]
     assert "could not be read" in track.failures[str(video)]
+
+
+def test_vitr_index_finds_a_video_by_the_words_of_its_subtitle_stream(tmp_path: Path, capsys) -> None:
+    from tests.index.test_text_tracks import MODEL_ARGS
+    from vitr.cli.main import main
+
+    write_subtitled_mkv(tmp_path / "videos" / "talk.mkv", [(0.5, 1.0, "the lighthouse keeper"), (1.25, 1.75, "sings")])
+    (tmp_path / "videos" / "talk.srt").write_text(srt((1.5, 2.0, "a kettle")))
+    index = tmp_path / "index"
+    assert main(["index", str(tmp_path / "videos"), "--index", str(index), *MODEL_ARGS]) == 0
+    capsys.readouterr()
+    assert main(["search", "lighthouse keeper", "--index", str(index), "--mode", "text", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert Path(hits[0]["path"]).name == "talk.mkv" and (hits[0]["start"], hits[0]["end"]) == (0.5, 1.0)
+
+    (tmp_path / "videos" / "talk.srt").write_text(srt((1.5, 2.0, "a teapot")))  # only the sidecar changes
+    assert main(["index", str(tmp_path / "videos"), "--index", str(index), *MODEL_ARGS]) == 0
+    capsys.readouterr()
+    for words in ("lighthouse keeper", "teapot"):  # the re-read keeps the stream's cues beside the new sidecar's
+        assert main(["search", words, "--index", str(index), "--mode", "text", "--json"]) == 0
+        assert [Path(h["path"]).name for h in json.loads(capsys.readouterr().out)] == ["talk.mkv"]

@@ -172,7 +172,8 @@ def update_index(
     subtitles = "subtitles" in index.text_sources
     sidecars = {p: find_sidecars(p, root) if subtitles else {} for p in on_disk}
     queued = set(todo)
-    _update_text(index, [p for p in on_disk if p in indexed and p not in queued], sidecars, report, commit_every)
+    _update_text(index, [p for p in on_disk if p in indexed and p not in queued], sidecars, report, commit_every,
+                 embedded=subtitles)
 
     model = index.model
     spec = frame_spec_for(model.backbone, index.model_spec.num_frames)
@@ -230,7 +231,7 @@ def update_index(
                 report.failed[path] = reason
             texts = {}
             for path, *_ in rows:
-                texts[path] = read_track(path, sidecars[path])
+                texts[path] = read_track(path, sidecars[path], embedded=subtitles)
                 report.text_read += 1
                 report.text_failed.update(texts[path].failures)
             index.meta.commit_batch(rows, failed=failed, removed=[p for p in reasons if p in indexed], texts=texts)
@@ -248,9 +249,11 @@ def _update_text(
     sidecars: dict[str, dict[str, os.stat_result]],
     report: IndexReport,
     commit_every: int,
+    embedded: bool = False,
 ) -> None:
     """Re-read the text of unchanged videos whose sidecar files were added, changed or removed since they were
-    read; a sidecar that failed before and has not changed is reported again, not retried."""
+    read (with `embedded`, their subtitle streams again too, which a re-read would otherwise drop); a sidecar that
+    failed before and has not changed is reported again, not retried."""
     stored = index.meta.text_files()
     changed = []
     for path in unchanged:
@@ -261,7 +264,8 @@ def _update_text(
         else:
             report.text_failed.update({p: v[2] for p, v in have.items() if v[2] is not None})
     for start in range(0, len(changed), commit_every):
-        texts = {path: read_track(path, sidecars[path]) for path in changed[start : start + commit_every]}
+        chunk = changed[start : start + commit_every]
+        texts = {path: read_track(path, sidecars[path], embedded=embedded) for path in chunk}
         for track in texts.values():
             report.text_failed.update(track.failures)
         report.text_read += len(texts)
