@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
+from PIL import Image
 
 from tests.index.videos import shape_frames
 from tests.serve.conftest import Served
-from vitr.serve.uploads import MATROSKA, MP4, MPEGTS, public_reason, sniff
+from vitr.serve.uploads import JPEG, MATROSKA, MP4, MPEGTS, PNG, public_reason, sniff
 
 
 def write_ts(path: Path, colour: str = "red") -> Path:
@@ -83,6 +85,7 @@ def test_sniffing_names_the_container_by_its_first_bytes(tmp_path: Path) -> None
     assert sniff(b"\x00\x00\x00\x18ftypisom" + bytes(600)) is MP4
     assert sniff(b"\x1a\x45\xdf\xa3" + bytes(600)) is MATROSKA
     assert sniff(write_ts(tmp_path / "a.ts").read_bytes()[:600]) is MPEGTS
+    assert sniff(b"\x89PNG\r\n\x1a\n" + bytes(600)) is PNG and sniff(b"\xff\xd8\xff\xe0" + bytes(600)) is JPEG
     assert sniff(b"#EXTM3U\n" + bytes(600)) is None and sniff(b"") is None and sniff(b"G" * 10) is None
 
 
@@ -91,3 +94,34 @@ def test_public_reasons_carry_no_server_path() -> None:
     shown = public_reason(reason, "/tmp/vitr-upload-x/upload.mp4", "the upload")
     assert shown == "Invalid data found when processing input: 'the upload' (see <path>)"
     assert public_reason("1/2 of the frames, and/or more", "/x", "y") == "1/2 of the frames, and/or more"
+
+
+def still(colour: str, fmt: str) -> bytes:
+    """One frame of the shape videos (a `colour` square on dark ground) as a PNG or JPEG file."""
+    out = io.BytesIO()
+    Image.fromarray(shape_frames(colour, 16)[8]).save(out, format=fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("fmt", "content_type"), [("PNG", "image/png"), ("JPEG", "image/jpeg")])
+@pytest.mark.parametrize("colour", ["red", "yellow"])
+def test_a_still_image_is_a_query_that_finds_the_video_showing_it(
+    served: Served, fmt: str, content_type: str, colour: str
+) -> None:
+    """A still used to be refused with 415; it is searched as a clip of one frame through the index's model."""
+    response = upload(served, f"still.{fmt.lower()}", still(colour, fmt), content_type)
+    assert response.status_code == 200, response.text
+    best = response.json()["results"][0]["name"]
+    assert best == ("clips/yellow.mp4" if colour == "yellow" else "red.mp4")
+
+
+def test_other_images_and_broken_stills_are_refused_with_a_clear_reason(served: Served) -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (32, 32), (255, 0, 0)).save(out, format="GIF")
+    gif = upload(served, "x.gif", out.getvalue(), "image/gif")
+    assert gif.status_code == 415 and "PNG/JPEG image" in gif.json()["detail"]
+    gif_as_png = upload(served, "x.png", out.getvalue(), "image/png")
+    assert gif_as_png.status_code == 415 and "not a supported video container or image" in gif_as_png.json()["detail"]
+    png = still("red", "PNG")
+    cut = upload(served, "x.png", png[: len(png) // 2], "image/png")
+    assert cut.status_code == 422 and "/tmp" not in cut.text, cut.text

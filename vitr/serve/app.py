@@ -39,12 +39,13 @@ from vitr.video.clip import cut_clip
 STATIC_DIR = Path(__file__).parent / "static"
 _UPLOAD_CHUNK = 1 << 20
 MAX_VIDEO_ID = 2**63 - 1  # SQLite's largest integer: larger ids cannot exist and must not reach the database
+IMAGE_TYPES = {"image/png", "image/jpeg", "application/octet-stream"}  # besides video/*; the bytes decide
 _ERROR_TEXT = {
     400: "the request's Host header is not one this server answers to",
     404: "no such video, or it may not be served",
     408: "the request body did not arrive in time",
     413: "the upload is too large",
-    415: "the upload is not a supported video container",
+    415: "the upload is not a supported video container or image",
     422: "a parameter or the upload is invalid",
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -229,20 +230,23 @@ def create_app(
         "/api/search/video",
         response_model=SearchResponse,
         responses=_ERRORS,
-        summary="search by an uploaded video clip",
-        description="The clip must be a non-empty file in an allowlisted container (MP4/MOV, Matroska/WebM, AVI, "
-        "MPEG-TS, MPEG-PS, Ogg) holding a video stream; anything else is refused with 415 or 422.",
+        summary="search by an uploaded video clip or still image",
+        description="The upload must be a non-empty file in an allowlisted container (MP4/MOV, Matroska/WebM, AVI, "
+        "MPEG-TS, MPEG-PS, Ogg) holding a video stream, or a PNG or JPEG image (searched as a clip of one frame); "
+        "anything else is refused with 415 or 422.",
     )
     def search_video(
-        file: UploadFile = File(..., description="a video clip (not empty)", json_schema_extra={"minLength": 1}),
+        file: UploadFile = File(
+            ..., description="a video clip or a PNG/JPEG image (not empty)", json_schema_extra={"minLength": 1}
+        ),
         k: int = k_param,
         offset: int = offset_param,
         path_prefix: str | None = prefix_param,
         min_score: float | None = score_param,
     ) -> SearchResponse:
         content_type = (file.content_type or "application/octet-stream").split(";")[0].strip().lower()
-        if not (content_type.startswith("video/") or content_type == "application/octet-stream"):
-            raise HTTPException(415, f"upload a video file, not {content_type[:100]}")
+        if not (content_type.startswith("video/") or content_type in IMAGE_TYPES):
+            raise HTTPException(415, f"upload a video file or a PNG/JPEG image, not {content_type[:100]}")
         head = file.file.read(SNIFF_BYTES)
         if not head:
             raise HTTPException(422, "the uploaded file is empty")
@@ -256,7 +260,7 @@ def create_app(
                     query = index.embed_clip(path)
                 except VideoDecodeError as e:
                     reason = public_reason(e.reason, path, "the upload")
-                    raise HTTPException(422, f"the upload is not a readable video: {reason}") from e
+                    raise HTTPException(422, f"the upload is not a readable video or image: {reason}") from e
         except UploadRefused as e:
             raise HTTPException(e.status, e.reason) from e
         hits = index.search_vectors(query, k + 1, offset, filters(path_prefix, min_score))[0]

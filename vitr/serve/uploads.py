@@ -1,17 +1,18 @@
-"""Uploaded query clips: only plain video containers are ever handed to FFmpeg, under a name vitr chooses.
+"""Uploaded queries: only plain video containers and still images are ever handed to FFmpeg, under a name vitr chooses.
 
 FFmpeg picks a demuxer from a file's name and first bytes, and some demuxers open other files: an HLS playlist
 (`x.m3u8`) or a concat list names segments by URL, `file:///...` included, so an upload could make the server
 read and score its local files. An upload is therefore
 
 1. sniffed: its first bytes must be the signature of one allowlisted container (ISO BMFF/MP4/MOV, Matroska/WebM,
-   AVI, MPEG-TS, MPEG-PS, Ogg), whatever the client called it or said it was;
+   AVI, MPEG-TS, MPEG-PS, Ogg) or image (PNG, JPEG), whatever the client called it or said it was;
 2. written to a private temporary folder as `upload.<extension of that container>` (never the client's name);
 3. opened by FFmpeg with `format_whitelist` set to the allowlisted demuxers, which FFmpeg checks after probing
    and before a demuxer reads anything; the demuxer FFmpeg chose must be the one the signature named.
 
 Only then is the file decoded (which probes the same unchanged file under the same name, so picks the same
-demuxer). Every refusal is one message that names no path and does not depend on what the server's disk holds.
+demuxer). A still image decodes as a clip of one frame, so the index's own video model embeds it. Every
+refusal is one message that names no path and does not depend on what the server's disk holds.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ AVI = Container("avi", ".avi")
 MPEGTS = Container("mpegts", ".ts")
 MPEGPS = Container("mpeg", ".mpg")
 OGG = Container("ogg", ".ogv")
-ALLOWED = (MP4, MATROSKA, AVI, MPEGTS, MPEGPS, OGG)
+PNG = Container("png_pipe", ".png")  # the *_pipe demuxers read one file; image2 (which expands patterns) is not allowed
+JPEG = Container("jpeg_pipe", ".jpg")
+ALLOWED = (MP4, MATROSKA, AVI, MPEGTS, MPEGPS, OGG, PNG, JPEG)
 FORMAT_WHITELIST = ",".join(c.demuxer for c in ALLOWED)
-SUPPORTED = "MP4/MOV, Matroska/WebM, AVI, MPEG-TS, MPEG-PS or Ogg"
+SUPPORTED = "MP4/MOV, Matroska/WebM, AVI, MPEG-TS, MPEG-PS, Ogg, or a PNG or JPEG image"
 _BMFF_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
 _TS_PACKET = 188
 SNIFF_BYTES = 3 * _TS_PACKET + 1
@@ -66,6 +69,10 @@ def sniff(head: bytes) -> Container | None:
         return MATROSKA
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return AVI
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
     if head.startswith(b"OggS"):
         return OGG
     if head.startswith(b"\x00\x00\x01\xba"):
@@ -83,7 +90,7 @@ def stored_upload(head: bytes) -> Iterator[tuple[Path, Container]]:
     """
     container = sniff(head)
     if container is None:
-        raise UploadRefused(f"the upload is not a supported video container ({SUPPORTED})")
+        raise UploadRefused(f"the upload is not a supported video container or image ({SUPPORTED})")
     with tempfile.TemporaryDirectory(prefix="vitr-upload-") as folder:
         yield Path(folder) / f"upload{container.suffix}", container
 
@@ -96,7 +103,7 @@ def check_container(path: Path, expected: Container) -> None:
     except (av.FFmpegError, OSError, ValueError) as e:
         raise UploadRefused("the upload is not a readable video: its container is damaged or truncated", 422) from e
     if demuxer != expected.demuxer:
-        raise UploadRefused(f"the upload is not a supported video container ({SUPPORTED})")
+        raise UploadRefused(f"the upload is not a supported video container or image ({SUPPORTED})")
     if not videos:
         raise UploadRefused("the upload has no video stream", 422)
 
