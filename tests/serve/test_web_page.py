@@ -333,3 +333,73 @@ def test_each_hit_shows_what_was_said_and_plays_from_it(tmp_path: Path, browser)
             wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .hit")) == 2)  # only what says it
     finally:
         index.close()
+
+
+def _names(browser) -> list[str]:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+
+    return [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#results .result .name")]
+
+
+def test_an_uploaded_image_or_video_is_the_query(live_server: tuple[str, Served], browser, tmp_path: Path) -> None:  # noqa: ANN001
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.index.videos import shape_frames
+
+    url, served = live_server
+    still = tmp_path / "still.jpg"
+    Image.fromarray(shape_frames("yellow", 16)[8]).save(still)
+    browser.get(url + "/")
+    wait = WebDriverWait(browser, 20)
+    status = browser.find_element(By.ID, "status")
+    for upload, best in ((still, "clips/yellow.mp4"), (served.root / "red.mp4", "red.mp4")):
+        browser.find_element(By.ID, "upload").send_keys(str(upload))
+        wait.until(lambda d, name=upload.name: f"“video {name}”" in status.text)
+        assert "error" not in status.get_attribute("class")
+        assert _names(browser)[0] == best
+
+
+def test_more_like_this_searches_by_that_result(live_server: tuple[str, Served], browser) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = live_server
+    browser.get(url + "/")
+    wait = WebDriverWait(browser, 20)
+    _search(browser, "a blue square")
+    wait.until(lambda d: len(_names(d)) == 4)
+    hits = browser.find_elements(By.CSS_SELECTOR, "#results .hit")
+    hit = next(h for h in hits if h.find_element(By.CSS_SELECTOR, ".name").text == "blue.mp4")
+    buttons = browser.find_elements(By.CSS_SELECTOR, "#results .hit .similar")
+    assert len(buttons) == 4  # on every result
+    hit.find_element(By.CSS_SELECTOR, ".similar").click()
+    wait.until(lambda d: "similar to blue.mp4" in d.find_element(By.ID, "status").text)
+    names = _names(browser)
+    assert "blue.mp4" not in names and len(names) == 3
+    assert names[0] == "green.mp4"  # the one other video that shows a blue square
+
+
+def test_filters_narrow_the_results_by_folder_and_score(live_server: tuple[str, Served], browser) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = live_server
+    browser.get(url + "/")
+    wait = WebDriverWait(browser, 20)
+    status = browser.find_element(By.ID, "status")
+    browser.find_element(By.ID, "folder").send_keys("clips/")
+    _search(browser, "a square")
+    wait.until(lambda d: "Results 1–1" in status.text)
+    assert _names(browser) == ["clips/yellow.mp4"]
+    folder = browser.find_element(By.ID, "folder")
+    folder.clear()
+    browser.find_element(By.ID, "min-score").send_keys("1", Keys.ENTER)  # re-runs the search on screen
+    wait.until(lambda d: "No videos match" in status.text)
+    assert _names(browser) == []
+    minimum = browser.find_element(By.ID, "min-score")
+    minimum.clear()
+    minimum.send_keys("-1", Keys.ENTER)
+    wait.until(lambda d: "Results 1–4" in status.text)

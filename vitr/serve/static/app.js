@@ -12,7 +12,12 @@ const pager = document.getElementById("pager");
 const player = document.getElementById("player");
 const playerPanel = document.getElementById("player-panel");
 const playerCaption = document.getElementById("player-caption");
-let current = { q: "", mode: "", offset: 0 };
+const uploadInput = document.getElementById("upload");
+const folderInput = document.getElementById("folder");
+const minScoreInput = document.getElementById("min-score");
+// The query on screen: {kind: "text", q, mode} | {kind: "upload", file} | {kind: "similar", videoId, name},
+// with the filters it was asked with, so the pager turns the pages of the same search.
+let current = null;
 
 function formatTime(seconds) {
   const s = Math.max(0, Math.floor(seconds));
@@ -24,18 +29,43 @@ function momentLabel(hit) {
   return `${formatTime(hit.start)}–${formatTime(hit.end ?? hit.start)}`;
 }
 
-async function search(q, mode, offset) {
-  if (!q) return;  // nothing was searched yet: there is no page to turn
-  current = { q, mode, offset };
+function currentFilters() {
+  const filters = {};
+  const folder = folderInput.value.trim();
+  if (folder) filters.path_prefix = folder;
+  const minScore = minScoreInput.value.trim();
+  if (minScore !== "" && Number.isFinite(Number(minScore))) filters.min_score = minScore;
+  return filters;
+}
+
+function request(query, offset) {
+  // -> [url, fetch options] for one page of `query`
+  const params = new URLSearchParams({ k: PAGE_SIZE, offset, ...query.filters });
+  if (query.kind === "upload") {
+    const body = new FormData();
+    body.append("file", query.file);
+    return [`/api/search/video?${params}`, { method: "POST", body }];
+  }
+  if (query.kind === "similar") {
+    params.set("video_id", query.videoId);
+    return [`/api/search/similar?${params}`, {}];
+  }
+  params.set("q", query.q);
+  if (query.mode) params.set("mode", query.mode);  // none: the server's default (hybrid where the index holds text)
+  return [`/api/search?${params}`, {}];
+}
+
+async function search(query, offset) {
+  if (!query) return;  // nothing was searched yet: there is no page to turn
+  current = { ...query, offset };
   clearPlayer();
   statusLine.textContent = "Searching…";
   statusLine.classList.remove("error");
-  const params = new URLSearchParams({ q, k: PAGE_SIZE, offset });
-  if (mode) params.set("mode", mode);  // none: the server's default (hybrid where the index holds text)
+  const [url, options] = request(query, offset);
   let response;
   let body;
   try {
-    response = await fetch(`/api/search?${params}`);
+    response = await fetch(url, options);
     body = await response.json();
   } catch (error) {
     // The server could not be reached, or answered with something other than JSON (a proxy's error page).
@@ -49,6 +79,10 @@ async function search(q, mode, offset) {
     return;
   }
   render(body);
+}
+
+function newSearch(query) {
+  search({ ...query, filters: currentFilters() }, 0);
 }
 
 function showError(message) {
@@ -111,7 +145,7 @@ function card(hit) {
   button.append(img, name, meta, sources);
   button.addEventListener("click", () => play(hit, hit.start, hit.end));
   item.append(button, ...hit.evidence.filter((e) => e.snippet !== null).map((e) => evidenceLine(hit, e)),
-    downloadLink(hit));
+    downloadLink(hit), similarButton(hit));
   return item;
 }
 
@@ -160,6 +194,17 @@ function downloadLink(hit) {
   return link;
 }
 
+function similarButton(hit) {
+  const more = document.createElement("button");
+  more.type = "button";
+  more.className = "similar";
+  more.dataset.videoId = hit.video_id;
+  more.textContent = "More like this";
+  more.setAttribute("aria-label", `videos like ${hit.name}`);
+  more.addEventListener("click", () => newSearch({ kind: "similar", videoId: hit.video_id }));
+  return more;
+}
+
 function play(hit, from, to) {
   // from/to: the moment to play (the hit's, or one piece of its evidence); null: the whole video from its start
   const start = from ?? 0;
@@ -184,9 +229,18 @@ form.addEventListener("submit", (event) => {
     statusLine.textContent = "Type what to look for.";
     return;
   }
-  search(q, modeSelect.value, 0);
+  newSearch({ kind: "text", q, mode: modeSelect.value });
+});
+uploadInput.addEventListener("change", () => {
+  const file = uploadInput.files[0];
+  if (file) newSearch({ kind: "upload", file });
+});
+document.getElementById("filters").addEventListener("submit", (event) => {
+  // Enter in a filter re-runs the search on screen with the new filters, from its first page.
+  event.preventDefault();
+  if (current) newSearch(current);
 });
 document.getElementById("prev").addEventListener(
-  "click", () => search(current.q, current.mode, Math.max(0, current.offset - PAGE_SIZE)));
+  "click", () => search(current, Math.max(0, current.offset - PAGE_SIZE)));
 document.getElementById("next").addEventListener(
-  "click", () => search(current.q, current.mode, current.offset + PAGE_SIZE));
+  "click", () => search(current, current.offset + PAGE_SIZE));
