@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 from PIL import Image
 
@@ -103,3 +104,18 @@ def test_page_and_its_script_are_served(served: Served) -> None:
     page = served.client.get("/")
     assert page.status_code == 200 and 'id="query"' in page.text and "/static/app.js" in page.text
     assert "fetch(" in served.client.get("/static/app.js").text
+
+
+def test_docs_load_swagger_ui_from_this_server_only(served: Served) -> None:
+    """/docs was blank offline: FastAPI's page loads Swagger UI from a CDN. Every URL it names must be served here."""
+    page = served.client.get("/docs")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    urls = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", page.text)
+    assert "/openapi.json" in urls and any(u.endswith(".js") for u in urls) and any(u.endswith(".css") for u in urls)
+    assert "http://" not in page.text and "https://" not in page.text and "//cdn" not in page.text
+    for url in urls:
+        assert url.startswith("/"), url
+        asset = served.client.get(url)
+        assert asset.status_code == 200 and len(asset.content) > 100, url
+    assert served.client.get("/openapi.json").json()["openapi"].startswith("3.1")  # Swagger UI 5 renders 3.1
+    assert served.client.get("/redoc").status_code == 404  # ReDoc has no local copy; it would be blank offline

@@ -403,3 +403,14 @@ def test_filters_narrow_the_results_by_folder_and_score(live_server: tuple[str, 
     minimum.clear()
     minimum.send_keys("-1", Keys.ENTER)
     wait.until(lambda d: "Results 1–4" in status.text)
+
+
+def test_the_api_docs_render_without_a_network(live_server: tuple[str, Served], browser) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = live_server
+    browser.get(url + "/docs")
+    WebDriverWait(browser, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 5)
+    paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert {"/api/search", "/api/search/video", "/api/search/similar"} <= paths

@@ -21,10 +21,12 @@ from typing import Annotated, Any, BinaryIO, Literal
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.background import BackgroundTask
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from swagger_ui_bundle import swagger_ui_path
 
 from vitr.errors import ConfigError, VideoDecodeError
 from vitr.index import hybrid
@@ -39,6 +41,7 @@ from vitr.video.clip import cut_clip
 STATIC_DIR = Path(__file__).parent / "static"
 _UPLOAD_CHUNK = 1 << 20
 MAX_VIDEO_ID = 2**63 - 1  # SQLite's largest integer: larger ids cannot exist and must not reach the database
+DOCS_ASSETS = "/docs-assets"  # where Swagger UI's own files are served, for /docs
 IMAGE_TYPES = {"image/png", "image/jpeg", "application/octet-stream"}  # besides video/*; the bytes decide
 _ERROR_TEXT = {
     400: "the request's Host header is not one this server answers to",
@@ -112,7 +115,15 @@ def create_app(
     files = ServedFiles(index, roots if roots else index.meta.roots())
     thumbnails = ThumbnailCache(index.dir / "thumbnails", max_files=settings.max_thumbnails)
     weak = WeakMatches(index, settings.weak_quantile)
-    app = FastAPI(title="vitr search", version="1", description="Search a folder of videos by text or by video.")
+    # FastAPI's own /docs and /redoc load their scripts from a CDN: blank offline. /docs is served from the
+    # Swagger UI that the swagger-ui-bundle-v2 package ships instead; ReDoc has no local copy, so it is off.
+    app = FastAPI(
+        title="vitr search",
+        version="1",
+        description="Search a folder of videos by text, by video or by image.",
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.weak_matches = weak
 
     @app.exception_handler(RequestValidationError)
@@ -382,7 +393,18 @@ def create_app(
             STATIC_DIR / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
         )
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url="/favicon.ico",
+        )
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
     return app
 
 
