@@ -151,15 +151,20 @@ def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A dataclass config -> plain YAML/JSON-safe values (tuples become lists)."""
-    return _adapter(type(config)).dump_python(config, mode="json")
+    return _dumper(type(config)).dump_python(config, mode="json")
 
 
 def save_config(config: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
+_dumper = functools.cache(pydantic.TypeAdapter)  # any dataclass can be written; only recipes are loaded
+
+
 @functools.cache
 def _adapter(cls: type) -> pydantic.TypeAdapter:
+    if getattr(cls, "__pydantic_config__", {}).get("extra") != "forbid":  # else a misspelt key would be dropped
+        raise TypeError(f"{cls.__name__} must set `__pydantic_config__ = RECIPE_CONFIG` to be loaded as a config")
     return pydantic.TypeAdapter(cls)
 
 
