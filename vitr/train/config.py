@@ -1,14 +1,17 @@
-"""Typed training configuration, loaded from YAML with `key=value` command-line overrides.
+"""Typed training recipes, loaded from YAML with `key=value` command-line overrides.
 
-`load_config` is the project's one config loader: it fills any dataclass (nested dataclasses, `Literal`
-choices, optionals, lists, dicts) from a YAML mapping, and every unknown key or ill-typed value raises
-`ConfigError` naming the dotted key, so a typo never silently falls back to a default.
+`load_config` is the project's one config loader. The configs stay plain dataclasses (other code reads and
+builds them directly); pydantic validates a YAML mapping against them, so types, `Literal` choices and nested
+sections are checked in one place. Unknown keys are refused, never ignored: a misspelt key would otherwise
+silently leave its default in force. Every mistake is one-line `ConfigError` naming the dotted key and where it
+came from (the file or the override).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import types
 import typing
@@ -17,12 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import pydantic
 import yaml
 
 from vitr.errors import ConfigError
 from vitr.model.factory import ModelSpec
 
 T = TypeVar("T")
+
+# How every recipe dataclass is validated; nested dataclasses (ModelSpec) inherit it from the one they sit in.
+# Numbers are accepted as text fields (`output_dir=2024`); anything else of the wrong type is an error.
+RECIPE_CONFIG = pydantic.ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 Precision = Literal["fp32", "bf16", "fp16"]
 Freeze = Literal["visual", "all", "none"]
@@ -39,6 +47,8 @@ class TrainConfig:
     and `decay_rule="standard"`; `optimizer="bertadam_c4c"`, `schedule="c4c_warmup_cosine"`,
     `decay_rule="c4c"` reproduce the official run.
     """
+
+    __pydantic_config__ = RECIPE_CONFIG
 
     model: ModelSpec = field(default_factory=ModelSpec)  # backbone, head name and head kwargs
     freeze: Freeze = "visual"  # visual: cached frame features, text tower at backbone_lr; all: head only; none: e2e
@@ -106,7 +116,10 @@ class TrainConfig:
 
 
 def load_config(path: str | Path | None, overrides: Sequence[str] = (), cls: type[T] = TrainConfig) -> T:
-    """YAML file (or None for defaults) + overrides like `lr=3e-4`, `model.head=seqTransf` -> a `cls` instance."""
+    """YAML file (or None for defaults) + overrides like `lr=3e-4`, `model.head=seqTransf` -> a `cls` instance.
+
+    `cls` is a dataclass carrying `__pydantic_config__ = RECIPE_CONFIG`. Override values are read as YAML
+    (`betas=[0.9, 0.999]`, `model.pretrained=null`); text that is not valid YAML stays text."""
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -114,47 +127,141 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), cls: typ
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
         except yaml.YAMLError as e:
-            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+            raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(e).split())}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping of keys to values, got {type(loaded).__name__}")
         raw = loaded or {}
+    set_by: dict[tuple[str, ...], str] = {}
     for item in overrides:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        keys = tuple(k.strip() for k in key.split("."))
+        if not sep or not all(keys):
             raise ConfigError(f"override {item!r} must look like key=value, e.g. lr=1e-4 or model.head=meanP")
-        _set_dotted(raw, key.strip().split("."), _CliText(value))
-    return config_from_dict(cls, raw)
+        _set_dotted(raw, keys, _parse_value(value))
+        set_by[keys] = item
+    source = f"config file {path}" if path is not None else "the defaults"
+    overall = f"{source}{' with overrides' if set_by else ''}" if path is not None else "overrides"
+    return _validate(cls, raw, lambda loc: _source_of(loc, set_by, source), overall)
 
 
-def config_from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
-    """Build dataclass `cls` from a plain mapping, checking every key and type."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where.rstrip('.') or 'config'} must be a mapping, got {_describe(data)}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    for key in data:
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f"; did you mean '{where}{close[0]}'?" if close else f"; known keys: {sorted(fields)}"
-            raise ConfigError(f"unknown config key '{where}{key}'{hint}")
-    hints = typing.get_type_hints(cls)
-    values = {name: _coerce(hints[name], value, f"{where}{name}") for name, value in data.items()}
-    return cls(**values)
+def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build dataclass `cls` from a plain mapping (a stored checkpoint's config), checking every key and type."""
+    return _validate(cls, data, lambda loc: "the stored config", "the stored config")
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A dataclass config -> plain YAML/JSON-safe values (tuples become lists)."""
-    return _plain(dataclasses.asdict(config))
+    return _dumper(type(config)).dump_python(config, mode="json")
 
 
 def save_config(config: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
-class _CliText(str):
-    """A raw command-line value: parsed as YAML unless the field wants a string."""
+_dumper = functools.cache(pydantic.TypeAdapter)  # any dataclass can be written; only recipes are loaded
 
 
-def _set_dotted(raw: dict[str, Any], keys: list[str], value: Any) -> None:
+@functools.cache
+def _adapter(cls: type) -> pydantic.TypeAdapter:
+    if getattr(cls, "__pydantic_config__", {}).get("extra") != "forbid":  # else a misspelt key would be dropped
+        raise TypeError(f"{cls.__name__} must set `__pydantic_config__ = RECIPE_CONFIG` to be loaded as a config")
+    return pydantic.TypeAdapter(cls)
+
+
+def _validate(cls: type[T], data: Any, source_of: typing.Callable[[tuple], str], overall: str) -> T:
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a mapping of keys to values, got {type(data).__name__}")
+    try:
+        return _adapter(cls).validate_python(data)
+    except ConfigError as e:  # a rule between fields (`__post_init__`), e.g. batch_size vs grad_accum
+        raise ConfigError(f"{e} (in {overall})") from None
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        more = f" (and {e.error_count() - 1} more problems)" if e.error_count() > 1 else ""
+        raise ConfigError(_explain(cls, first, source_of(first["loc"])) + more) from None
+
+
+def _explain(cls: type, error: Any, source: str) -> str:
+    """One pydantic error -> one line naming the dotted key, what it expects and where the value came from."""
+    loc = tuple(error["loc"])
+    kind, value = error["type"], error.get("input")
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        parent, name = _dotted(loc[:-1]), str(loc[-1])
+        known = _field_names(_type_at(cls, loc[:-1]))
+        close = difflib.get_close_matches(name, known, n=3)
+        prefix = f"{parent}." if parent else ""
+        nearby = (f"did you mean {', '.join(repr(prefix + k) for k in close)}?" if close
+                  else f"valid keys{f' under {parent!r}' if parent else ''}: {', '.join(known)}")
+        return f"unknown key {_dotted(loc)!r} in {source}; {nearby}"
+    key_loc = loc
+    while key_loc and isinstance(key_loc[-1], int):  # betas[1] missing -> betas has too few items
+        key_loc = key_loc[:-1]
+    field_type = _type_at(cls, key_loc)
+    if kind == "missing" and typing.get_origin(field_type) is tuple:
+        expected = f"must have {len(typing.get_args(field_type))} items"
+    elif kind == "literal_error":
+        choices = typing.get_args(field_type) or error["ctx"]["expected"]
+        expected = f"must be one of {list(choices) if isinstance(choices, tuple) else choices}"
+    else:
+        expected = _EXPECTED.get(kind.split("_")[0]) or _EXPECTED.get(kind) or error["msg"].lower()
+    return f"{_dotted(key_loc)} {expected}, got {value!r} (in {source})"
+
+
+# What a value must be, by the first word of pydantic's error type (int_parsing, float_type, bool_parsing, ...).
+_EXPECTED = {
+    "int": "must be an integer",
+    "float": "must be a number",
+    "bool": "must be true or false",
+    "string": "must be text",
+    "list": "must be a list",
+    "tuple": "must be a list",
+    "dict": "must be a mapping",
+    "dataclass": "must be a mapping",
+    "too_long": "has too many items",
+    "too_short": "has too few items",
+}
+
+
+def _dotted(loc: Sequence[Any]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f"{'.' if i else ''}{p}" for i, p in enumerate(loc))
+
+
+def _type_at(cls: Any, loc: Sequence[Any]) -> Any:
+    """The declared type at a dotted location, looking through optionals, dicts, lists and tuples."""
+    tp = cls
+    for part in loc:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+            tp = args[0]
+        if dataclasses.is_dataclass(tp) and isinstance(part, str):
+            tp = typing.get_type_hints(tp).get(part, Any)
+        elif typing.get_origin(tp) in (dict, list, tuple):
+            tp = typing.get_args(tp)[-1]
+        else:
+            return Any
+    return tp
+
+
+def _field_names(tp: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(tp) if f.init] if dataclasses.is_dataclass(tp) else []
+
+
+def _source_of(loc: Sequence[Any], set_by: dict[tuple[str, ...], str], file: str) -> str:
+    keys = tuple(str(p) for p in loc)
+    for n in range(len(keys), 0, -1):
+        if keys[:n] in set_by:
+            return f"override {set_by[keys[:n]]!r}"
+    return file
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _set_dotted(raw: dict[str, Any], keys: Sequence[str], value: Any) -> None:
     node = raw
     for i, key in enumerate(keys[:-1]):
         child = node.setdefault(key, {})
@@ -162,99 +269,3 @@ def _set_dotted(raw: dict[str, Any], keys: list[str], value: Any) -> None:
             raise ConfigError(f"cannot set {'.'.join(keys)}: {'.'.join(keys[: i + 1])} is not a mapping")
         node = child
     node[keys[-1]] = value
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _describe(value: Any) -> str:
-    return f"{value!r} ({type(value).__name__})"
-
-
-def _accepts_str(tp: Any) -> bool:
-    """Whether a command-line value should stay text; `Any` fields (head kwargs) are parsed as YAML."""
-    if tp is str:
-        return True
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return all(isinstance(a, str) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return any(_accepts_str(a) for a in typing.get_args(tp) if a is not type(None))
-    return False
-
-
-def _coerce(tp: Any, value: Any, where: str) -> Any:  # noqa: C901  (one branch per kind of type)
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if isinstance(value, _CliText):
-        is_optional = origin in (typing.Union, types.UnionType) and type(None) in args
-        if is_optional and value.strip() in ("null", "None", "~"):
-            return None
-        value = str(value) if _accepts_str(tp) else _parse_yaml(value, where)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(option, value, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(f"{where}: {_describe(value)} fits none of {tp}: {'; '.join(errors)}")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where} must be one of {list(args)}, got {_describe(value)}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        return config_from_dict(tp, {} if value is None else value, f"{where}.")
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {_describe(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {_describe(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where} must be a number, got {_describe(value)}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {_describe(value)}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where} must be a list, got {_describe(value)}")
-        return [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where} must be a list, got {_describe(value)}")
-        item_types = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
-        if len(item_types) != len(value):
-            raise ConfigError(f"{where} must have {len(item_types)} items, got {_describe(value)}")
-        return tuple(_coerce(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(item_types, value, strict=True)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping, got {_describe(value)}")
-        key_type, value_type = args
-        return {_coerce(key_type, k, f"{where}"): _coerce(value_type, v, f"{where}.{k}") for k, v in value.items()}
-    raise ConfigError(f"{where}: fields of type {tp} cannot be read from a config")
-
-
-def _parse_yaml(text: str, where: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{where}: cannot parse {text!r}: {e}") from None

@@ -1,0 +1,52 @@
+"""Every recipe in configs/ loads, validates and names a model vitr can build; a misspelt key fails in one line."""
+
+from pathlib import Path
+
+import pytest
+
+from vitr.backbones.registry import backbone_directory, names_architecture
+from vitr.errors import ConfigError
+from vitr.heads.base import available_heads, create_head
+from vitr.train.config import TrainConfig, load_config
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").rglob("*.yaml"))
+
+
+def test_the_repository_ships_recipes():
+    assert CONFIGS, "configs/ holds the recipes"
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_recipe_loads_and_names_a_buildable_model(path):
+    config = load_config(path)
+    assert isinstance(config, TrainConfig)
+    assert path.read_text().lstrip().startswith("#"), f"{path.name} opens with a comment saying what it reproduces"
+    spec = config.model
+    assert spec.head in available_heads()
+    create_head(spec.head, 64, num_frames=spec.num_frames, **spec.head_kwargs)  # the head accepts its options
+    if names_architecture(spec.backbone):
+        # An architecture name alone has no weights: build_model would refuse it (CheckpointError).
+        assert spec.pretrained or spec.weights or spec.checkpoint, f"{path.name}: {spec.backbone} needs weights"
+    else:
+        directory = backbone_directory(spec.backbone)
+        assert directory is not None and not directory.is_absolute(), f"{path.name}: a relative saved backbone"
+        assert spec.pretrained is None and spec.weights is None, "a saved backbone directory holds its own weights"
+
+
+def test_a_misspelt_key_in_a_recipe_is_one_line_naming_key_and_file(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(CONFIGS[0].read_text().replace("\nepochs:", "\nepoch:", 1))
+    assert "epoch:" in recipe.read_text()
+    with pytest.raises(ConfigError) as caught:
+        load_config(recipe)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "'epoch'" in message and str(recipe) in message and "'epochs'" in message
+
+
+def test_a_misspelt_nested_key_names_the_valid_keys_nearby(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model:\n  backbone: lab/clip\n  num_frame: 8\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'model.num_frame' in config file .*recipe.yaml; "
+                                          r"did you mean 'model.num_frames'"):
+        load_config(recipe)
