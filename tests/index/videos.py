@@ -63,3 +63,19 @@ def write_odd_corpus(folder: Path) -> tuple[list[Path], list[Path]]:
     (folder / "damaged middle.mp4").write_bytes(bytes(damaged))
     audio = write_audio_only(folder / "audio only.mp4")
     return sound, [folder / name for name in broken] + [folder / "damaged middle.mp4", audio]
+
+
+def search_in_another_process(index_dir: Path, query: str = "a square") -> list[dict]:
+    """`vitr search --json` run by a second process (which must open the index on its own), its hits; the search
+    must succeed with no ERROR line or traceback on stderr."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    cli = "import sys; from vitr.cli.main import main; sys.exit(main())"
+    done = subprocess.run([sys.executable, "-c", cli, "search", query, "--index", str(index_dir), "--json"],
+                          capture_output=True, text=True, env=os.environ, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "ERROR" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    return json.loads(done.stdout)
