@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from vitr.backbones.base import Backbone
 from vitr.data.cache import CachedFeatures, FeatureCache, feature_key, file_digest, namespace_for
 from vitr.data.types import VideoItem
+from vitr.model.fast import DTYPES
 from vitr.video.loader import DecodeFailure, FrameSpec, iter_decoded
 
 
@@ -44,8 +45,8 @@ def encode_pixels(backbone: Backbone, pixels: torch.Tensor, precision: str = "fp
     b, t = pixels.shape[:2]
     device = backbone.logit_scale.device
     flat = pixels.flatten(0, 1).to(device)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+    dtype = DTYPES.get(precision, torch.float32)  # the autocast precision; fp32 means none
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
         out = backbone.encode_image(flat)
     return out.float().view(b, t, -1).cpu()
 
