@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal
 
+import numpy as np
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -31,9 +32,18 @@ from swagger_ui_bundle import swagger_ui_path
 from vitr.errors import ConfigError, VideoDecodeError
 from vitr.index import hybrid
 from vitr.index.calibration import WEAK_QUANTILE, WeakMatches, is_weak
+from vitr.index.timeline import timeline
 from vitr.index.video_index import Evidence as HitEvidence
 from vitr.index.video_index import Hit, VideoIndex
-from vitr.serve.schemas import ErrorResponse, Evidence, HealthResponse, SearchHit, SearchResponse, StatsResponse
+from vitr.serve.schemas import (
+    ErrorResponse,
+    Evidence,
+    HealthResponse,
+    SearchHit,
+    SearchResponse,
+    StatsResponse,
+    TimelinePoint,
+)
 from vitr.serve.thumbnails import MAX_THUMBNAILS, ThumbnailCache, thumbnail_time
 from vitr.serve.uploads import SNIFF_BYTES, UploadRefused, check_container, public_reason, stored_upload
 from vitr.video.clip import cut_clip
@@ -131,8 +141,15 @@ def create_app(
         return JSONResponse(ErrorResponse(detail=describe_validation(exc.errors())).model_dump(), status_code=422)
 
     def to_response(
-        query: str, hits: list[Hit], k: int, offset: int, weak_below: float | None, mode: str = "visual"
+        query: str,
+        hits: list[Hit],
+        k: int,
+        offset: int,
+        weak_below: float | None,
+        mode: str = "visual",
+        query_vector: np.ndarray | None = None,
     ) -> SearchResponse:
+        """`query_vector`: what the hits' segments are scored against for their timelines (None: no timeline)."""
         results = []
         for hit in hits[:k]:
             record = index.meta.video(hit.video_id)
@@ -151,6 +168,7 @@ def create_app(
                     weak=is_weak(hit, weak_below),
                     sources=list(hit.sources),
                     evidence=evidence_of(hit),
+                    timeline=None if query_vector is None else timeline_of(index, hit.video_id, query_vector),
                 )
             )
         best = None if weak_below is None or not results else results[0].weak if offset == 0 else None
@@ -213,8 +231,10 @@ def create_app(
         hits = hybrid.search(
             index, text, k + 1, mode, fusion, text_weight, offset, filters(path_prefix, None), min_score
         )
+        # the timeline scores segments by what the video shows: there is none to show for a text-only search
+        vector = None if mode == "text" or not hits else index.embed_texts([text])[0]
         # the weak-match threshold is calibrated on visual scores: it says nothing about text or fused ones
-        return to_response(text, hits, k, offset, weak.threshold() if mode == "visual" else None, mode)
+        return to_response(text, hits, k, offset, weak.threshold() if mode == "visual" else None, mode, vector)
 
     @app.get(
         "/api/search/similar",
@@ -234,8 +254,9 @@ def create_app(
             raise HTTPException(404, f"no indexed video with id {video_id}")
         accept = filters(path_prefix, min_score)
         not_self = (lambda h: h.video_id != video_id and accept(h)) if accept else (lambda h: h.video_id != video_id)
-        hits = index.search_vectors(index.video_vector(video_id), k + 1, offset, not_self)[0]
-        return to_response(f"similar to {files.name(record.path)}", hits, k, offset, None)
+        query = index.video_vector(video_id)
+        hits = index.search_vectors(query, k + 1, offset, not_self)[0]
+        return to_response(f"similar to {files.name(record.path)}", hits, k, offset, None, query_vector=query)
 
     @app.post(
         "/api/search/video",
@@ -275,7 +296,7 @@ def create_app(
         except UploadRefused as e:
             raise HTTPException(e.status, e.reason) from e
         hits = index.search_vectors(query, k + 1, offset, filters(path_prefix, min_score))[0]
-        return to_response(f"video {(file.filename or 'upload')[:200]}", hits, k, offset, None)
+        return to_response(f"video {(file.filename or 'upload')[:200]}", hits, k, offset, None, query_vector=query)
 
     app.add_middleware(
         BodyLimits,
@@ -423,6 +444,10 @@ def evidence_of(hit: Hit) -> list[Evidence]:
         )
         for e in found
     ]
+
+
+def timeline_of(index: VideoIndex, video_id: int, query: np.ndarray) -> list[TimelinePoint]:
+    return [TimelinePoint(start=p.start, end=p.end, score=p.score) for p in timeline(index, video_id, query)]
 
 
 def describe_validation(errors: Sequence[dict]) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from vitr.index.timeline import MAX_POINTS
+
 
 class Evidence(BaseModel):
     """Why a hit matched, and where: a visual segment, or a text span with its snippet and the matched words."""
@@ -17,6 +19,16 @@ class Evidence(BaseModel):
         description="character ranges [start, end) of the matched words in `snippet`, in order"
     )
     language: str | None = Field(description="language tag of the text (`en`, `pt-BR`), when known")
+
+
+class TimelinePoint(BaseModel):
+    """One stretch of a video and how well it matched the query (see `SearchHit.timeline`)."""
+
+    start: float = Field(description="start in seconds")
+    end: float = Field(description="end in seconds")
+    score: float = Field(
+        description="similarity of the query to this stretch's best segment (as `score` in mode visual)"
+    )
 
 
 class SearchHit(BaseModel):
@@ -43,6 +55,12 @@ class SearchHit(BaseModel):
     sources: list[str] = Field(description="what matched: `visual` and/or text sources such as `subtitles`")
     evidence: list[Evidence] = Field(
         description="why it matched, best first: the matching text spans, then the visual segment"
+    )
+    timeline: list[TimelinePoint] | None = Field(
+        description="where in the video the query matched: the similarity of each of its segments to the query, "
+        f"by start time, consecutive segments pooled (their span, their best score) into at most {MAX_POINTS} points; "
+        "empty "
+        "for a video indexed whole; null where there is no visual query (mode text)"
     )
 
 
