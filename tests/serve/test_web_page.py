@@ -414,3 +414,136 @@ def test_the_api_docs_render_without_a_network(live_server: tuple[str, Served], 
     WebDriverWait(browser, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 5)
     paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
     assert {"/api/search", "/api/search/video", "/api/search/similar"} <= paths
+
+
+def _timeline(hit) -> list:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+
+    return hit.find_elements(By.CSS_SELECTOR, ".timeline .segment")
+
+
+def test_each_result_shows_where_it_matched_and_a_segment_plays_from_there(
+    live_server: tuple[str, Served], browser  # noqa: ANN001
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, served = live_server
+    browser.get(url + "/")
+    wait = WebDriverWait(browser, 20)
+    _search(browser, "a red square")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .hit .timeline")) == 4)
+    api = {h["name"]: h for h in served.client.get("/api/search", params={"q": "a red square", "k": 24}).json()[
+        "results"]}
+    for hit in browser.find_elements(By.CSS_SELECTOR, "#results .hit"):
+        name = hit.find_element(By.CSS_SELECTOR, ".name").text
+        segments = _timeline(hit)
+        assert [float(s.get_attribute("data-start")) for s in segments] == [p["start"] for p in api[name]["timeline"]]
+        (best,) = hit.find_elements(By.CSS_SELECTOR, ".timeline .segment.best")
+        assert best.get_attribute("data-start") == hit.find_element(By.CSS_SELECTOR, ".result").get_attribute(
+            "data-start")
+        heights = [s.find_element(By.CSS_SELECTOR, ".level").size["height"] for s in segments]
+        assert heights[segments.index(best)] == max(heights) and min(heights) > 0
+        bar = hit.find_element(By.CSS_SELECTOR, ".timeline").rect
+        assert all(bar["x"] - 1 <= s.rect["x"] and s.rect["x"] + s.rect["width"] <= bar["x"] + bar["width"] + 1
+                   for s in segments)  # every stretch drawn inside the bar, in time order
+        assert [s.rect["x"] for s in segments] == sorted(s.rect["x"] for s in segments)
+
+    red = next(h for h in browser.find_elements(By.CSS_SELECTOR, "#results .hit")
+               if h.find_element(By.CSS_SELECTOR, ".name").text == "red.mp4")
+    first = _timeline(red)[0]
+    assert "best" not in first.get_attribute("class")
+    first.click()  # the stretch at 0 s, not the hit's own moment
+    player = browser.find_element(By.ID, "player")
+    assert player.is_displayed()
+    assert player.get_attribute("src").endswith("/file#t=0,1")
+    assert browser.find_element(By.ID, "player-caption").text == "red.mp4 — 0:00–0:01"
+
+
+def test_the_page_works_from_the_keyboard(live_server: tuple[str, Served], browser) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = live_server
+    browser.get(url + "/")
+    wait = WebDriverWait(browser, 20)
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("id") == "query"  # the page opens ready to type
+    focused.send_keys("a red square", Keys.ENTER)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .hit .timeline")) == 4)
+
+    def press(*keys: str) -> None:  # to whatever has the focus, as a user's keyboard does
+        chord = ActionChains(browser)
+        for key in keys[:-1]:
+            chord.key_down(key)
+        chord.send_keys(keys[-1])
+        for key in keys[:-1]:
+            chord.key_up(key)
+        chord.perform()
+
+    def tab_to(selector: str, limit: int = 20) -> None:
+        for _ in range(limit):
+            press(Keys.TAB)
+            if browser.execute_script(f"return document.activeElement.matches({selector!r})"):
+                return
+        raise AssertionError(f"Tab never reached {selector}")
+
+    tab_to("#results .hit:first-child .result")
+    press(Keys.ENTER)
+    player = browser.find_element(By.ID, "player")
+    first = browser.find_element(By.CSS_SELECTOR, "#results .hit:first-child .result")
+    assert player.is_displayed() and player.get_attribute("data-start") == first.get_attribute("data-start")
+
+    # the timeline is one tab stop, on its best stretch; the arrow keys and Home/End move along it
+    press(Keys.TAB)
+    assert browser.execute_script("return document.activeElement.matches('#results .hit:first-child .segment.best')")
+    press(Keys.HOME)
+    press(Keys.ARROW_RIGHT)
+    segments = _timeline(browser.find_element(By.CSS_SELECTOR, "#results .hit:first-child"))
+    assert browser.switch_to.active_element == segments[1]
+    press(Keys.ENTER)
+    assert player.get_attribute("data-start") == segments[1].get_attribute("data-start") == "0.5"
+    press(Keys.END)
+    assert browser.switch_to.active_element == segments[-1]
+    press(Keys.TAB)  # leaves the timeline for the next control
+    assert browser.execute_script("return document.activeElement.matches('#results .hit:first-child .download')")
+    press(Keys.SHIFT, Keys.TAB)  # back in: on the stretch last chosen
+    assert browser.switch_to.active_element == segments[-1]
+
+    tab_to("#results .hit:first-child .similar")
+    press(Keys.ENTER)
+    wait.until(lambda d: "similar to" in d.find_element(By.ID, "status").text)
+
+
+def test_the_page_fits_a_small_screen(live_server: tuple[str, Served], browser) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = live_server
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 360, "height": 740, "deviceScaleFactor": 2, "mobile": True}
+    )
+    try:
+        browser.get(url + "/")
+        assert browser.execute_script("return window.innerWidth") == 360
+        _search(browser, "a red square")
+        WebDriverWait(browser, 20).until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .hit .timeline")) == 4)
+        # nothing sticks out sideways: no horizontal scrolling, every control inside the screen
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= 360
+        for selector in ("#query", "#mode", "#search-button", "#upload", "#folder", "#min-score", "#apply-filters",
+                         "#results .hit", "#results .timeline", "#results .download", "#results .similar"):
+            for element in browser.find_elements(By.CSS_SELECTOR, selector):
+                box = element.rect
+                assert 0 <= box["x"] and box["x"] + box["width"] <= 360, (selector, box)
+        hits = browser.find_elements(By.CSS_SELECTOR, "#results .hit")
+        assert len({h.rect["x"] for h in hits}) == 1  # one column
+        assert all(h.find_element(By.CSS_SELECTOR, ".timeline").rect["width"] > 250 for h in hits)
+        segment = _timeline(hits[0])[0]
+        segment.click()  # a stretch is big enough to tap
+        assert browser.find_element(By.ID, "player").is_displayed()
+        assert browser.find_element(By.ID, "player").rect["width"] <= 360
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -115,13 +115,14 @@ function render(body) {
     ? `Weak matches: even the best result scores below ${body.weak_below.toFixed(3)}, a score unrelated ` +
       "queries reach in this collection. It probably holds nothing like this."
     : "";
-  grid.replaceChildren(...body.results.map(card));
+  const range = scoreRange(body.results);
+  grid.replaceChildren(...body.results.map((hit) => card(hit, range)));
   pager.hidden = !(body.offset > 0 || body.has_more);
   document.getElementById("prev").disabled = body.offset === 0;
   document.getElementById("next").disabled = !body.has_more;
 }
 
-function card(hit) {
+function card(hit, range) {
   const item = document.createElement("article");
   item.className = "hit";
   const button = document.createElement("button");
@@ -144,9 +145,61 @@ function card(hit) {
   sources.textContent = `matched: ${hit.sources.join(", ")}`;
   button.append(img, name, meta, sources);
   button.addEventListener("click", () => play(hit, hit.start, hit.end));
-  item.append(button, ...hit.evidence.filter((e) => e.snippet !== null).map((e) => evidenceLine(hit, e)),
+  const timeline = timelineBar(hit, range);
+  item.append(button, ...(timeline ? [timeline] : []),
+    ...hit.evidence.filter((e) => e.snippet !== null).map((e) => evidenceLine(hit, e)),
     downloadLink(hit), similarButton(hit));
   return item;
+}
+
+function scoreRange(hits) {
+  // Bars are scaled over the whole page, so a video that matched nowhere looks flat beside one that matched.
+  const scores = hits.flatMap((hit) => (hit.timeline ?? []).map((point) => point.score));
+  return scores.length ? [Math.min(...scores), Math.max(...scores)] : [0, 1];
+}
+
+function timelineBar(hit, [low, high]) {
+  // Where in the video the query matched: one bar per stretch (from its start to the next one's), as tall as
+  // its score; clicking one plays from it. One tab stop: the arrow keys, Home and End move between the bars.
+  const points = hit.timeline ?? [];
+  if (points.length < 2) return null;
+  const total = Math.max(hit.duration ?? 0, points[points.length - 1].end);
+  const best = points.reduce((b, p, i) => (p.score > points[b].score ? i : b), 0);
+  const bar = document.createElement("div");
+  bar.className = "timeline";
+  bar.setAttribute("role", "toolbar");
+  bar.setAttribute("aria-label", `where it matched in ${hit.name}`);
+  const segments = points.map((point, i) => {
+    const until = i + 1 < points.length ? points[i + 1].start : point.end;
+    const segment = document.createElement("button");
+    segment.type = "button";
+    segment.className = i === best ? "segment best" : "segment";
+    segment.tabIndex = i === best ? 0 : -1;
+    segment.dataset.start = point.start;
+    segment.dataset.score = point.score;
+    segment.style.left = `${(100 * point.start) / total}%`;
+    segment.style.width = `${(100 * Math.max(until - point.start, 0)) / total}%`;
+    const label = `${formatTime(point.start)}–${formatTime(point.end)}, score ${point.score.toFixed(3)}`;
+    segment.title = label;
+    segment.setAttribute("aria-label", `play ${label}`);
+    const level = document.createElement("span");
+    level.className = "level";
+    level.style.height = `${15 + (85 * (point.score - low)) / Math.max(high - low, 1e-9)}%`;
+    segment.append(level);
+    segment.addEventListener("click", () => play(hit, point.start, point.end));
+    return segment;
+  });
+  bar.append(...segments);
+  bar.addEventListener("keydown", (event) => {
+    const from = segments.indexOf(document.activeElement);
+    const to = { ArrowLeft: from - 1, ArrowRight: from + 1, Home: 0, End: segments.length - 1 }[event.key];
+    if (from < 0 || to === undefined) return;
+    event.preventDefault();
+    const next = segments[Math.min(Math.max(to, 0), segments.length - 1)];
+    for (const segment of segments) segment.tabIndex = segment === next ? 0 : -1;
+    next.focus();
+  });
+  return bar;
 }
 
 function evidenceLine(hit, evidence) {
