@@ -42,9 +42,9 @@ function request(query, offset) {
   // -> [url, fetch options] for one page of `query`
   const params = new URLSearchParams({ k: PAGE_SIZE, offset, ...query.filters });
   if (query.kind === "upload") {
-    const body = new FormData();
-    body.append("file", query.file);
-    return [`/api/search/video?${params}`, { method: "POST", body }];
+    const upload = new FormData();
+    upload.append("file", query.file);
+    return [`/api/search/video?${params}`, { method: "POST", body: upload }];
   }
   if (query.kind === "similar") {
     params.set("video_id", query.videoId);
@@ -63,10 +63,10 @@ async function search(query, offset) {
   statusLine.classList.remove("error");
   const [url, options] = request(query, offset);
   let response;
-  let body;
+  let reply;
   try {
     response = await fetch(url, options);
-    body = await response.json();
+    reply = await response.json();
   } catch (error) {
     // The server could not be reached, or answered with something other than JSON (a proxy's error page).
     showError(response && !response.ok
@@ -75,10 +75,10 @@ async function search(query, offset) {
     return;
   }
   if (!response.ok) {
-    showError(typeof body?.detail === "string" ? body.detail : `The search failed (HTTP ${response.status}).`);
+    showError(typeof reply?.detail === "string" ? reply.detail : `The search failed (HTTP ${response.status}).`);
     return;
   }
-  render(body);
+  render(reply);
 }
 
 function newSearch(query) {
@@ -147,7 +147,7 @@ function card(hit, range) {
   button.addEventListener("click", () => play(hit, hit.start, hit.end));
   const timeline = timelineBar(hit, range);
   item.append(button, ...(timeline ? [timeline] : []),
-    ...hit.evidence.filter((e) => e.snippet !== null).map((e) => evidenceLine(hit, e)),
+    ...hit.evidence.filter((evidence) => evidence.snippet !== null).map((evidence) => evidenceLine(hit, evidence)),
     downloadLink(hit), similarButton(hit));
   return item;
 }
@@ -164,7 +164,7 @@ function timelineBar(hit, [low, high]) {
   const points = hit.timeline ?? [];
   if (points.length < 2) return null;
   const total = Math.max(hit.duration ?? 0, points[points.length - 1].end);
-  const best = points.reduce((b, p, i) => (p.score > points[b].score ? i : b), 0);
+  const best = points.reduce((b, point, i) => (point.score > points[b].score ? i : b), 0);
   const bar = document.createElement("div");
   bar.className = "timeline";
   bar.setAttribute("role", "toolbar");
