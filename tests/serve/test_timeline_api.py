@@ -71,3 +71,20 @@ def test_a_text_only_search_has_no_timeline_and_a_whole_video_an_empty_one(tmp_p
     finally:
         index.close()
         whole.close()
+
+
+def test_a_text_query_is_encoded_once_for_its_ranking_its_timelines_and_its_pages(
+    served: Served, monkeypatch  # noqa: ANN001
+) -> None:
+    encoded: list[list[str]] = []
+    model_embed = served.index.embed_texts
+
+    def counting(texts: list[str]):  # noqa: ANN202
+        encoded.append(texts)
+        return model_embed(texts)
+
+    monkeypatch.setattr(served.index, "embed_texts", counting)
+    for offset in (0, 2):
+        body = served.client.get("/api/search", params={"q": "a slowly drifting square", "k": 2, "offset": offset})
+        assert all(hit["timeline"] for hit in body.json()["results"])
+    assert encoded == [["a slowly drifting square"]]

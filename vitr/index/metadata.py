@@ -416,6 +416,21 @@ class Metadata:
     def video_vectors(self, video_id: int) -> np.ndarray:
         return np.stack([s.vector for s in self.video_segments(video_id)])
 
+    def timed_vectors(self, video_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """starts (S,), ends (S,) and vectors (S, E) of a video's timed segments, by start time (S = 0: none)."""
+        rows = self.db.execute(
+            "SELECT start, end, vector FROM segments WHERE video_id = ? AND start IS NOT NULL AND end IS NOT NULL",
+            (video_id,),
+        ).fetchall()  # sorted below: SQLite would sort the rows with their vectors in a temporary table
+        if not rows:
+            return np.zeros(0), np.zeros(0), np.zeros((0, 0), dtype=np.float32)
+        starts, ends = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+        order = np.lexsort((ends, starts))
+        vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        if (np.diff(order) != 1).any():  # the indexer writes them in time order: no copy then
+            starts, ends, vectors = starts[order], ends[order], vectors[order]
+        return starts, ends, vectors
+
     def close(self) -> None:
         with self._connections_lock:
             for db in self._connections:

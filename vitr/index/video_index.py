@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, replace
@@ -38,6 +39,7 @@ from vitr.video.loader import DecodeFailure, decode_video
 logger = logging.getLogger(__name__)
 
 INDEX_VERSION = 1
+_TEXT_VECTORS_KEPT = 64
 _KEPT_GENERATIONS = 2  # readers on the previous generation keep their store while new ones move on
 
 
@@ -191,6 +193,7 @@ class VideoIndex:
         self._stores: dict[int, VectorStore] = {}
         self._external_store: MilvusStore | None = None
         self._lock = threading.Lock()
+        self._text_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @classmethod
     def create(
@@ -347,6 +350,22 @@ class VideoIndex:
         with torch.inference_mode(), self._autocast():
             return model.embed_texts(texts).float().cpu().numpy()
 
+    def text_vector(self, text: str) -> np.ndarray:
+        """One query's embedding (E,), remembered for the last `_TEXT_VECTORS_KEPT` queries: the web page asks for
+        the same text again for its hits' timelines and for every page it turns."""
+        with self._lock:
+            vector = self._text_vectors.get(text)
+            if vector is not None:
+                self._text_vectors.move_to_end(text)
+                return vector
+        vector = self.embed_texts([text])[0]
+        vector.flags.writeable = False  # shared by every caller
+        with self._lock:
+            self._text_vectors[text] = vector
+            while len(self._text_vectors) > _TEXT_VECTORS_KEPT:
+                self._text_vectors.popitem(last=False)
+        return vector
+
     def embed_frames(self, frames: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
         """Frame embeddings (B, T, D) + mask (B, T) -> video vectors (B, E) float32."""
         model = self.model
@@ -405,7 +424,7 @@ class VideoIndex:
         return [h for h in hits.values() if h is not None]
 
     def search_text(self, text: str, k: int = 10, offset: int = 0, accept: Accept | None = None) -> list[Hit]:
-        return self.search_vectors(self.embed_texts([text]), k, offset, accept)[0]
+        return self.search_vectors(self.text_vector(text), k, offset, accept)[0]
 
     def video_vector(self, video_id: int) -> np.ndarray:
         """The whole-video query vector of an indexed video (mean of its segment vectors, renormalised)."""

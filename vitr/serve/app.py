@@ -232,7 +232,7 @@ def create_app(
             index, text, k + 1, mode, fusion, text_weight, offset, filters(path_prefix, None), min_score
         )
         # the timeline scores segments by what the video shows: there is none to show for a text-only search
-        vector = None if mode == "text" or not hits else index.embed_texts([text])[0]
+        vector = None if mode == "text" or not hits else index.text_vector(text)
         # the weak-match threshold is calibrated on visual scores: it says nothing about text or fused ones
         return to_response(text, hits, k, offset, weak.threshold() if mode == "visual" else None, mode, vector)
 
