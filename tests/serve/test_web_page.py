@@ -359,6 +359,7 @@ def test_an_uploaded_image_or_video_is_the_query(live_server: tuple[str, Served]
         wait.until(lambda d, name=upload.name: f"“video {name}”" in status.text)
         assert "error" not in status.get_attribute("class")
         assert _names(browser)[0] == best
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#results .hit .timeline")) == 4
 
 
 def test_more_like_this_searches_by_that_result(live_server: tuple[str, Served], browser) -> None:  # noqa: ANN001
@@ -379,6 +380,9 @@ def test_more_like_this_searches_by_that_result(live_server: tuple[str, Served],
     names = _names(browser)
     assert "blue.mp4" not in names and len(names) == 3
     assert names[0] == "green.mp4"  # the one other video that shows a blue square
+    green = browser.find_elements(By.CSS_SELECTOR, "#results .hit")[0]
+    best = green.find_element(By.CSS_SELECTOR, ".timeline .segment.best")
+    assert float(best.get_attribute("data-start")) < 2.0  # its timeline peaks where it shows the blue square
 
 
 def test_filters_narrow_the_results_by_folder_and_score(live_server: tuple[str, Served], browser) -> None:  # noqa: ANN001
@@ -399,6 +403,7 @@ def test_filters_narrow_the_results_by_folder_and_score(live_server: tuple[str, 
     browser.find_element(By.ID, "min-score").send_keys("1", Keys.ENTER)  # re-runs the search on screen
     wait.until(lambda d: "No videos match" in status.text)
     assert _names(browser) == []
+    assert not browser.find_element(By.ID, "pager").is_displayed()  # an empty page has nothing to turn
     minimum = browser.find_element(By.ID, "min-score")
     minimum.clear()
     minimum.send_keys("-1", Keys.ENTER)
