@@ -552,3 +552,25 @@ def test_the_page_fits_a_small_screen(live_server: tuple[str, Served], browser) 
         assert browser.find_element(By.ID, "player").rect["width"] <= 360
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+@pytest.mark.slow  # a second browser and server in a process of their own
+def test_the_screenshot_script_saves_the_results_page(live_server: tuple[str, Served], tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    _, served = live_server
+    out = tmp_path / "page.png"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "screenshot.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--index", str(served.index.dir), "--query", "a red square", "--out", str(out),
+         "--width", "800", "--height", "700"],
+        capture_output=True, text=True, env=os.environ, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as shot:
+        assert shot.size == (800, 700)
+        assert len(shot.getcolors(256) or []) > 16  # a page with pictures on it, not a blank one
