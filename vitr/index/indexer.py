@@ -176,9 +176,9 @@ def update_index(
         report.removed = len([p for p in removed if p in indexed])
 
     index.set_text_sources(index.text_sources if text_sources is None else tuple(text_sources))
-    if text_options is not None:
-        index.set_text_options(text_options)
     sources = index.text_sources
+    if text_options is not None or {"ocr", "asr"} & set(sources):  # the index says how its text was read
+        index.set_text_options(text_options or index.text_options)
     sidecars = {p: find_sidecars(p, root) if "subtitles" in sources else {} for p in on_disk}
     reader = TextReader(index.text_options)
     queued = set(todo)

@@ -15,8 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from vitr.errors import VideoDecodeError
-from vitr.errors import ConfigError
+from vitr.errors import ConfigError, VideoDecodeError
 from vitr.index.text_tracks import TextSourceError, TextSpan
 from vitr.video.decode import probe, sample_frames
 
