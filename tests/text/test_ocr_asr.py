@@ -96,3 +96,31 @@ def test_read_text_gives_the_spans_of_each_source(tmp_path: Path) -> None:
     garbled = write_talking_video(tmp_path / "garbled.mp4", frames, 2.0, speech("hello"), garble_audio=True)
     with pytest.raises(TextSourceError, match="asr: the audio stream could not be decoded"):
         read_text(garbled, ("asr",))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--ocr-interval", "0"], "--ocr-interval must be positive seconds, got 0.0"),
+        (["--asr-model", "/models/whisper"], "--asr-model names a faster-whisper model; add --asr-engine"),
+    ],
+)
+def test_index_options_for_ocr_and_speech_are_checked_before_any_work(options, message, tmp_path: Path, capsys) -> None:
+    from vitr.cli.main import main
+
+    argv = ["index", str(tmp_path), "--index", str(tmp_path / "index"), "--text", "ocr,asr", *options,
+            "--model", "vitr-lab-tiny", "--random-init"]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "index").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("faster_whisper") is not None, reason="faster-whisper is installed")
+def test_faster_whisper_missing_is_said_once_before_any_work(tmp_path: Path, capsys) -> None:
+    from vitr.cli.main import main
+
+    argv = ["index", str(tmp_path), "--index", str(tmp_path / "index"), "--text", "asr", "--asr-engine",
+            "faster-whisper", "--model", "vitr-lab-tiny", "--random-init"]
+    assert main(argv) == 2
+    assert "needs the faster-whisper package: pip install faster-whisper" in capsys.readouterr().err
+    assert not (tmp_path / "index").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vitr.cli.choices import ASR_ENGINES, FUSIONS, SEARCH_MODES, SEGMENT_KINDS, STORE_KINDS, WEAK_QUANTILE
 from vitr.cli.model_args import add_model_args, check_model_args, device_from_args, model_spec_from_args
@@ -86,6 +87,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_search)
 
 
+if TYPE_CHECKING:
+    from vitr.index.text_tracks import TextOptions
+
+
 def run_index(args: argparse.Namespace) -> int:
     check_store(args.store)  # a clear error before any work
     check_model_args(args)
@@ -96,12 +101,6 @@ def run_index(args: argparse.Namespace) -> int:
         text_sources = None if args.text is None else parse_sources(args.text)
     except ValueError as exc:
         raise ConfigError(f"--text: {exc}") from exc
-    given = {k: v for k, v in (("ocr_interval", args.ocr_interval), ("asr_engine", args.asr_engine),
-                               ("asr_model", args.asr_model)) if v is not None}
-    if args.ocr_interval is not None and not args.ocr_interval > 0:
-        raise ConfigError(f"--ocr-interval must be positive seconds, got {args.ocr_interval}")
-    if args.asr_engine == "faster-whisper":
-        check_faster_whisper(args.asr_model)
     from vitr.index.indexer import make_windowing, update_index
     from vitr.index.shards import parse_shard, shard_dir, shard_from_env
     from vitr.index.video_index import VideoIndex, read_index_config
@@ -113,6 +112,7 @@ def run_index(args: argparse.Namespace) -> int:
     if args.window is not None or args.segments is not None or args.stride is not None:
         windowing = make_windowing(args.segments, args.window, args.stride)
     existing = read_index_config(index_dir)
+    text_options = text_options_from_args(args, existing)
     if args.precision == "auto" and existing is not None:
         # an existing index keeps the precision it was built with (its vectors cannot be mixed with others)
         args.precision = existing["model"].get("precision", "fp32")
@@ -120,12 +120,6 @@ def run_index(args: argparse.Namespace) -> int:
     spec = model_spec_from_args(args, device)
     plan = plan_inference(device, spec.precision)
     index = VideoIndex.create(index_dir, spec, store=args.store, windowing=windowing, device=device)
-    text_options = None
-    if given:
-        try:
-            text_options = replace(index.text_options, **given)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
     report = update_index(index, args.folder, batch_size=args.batch_size or plan.batch_videos,
                           workers=plan.decode_workers if args.workers is None else args.workers, shard=shard,
                           text_sources=text_sources, text_options=text_options)
@@ -141,6 +135,24 @@ def run_index(args: argparse.Namespace) -> int:
 
 
 SOURCE_NAMES = {"ocr": "on-screen text", "asr": "speech"}
+
+
+def text_options_from_args(args: argparse.Namespace, existing: dict | None) -> TextOptions | None:
+    """The index's OCR and speech settings with `--ocr-interval/--asr-engine/--asr-model` applied, checked before
+    any work (None where none is given: the index keeps its own)."""
+    from vitr.index.text_tracks import TextOptions
+
+    given = {k: v for k, v in (("ocr_interval", args.ocr_interval), ("asr_engine", args.asr_engine),
+                               ("asr_model", args.asr_model)) if v is not None}
+    if not given:
+        return None
+    try:
+        options = replace(TextOptions(**(existing or {}).get("text_options", {})), **given)
+    except ValueError as exc:
+        raise ConfigError(str(exc).replace("the OCR interval", "--ocr-interval")) from exc
+    if options.asr_engine == "faster-whisper":
+        check_faster_whisper(options.asr_model)
+    return options
 
 
 def check_faster_whisper(model: str | None) -> None:

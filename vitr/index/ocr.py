@@ -20,7 +20,7 @@ from vitr.index.text_tracks import TextSourceError, TextSpan
 from vitr.video.decode import probe, sample_frames
 
 DETECT_SIDE = 640  # the detector's input: long side at most this many pixels
-_CHUNK_S = 32.0  # frames are sampled this many seconds at a time, so a long video never sits in memory whole
+_CHUNK_FRAMES = 8  # frames decoded at a time, so a long (or 4K) video never sits in memory whole
 _SAME_FRAME = 2.0  # mean absolute difference (0-255) of two thumbnails below which a frame repeats the last
 _KEY = re.compile(r"[\W_]+")
 
@@ -103,7 +103,7 @@ def _sampled(video: str, interval: float) -> Iterator[tuple[float, np.ndarray]]:
         duration = probe(video).duration
         start, seen = 0.0, -1.0
         while start <= duration:
-            end = min(start + _CHUNK_S, duration)
+            end = min(start + _CHUNK_FRAMES * interval, duration)
             clip = sample_frames(video, fps=1.0 / interval, start=start, end=end)
             for time, frame in zip(clip.timestamps.tolist(), clip.frames, strict=True):
                 if time > seen:

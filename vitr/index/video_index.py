@@ -47,7 +47,7 @@ class Evidence:
     """Why a hit matched, and where: a visual segment (its score), or a text span (its snippet, with the matched
     words at `highlights`, character ranges [start, end) of `snippet`)."""
 
-    source: str  # "visual" or a text source ("subtitles")
+    source: str  # "visual" or a text source ("subtitles", "ocr", "asr")
     start: float | None
     end: float | None
     score: float
