@@ -13,6 +13,7 @@ from tests.index.test_text_tracks import MODEL_ARGS
 from tests.text.media import caption_frames, speech, write_talking_video
 from vitr.cli.main import main
 from vitr.index import ocr
+from vitr.index.asr import POCKETSPHINX_WER
 from vitr.index.hybrid import search
 from vitr.index.indexer import update_index
 from vitr.index.video_index import VideoIndex
@@ -34,13 +35,14 @@ def folder(tmp_path: Path) -> Path:
     return root
 
 
-def test_on_screen_text_and_speech_are_found_at_their_moments(folder: Path, tmp_path: Path, capsys) -> None:
+def test_on_screen_text_and_speech_are_found_at_their_moments(folder: Path, tmp_path: Path, capsys, caplog) -> None:
     index_dir = tmp_path / "index"
     argv = ["index", str(folder), "--index", str(index_dir), "--text", "subtitles,ocr,asr", *MODEL_ARGS]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "added 4" in out and "OCR or speech failed on 1 videos" in out
     assert f"speech not read from {folder / 'garbled.mp4'}: the audio stream could not be decoded" in out
+    assert f"pocketsphinx, the offline fallback: it got {100 * POCKETSPHINX_WER:.1f}% of words wrong" in caplog.text
     config = json.loads((index_dir / "index.json").read_text())
     assert config["text"] == ["subtitles", "ocr", "asr"] and config["text_options"]["asr_engine"] == "pocketsphinx"
 

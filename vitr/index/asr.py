@@ -23,8 +23,8 @@ logger = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 ENGINES = ("pocketsphinx", "faster-whisper")
 # Word error rate of pocketsphinx 5.1.1's bundled en-us model on espeak-ng speech (the en-us voice at 160 words a
-# minute, 40 sentences of common words), measured with benchmarks/text_sources.py; docs/text-search.md has it.
-POCKETSPHINX_WER = 0.70
+# minute, 40 everyday sentences, 236 words), measured with benchmarks/text_sources.py; docs/text-search.md has it.
+POCKETSPHINX_WER = 0.805
 _MAX_SPAN_WORDS = 16  # a long utterance is cut into spans of at most this many words, so a hit says where
 _FRAME_RATE = 100  # pocketsphinx's frames per second
 
@@ -64,7 +64,7 @@ class PocketSphinxEngine:
             ) from exc
         self._decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
         logger.warning(
-            "speech is transcribed by pocketsphinx, the offline fallback: it got %.0f%% of words wrong on synthetic "
+            "speech is transcribed by pocketsphinx, the offline fallback: it got %.1f%% of words wrong on synthetic "
             "speech (see docs/text-search.md); --asr-engine faster-whisper --asr-model DIR is far better",
             100 * POCKETSPHINX_WER,
         )
