@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,10 +41,11 @@ class IndexReport:
     removed: int = 0
     unchanged: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # path -> reason (this run's and earlier unchanged ones)
-    text_read: int = 0  # videos whose text tracks were (re)read: new or changed videos, or changed sidecars
+    text_read: int = 0  # videos whose text tracks were (re)read or dropped: new or changed videos, changed sidecars
     text_failed: dict[str, str] = field(default_factory=dict)  # sidecar path -> reason (this run's and earlier)
     # video path -> {source -> reason}: OCR or speech that failed on a video this run (the next run retries it)
     source_failed: dict[str, dict[str, str]] = field(default_factory=dict)
+    text_paths: set[str] = field(default_factory=set, repr=False)  # the videos counted in text_read
 
     def summary(self) -> str:
         text = f"; text of {self.text_read} read" if self.text_read else ""
@@ -240,10 +242,13 @@ def update_index(
                 failed.append((path, st.st_size, st.st_mtime_ns, reason))
                 report.failed[path] = reason
             texts = {}
-            for path, *_ in rows:
-                texts[path] = reader.read(path, sources, sidecars[path])
+            for path, *_ in rows:  # subtitles now, with the video; OCR and speech, slower, committed as they come
+                texts[path] = reader.read(path, [s for s in sources if s == "subtitles"], sidecars[path])
                 _note_text(report, path, texts[path])
             index.meta.commit_batch(rows, failed=failed, removed=[p for p in reasons if p in indexed], texts=texts)
+            slow = [s for s in sources if s != "subtitles"]
+            if slow:
+                _read_text(index, {path: (slow, []) for path, *_ in rows}, sidecars, report, commit_every, reader)
             bar.update(len(chunk))
             if after_commit is not None:
                 after_commit(start + len(chunk))
@@ -282,23 +287,45 @@ def _update_text(
         dropped = [s for s in have if s not in enabled]
         if read or dropped:
             work[path] = (read, dropped)
+    _read_text(index, work, sidecars, report, commit_every, reader, progress)
+
+
+_TEXT_COMMIT_S = 30.0  # OCR and speech are slow: what they read is committed at least this often
+
+
+def _read_text(
+    index: VideoIndex,
+    work: dict[str, tuple[list[str], list[str]]],
+    sidecars: dict[str, dict[str, os.stat_result]],
+    report: IndexReport,
+    commit_every: int,
+    reader: TextReader,
+    progress: bool = False,
+) -> None:
+    """Read (and drop) the given sources of each video (path -> (sources to read, sources to drop)), committing
+    every `commit_every` videos or `_TEXT_COMMIT_S` seconds, so a killed run keeps what it read."""
     paths = sorted(work)
     bar = tqdm(total=len(paths), desc="reading text", unit="video", disable=not progress or not paths)
+    texts: dict[str, TextTrack] = {}
+    since = time.monotonic()
     try:
-        for start in range(0, len(paths), commit_every):
-            texts = {}
-            for path in paths[start : start + commit_every]:
-                read, dropped = work[path]
-                texts[path] = reader.read(path, read, sidecars[path], dropped)
-                _note_text(report, path, texts[path])
-                bar.update()
+        for path in paths:
+            read, dropped = work[path]
+            texts[path] = reader.read(path, read, sidecars[path], dropped)
+            _note_text(report, path, texts[path])
+            bar.update()
+            if len(texts) >= commit_every or time.monotonic() - since > _TEXT_COMMIT_S:
+                index.meta.commit_batch([], texts=texts)
+                texts, since = {}, time.monotonic()
+        if texts:
             index.meta.commit_batch([], texts=texts)
     finally:
         bar.close()
 
 
 def _note_text(report: IndexReport, path: str, track: TextTrack) -> None:
-    report.text_read += 1
+    report.text_paths.add(path)
+    report.text_read = len(report.text_paths)
     report.text_failed.update(track.failures)
     if track.source_failures:
         report.source_failed[path] = track.source_failures
