@@ -94,3 +94,25 @@ def test_a_rerun_retries_only_what_failed_and_a_dropped_source_goes_alone(
     assert search(index, "three four five", mode="text") == []
     assert [Path(h.path).name for h in search(index, "lighthouse", mode="text")] == ["sign.mp4"]
     index.close()
+
+
+def test_a_run_stopped_before_ocr_keeps_its_videos_and_the_next_reads_their_text(
+    folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from tests.index.videos import TINY_MODEL
+    from vitr.errors import ConfigError
+
+    def missing(self):  # noqa: ANN001, ANN202 - as if rapidocr were not installed
+        raise ConfigError("OCR needs rapidocr-onnxruntime")
+
+    index = VideoIndex.create(tmp_path / "index", TINY_MODEL)
+    monkeypatch.setattr(ocr.OcrEngine, "__init__", missing)
+    with pytest.raises(ConfigError, match="OCR needs rapidocr-onnxruntime"):
+        update_index(index, folder, progress=False, workers=0, text_sources=("ocr",))
+    assert index.stats()["videos"] == 4 and index.stats()["text_spans"] == 0  # the frames were committed first
+
+    monkeypatch.undo()
+    resumed = update_index(index, folder, progress=False, workers=0)
+    assert (resumed.added, resumed.unchanged, resumed.text_read) == (0, 4, 4)
+    assert [Path(h.path).name for h in search(index, "lighthouse", mode="text")] == ["sign.mp4"]
+    index.close()
