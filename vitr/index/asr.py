@@ -1,7 +1,7 @@
 """Speech: a video's audio decoded with PyAV (16 kHz mono), transcribed by a speech engine into timestamped spans.
 
 Two engines share one small interface (`SpeechEngine.transcribe`): `faster-whisper` for quality (a model
-directory the user provides, offline, or a model name it downloads), and `pocketsphinx`, whose wheel bundles an
+directory the user provides, offline, or a model name it downloads; optional, not a dependency), and `pocketsphinx`, whose wheel bundles an
 English model, as the offline fallback. The fallback is weak: on espeak-ng speech it got most words wrong
 (POCKETSPHINX_WER, measured by benchmarks/text_sources.py), and vitr says so whenever it is used.
 """
@@ -65,7 +65,7 @@ class PocketSphinxEngine:
         self._decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
         logger.warning(
             "speech is transcribed by pocketsphinx, the offline fallback: it got %.1f%% of words wrong on synthetic "
-            "speech (see docs/text-search.md); --asr-engine faster-whisper --asr-model DIR is far better",
+            "speech (see docs/text-search.md); use --asr-engine faster-whisper --asr-model DIR where you can",
             100 * POCKETSPHINX_WER,
         )
 
