@@ -2,8 +2,9 @@
 
 Two engines share one small interface (`SpeechEngine.transcribe`): `faster-whisper` for quality (a model
 directory the user provides, offline, or a model name it downloads; optional, not a dependency), and
-`pocketsphinx`, whose wheel bundles an English model, as the offline fallback. The fallback is weak: on espeak-ng speech it got most words wrong
-(POCKETSPHINX_WER, measured by benchmarks/text_sources.py), and vitr says so whenever it is used.
+`pocketsphinx`, whose wheel bundles an English model, as the offline fallback. The fallback is weak: on espeak-ng
+speech it got most words wrong (POCKETSPHINX_WER, measured by benchmarks/text_sources.py), and vitr says so
+whenever it is used.
 """
 
 from __future__ import annotations
