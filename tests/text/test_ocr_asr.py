@@ -84,6 +84,29 @@ def test_speech_engines_are_checked_before_any_work() -> None:
             make_engine("faster-whisper", "/no/such/model/dir")
 
 
+def test_faster_whisper_segments_become_spans() -> None:
+    """The mapping from faster-whisper's segments (its documented `start`, `end`, `text`) to spans; the model itself
+    is the user's to provide, so a stand-in returns the segments here."""
+    from types import SimpleNamespace
+
+    from vitr.index.asr import FasterWhisperEngine
+
+    class Model:
+        def transcribe(self, audio, vad_filter):  # noqa: ANN001, ANN202
+            assert audio.dtype == np.float32 and vad_filter
+            segments = [SimpleNamespace(start=0.5, end=1.2504, text="  Hello   world. "),
+                        SimpleNamespace(start=2.0, end=2.5, text=" "),
+                        SimpleNamespace(start=3.0, end=4.0, text="Ferry at seven")]
+            return iter(segments), SimpleNamespace(language="en")
+
+    engine = FasterWhisperEngine.__new__(FasterWhisperEngine)
+    engine._model = Model()
+    assert engine.transcribe(np.zeros(16000, np.float32)) == [
+        TextSpan(0.5, 1.25, "Hello world.", "asr"),
+        TextSpan(3.0, 4.0, "Ferry at seven", "asr"),
+    ]
+
+
 @pytest.mark.slow
 def test_read_text_gives_the_spans_of_each_source(tmp_path: Path) -> None:
     frames = caption_frames([None, "Ferry timetable", None], 1.0, fps=2.0)
