@@ -17,10 +17,9 @@ import numpy as np
 
 from vitr.errors import ConfigError, VideoDecodeError
 from vitr.index.text_tracks import TextSourceError, TextSpan
-from vitr.video.decode import probe, sample_frames
+from vitr.video.decode import iter_frames
 
 DETECT_SIDE = 640  # the detector's input: long side at most this many pixels
-_CHUNK_FRAMES = 8  # frames decoded at a time, so a long (or 4K) video never sits in memory whole
 _SAME_FRAME = 2.0  # mean absolute difference (0-255) of two thumbnails below which a frame repeats the last
 _KEY = re.compile(r"[\W_]+")
 
@@ -98,20 +97,9 @@ def _read_frames(frames: Iterator[tuple[float, np.ndarray]], engine: OcrEngine) 
 
 
 def _sampled(video: str, interval: float) -> Iterator[tuple[float, np.ndarray]]:
-    """(time, frame (H, W, 3) uint8) every `interval` seconds, decoded a chunk at a time."""
+    """(time, frame (H, W, 3) uint8) every `interval` seconds, decoded one at a time in one pass."""
     try:
-        duration = probe(video).duration
-        start, seen = 0.0, -1.0
-        while start <= duration:
-            end = min(start + _CHUNK_FRAMES * interval, duration)
-            clip = sample_frames(video, fps=1.0 / interval, start=start, end=end)
-            for time, frame in zip(clip.timestamps.tolist(), clip.frames, strict=True):
-                if time > seen:
-                    seen = time
-                    yield time, frame
-            if end >= duration:
-                return
-            start = end
+        yield from iter_frames(video, 1.0 / interval)
     except VideoDecodeError as exc:
         raise TextSourceError(f"frames for OCR could not be decoded: {exc.reason}") from exc
 
