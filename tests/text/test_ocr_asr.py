@@ -147,3 +147,32 @@ def test_faster_whisper_missing_is_said_once_before_any_work(tmp_path: Path, cap
     assert main(argv) == 2
     assert "needs the faster-whisper package: pip install faster-whisper" in capsys.readouterr().err
     assert not (tmp_path / "index").exists()
+
+
+def test_each_source_is_stored_and_replaced_on_its_own(tmp_path: Path) -> None:
+    """The metadata keeps, per video and source, the spans and whether the source was read; a track replaces only
+    the sources it read or drops, and copies (index-merge) carry a failed source along, to be retried there."""
+    from vitr.index.metadata import Metadata
+    from vitr.index.text_tracks import TextTrack
+
+    meta = Metadata(tmp_path / "metadata.sqlite")
+    row = ("/v/a.mp4", 1, 1, "digest", 4.0, [(None, None, np.ones(4, np.float32))])
+    first = TextTrack([TextSpan(0.0, 1.0, "all aboard", "subtitles"), TextSpan(1.0, 3.0, "Ferry timetable", "ocr")],
+                      read={"subtitles": None, "ocr": None, "asr": "the audio stream could not be decoded"})
+    meta.commit_batch([row], texts={"/v/a.mp4": first})
+    assert meta.text_runs() == {"/v/a.mp4": {"subtitles": None, "ocr": None,
+                                             "asr": "the audio stream could not be decoded"}}
+
+    retried = TextTrack([TextSpan(2.0, 2.5, "hello", "asr")], read={"asr": None})  # speech alone, read this time
+    meta.commit_batch([], texts={"/v/a.mp4": retried})
+    video_id = meta.video_by_path("/v/a.mp4").id
+    assert sorted(s.text for s in meta.text_track(video_id).spans) == ["Ferry timetable", "all aboard", "hello"]
+
+    meta.commit_batch([], texts={"/v/a.mp4": TextTrack(read={}, dropped=("ocr",))})
+    copy = meta.text_track(video_id)
+    assert sorted(s.text for s in copy.spans) == ["all aboard", "hello"]
+    assert copy.read == {"subtitles": None, "asr": None}
+
+    other = Metadata(tmp_path / "merged.sqlite")
+    other.commit_batch([row], texts={"/v/a.mp4": copy})
+    assert other.text_runs() == meta.text_runs() and other.text_span_count() == 2
