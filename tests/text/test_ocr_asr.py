@@ -33,6 +33,27 @@ def test_the_same_line_on_neighbouring_frames_is_one_span() -> None:
     assert merge_lines(iter([(0.0, []), (1.0, [" ", "..."])])) == []
 
 
+def test_a_repeated_frame_reuses_its_reading_but_a_small_change_is_read_again() -> None:
+    from vitr.index.ocr import _read_frames
+
+    class Counting:
+        calls = 0
+
+        def lines(self, frame):  # noqa: ANN001, ANN202
+            self.calls += 1
+            return [f"reading {self.calls}"]
+
+    rng = np.random.default_rng(0)
+    slide = caption_frames(["Score 3 - 1"], 0.25)[0]
+    noisy = np.clip(slide.astype(int) + rng.integers(-3, 4, slide.shape), 0, 255).astype(np.uint8)  # re-encoding
+    scored = slide.copy()
+    scored[8:28, 290:306] = 255  # a small mark in a corner: a new score, a clock ticking
+    engine = Counting()
+    read = list(_read_frames(iter([(0.0, slide), (1.0, noisy), (2.0, scored), (3.0, scored)]), engine))
+    assert engine.calls == 2
+    assert [lines for _, lines in read] == [["reading 1"], ["reading 1"], ["reading 2"], ["reading 2"]]
+
+
 @pytest.mark.slow
 def test_ocr_reads_each_caption_with_the_seconds_it_is_shown(tmp_path: Path) -> None:
     frames = caption_frames([None, "Harbour closed", "Harbour closed", None, "Lighthouse keeper"], 1.0)

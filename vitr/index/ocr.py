@@ -20,7 +20,8 @@ from vitr.index.text_tracks import TextSourceError, TextSpan
 from vitr.video.decode import iter_frames
 
 DETECT_SIDE = 640  # the detector's input: long side at most this many pixels
-_SAME_FRAME = 2.0  # mean absolute difference (0-255) of two thumbnails below which a frame repeats the last
+_THUMB_WIDTH = 160  # frames are compared as grey block averages about this wide
+_CHANGED = 8.0  # a block whose average moves more than this (0-255) makes a frame new: a score in a corner counts
 _KEY = re.compile(r"[\W_]+")
 
 
@@ -87,7 +88,7 @@ def _read_frames(frames: Iterator[tuple[float, np.ndarray]], engine: OcrEngine) 
     lines: list[str] = []
     for time, frame in frames:
         thumb = _thumbnail(frame)
-        if previous is None or thumb.shape != previous.shape or float(np.abs(thumb - previous).mean()) > _SAME_FRAME:
+        if previous is None or thumb.shape != previous.shape or float(np.abs(thumb - previous).max()) > _CHANGED:
             try:
                 lines = engine.lines(frame)
             except Exception as exc:  # noqa: BLE001 - onnxruntime and OpenCV raise their own types
@@ -105,9 +106,12 @@ def _sampled(video: str, interval: float) -> Iterator[tuple[float, np.ndarray]]:
 
 
 def _thumbnail(frame: np.ndarray) -> np.ndarray:
-    """A small grey image (about 64 px wide) to tell a repeated frame from a new one."""
-    step = max(1, frame.shape[1] // 64)
-    return frame[::step, ::step].mean(axis=-1, dtype=np.float32)
+    """Grey block averages (about 160 blocks wide) to tell a repeated frame from a new one: compression noise
+    averages out, while a few changed characters still move their block well past `_CHANGED`."""
+    step = max(1, frame.shape[1] // _THUMB_WIDTH)
+    h, w = frame.shape[0] // step * step, frame.shape[1] // step * step
+    grey = frame[:h, :w].mean(axis=-1, dtype=np.float32)
+    return grey.reshape(h // step, step, w // step, step).mean(axis=(1, 3))
 
 
 def _first_line(exc: BaseException) -> str:
