@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import srt
@@ -25,6 +26,10 @@ from webvtt.errors import MalformedCaptionError, MalformedFileError
 
 TEXT_SOURCES = ("subtitles", "ocr", "asr")  # subtitle files and streams, on-screen text, speech
 SUBTITLE_EXTENSIONS = (".srt", ".vtt")
+if TYPE_CHECKING:
+    from vitr.index.asr import SpeechEngine
+    from vitr.index.ocr import OcrEngine
+
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
 _TAG = re.compile(r"<[^>]{0,200}>|\{\\[^}]{0,200}\}")  # <i>, <c.yellow>, <00:01.000>, {\an8}
 
@@ -122,8 +127,8 @@ class TextReader:
 
     def __init__(self, options: TextOptions | None = None) -> None:
         self.options = options or TextOptions()
-        self._ocr = None
-        self._asr = None
+        self._ocr: OcrEngine | None = None
+        self._asr: SpeechEngine | None = None
 
     def read(
         self,
