@@ -148,7 +148,7 @@ def decode_audio(video: str) -> np.ndarray | None:
                 chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
             chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
     except (av.FFmpegError, ValueError) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise TextSourceError(f"the audio stream could not be decoded: {text}") from exc
     if not chunks:
         raise TextSourceError("the audio stream holds no decodable audio")
