@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-EXTRAS="dev,teachers,vectordb"
+EXTRAS="dev,teachers,vectordb,text"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi

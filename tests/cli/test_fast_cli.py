@@ -150,8 +150,11 @@ def test_choices_equal_their_sources():
     assert choices.SELECTION_RULES == get_args(Rule) and choices.SELECTION_SCORES == get_args(Score)
     assert choices.ANCHORS == ANCHORS and choices.HEADS == tuple(available_heads())
     assert choices.STORE_KINDS == STORE_KINDS and choices.PRECISIONS == PRECISION_CHOICES
+    from vitr.index.asr import ENGINES
     from vitr.index.calibration import WEAK_QUANTILE
     from vitr.serve.server import HEADER_TIMEOUT_S
+
+    assert choices.ASR_ENGINES == ENGINES
 
     assert choices.WEAK_QUANTILE == WEAK_QUANTILE and choices.HEADER_TIMEOUT_S == HEADER_TIMEOUT_S
 

@@ -109,7 +109,7 @@ def test_text_sources_none_drops_the_spans_and_search_falls_back_to_visual(folde
     update_index(index, folder, progress=False, workers=0)
     assert index.stats()["text_spans"] == 3
     report = update_index(index, folder, progress=False, workers=0, text_sources=())
-    assert report.text_read == 3 and index.stats()["text_spans"] == 0  # green, blue, yellow had sidecars
+    assert report.text_read == 4 and index.stats()["text_spans"] == 0  # every video's subtitle track dropped
     assert json.loads((index.dir / "index.json").read_text())["text"] == []
     assert default_mode(index) == "visual"
     hits = search(index, "a red square", k=2)
@@ -118,8 +118,8 @@ def test_text_sources_none_drops_the_spans_and_search_falls_back_to_visual(folde
 
 
 def test_search_rejects_text_modes_for_a_video_query(folder: Path, tmp_path: Path, capsys) -> None:
-    assert main(["index", str(folder), "--index", str(tmp_path / "i"), "--text", "ocr", *MODEL_ARGS]) == 2
-    assert "--text: unknown text source 'ocr'" in capsys.readouterr().err
+    assert main(["index", str(folder), "--index", str(tmp_path / "i"), "--text", "braille", *MODEL_ARGS]) == 2
+    assert "--text: unknown text source 'braille'" in capsys.readouterr().err
     assert main(["search", "--video", str(folder / "red.mp4"), "--index", str(tmp_path / "i"), "--mode", "text"]) == 2
     assert "a --video query is visual only" in capsys.readouterr().err
 

@@ -91,8 +91,9 @@ def test_a_broken_sidecar_does_not_hide_the_good_one(tmp_path: Path) -> None:
 
 def test_text_sources_are_checked() -> None:
     assert parse_sources("subtitles") == ("subtitles",) and parse_sources("none") == ()
-    with pytest.raises(ValueError, match="unknown text source 'ocr'"):
-        parse_sources("subtitles,ocr")
+    assert parse_sources(" OCR, subtitles,asr,ocr") == ("ocr", "subtitles", "asr")
+    with pytest.raises(ValueError, match="unknown text source 'braille'"):
+        parse_sources("subtitles,braille")
 
 
 def test_queries_cannot_break_fts_syntax_and_highlights_become_ranges() -> None:

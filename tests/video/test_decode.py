@@ -294,3 +294,23 @@ def test_variable_frame_rate_uses_each_frames_time(tmp_path):
     clip = sample_frames(path, num_frames=4, end=2.6)
     np.testing.assert_allclose(clip.timestamps, [0.0, 0.15, 1.05, 2.5])
     np.testing.assert_array_equal(frame_indices(clip.frames), [0, 2, 4, 5])
+
+
+@pytest.mark.parametrize("fps", [0.4, 1.0, 10.0])
+def test_iter_frames_yields_the_frames_rate_sampling_picks_one_at_a_time(long_video, fps):
+    from vitr.video.decode import iter_frames
+
+    clip = sample_frames(long_video, fps=fps)
+    walked = list(iter_frames(long_video, fps))
+    np.testing.assert_array_equal([t for t, _ in walked], clip.timestamps)
+    np.testing.assert_array_equal(np.stack([f for _, f in walked]), clip.frames)
+
+
+def test_iter_frames_of_a_cut_off_file_says_truncated(tmp_path):
+    from vitr.video.decode import iter_frames
+
+    full = write_encoded_video(tmp_path / "full.mp4", COUNT, int(FPS), container={"movflags": "faststart"})
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.9)])
+    with pytest.raises(VideoDecodeError, match="truncated"):
+        list(iter_frames(path, 2.0))

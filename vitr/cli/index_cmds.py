@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vitr.cli.choices import FUSIONS, SEARCH_MODES, SEGMENT_KINDS, STORE_KINDS, WEAK_QUANTILE
+from vitr.cli.choices import ASR_ENGINES, FUSIONS, SEARCH_MODES, SEGMENT_KINDS, STORE_KINDS, WEAK_QUANTILE
 from vitr.cli.model_args import add_model_args, check_model_args, device_from_args, model_spec_from_args
 from vitr.cli.validate import add_device_arg, int_range, require_dir, require_file, require_index
 from vitr.errors import ConfigError
@@ -44,8 +46,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="videos per encoder batch (default: the device's inference plan, 8 on a CPU, 32 on a GPU)")
     p.add_argument("--text", default=None,
                    help="text sources to index beside the frames, comma separated: subtitles (sidecar .srt/.vtt "
-                        "files, e.g. movie.srt or movie.en.vtt), or none (default: the index's, subtitles for a new "
-                        "one)")
+                        "files such as movie.en.srt, and subtitle streams), ocr (on-screen text), asr (speech), or "
+                        "none (default: the index's, subtitles for a new one); see docs/text-search.md for costs")
+    p.add_argument("--ocr-interval", type=float, default=None,
+                   help="seconds between the frames OCR reads (default: the index's, 1.0 for a new one)")
+    p.add_argument("--asr-engine", choices=ASR_ENGINES, default=None,
+                   help="speech engine: pocketsphinx (offline, bundled English model, weak) or faster-whisper "
+                        "(needs the faster-whisper package and --asr-model; default: the index's, pocketsphinx)")
+    p.add_argument("--asr-model", default=None,
+                   help="faster-whisper model: a local model directory, or a name such as small to download")
     add_model_args(p, default_precision="auto")
     p.set_defaults(func=run_index)
 
@@ -78,6 +87,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_search)
 
 
+if TYPE_CHECKING:
+    from vitr.index.text_tracks import TextOptions
+
+
 def run_index(args: argparse.Namespace) -> int:
     check_store(args.store)  # a clear error before any work
     check_model_args(args)
@@ -99,6 +112,7 @@ def run_index(args: argparse.Namespace) -> int:
     if args.window is not None or args.segments is not None or args.stride is not None:
         windowing = make_windowing(args.segments, args.window, args.stride)
     existing = read_index_config(index_dir)
+    text_options = text_options_from_args(args, existing)
     if args.precision == "auto" and existing is not None:
         # an existing index keeps the precision it was built with (its vectors cannot be mixed with others)
         args.precision = existing["model"].get("precision", "fp32")
@@ -108,13 +122,47 @@ def run_index(args: argparse.Namespace) -> int:
     index = VideoIndex.create(index_dir, spec, store=args.store, windowing=windowing, device=device)
     report = update_index(index, args.folder, batch_size=args.batch_size or plan.batch_videos,
                           workers=plan.decode_workers if args.workers is None else args.workers, shard=shard,
-                          text_sources=text_sources)
+                          text_sources=text_sources, text_options=text_options)
     print(f"{index_dir}: {report.summary()}; {index.stats()['videos']} videos indexed")
     for path, reason in sorted(report.failed.items()):
         print(f"  skipped {path}: {reason}")
     for path, reason in sorted(report.text_failed.items()):
         print(f"  subtitles not used from {path}: {reason}")
+    for path, failed in sorted(report.source_failed.items()):
+        for source, reason in failed.items():
+            print(f"  {SOURCE_NAMES[source]} not read from {path}: {reason} (the next run retries it)")
     return 0
+
+
+SOURCE_NAMES = {"ocr": "on-screen text", "asr": "speech"}
+
+
+def text_options_from_args(args: argparse.Namespace, existing: dict | None) -> TextOptions | None:
+    """The index's OCR and speech settings with `--ocr-interval/--asr-engine/--asr-model` applied, checked before
+    any work (None where none is given: the index keeps its own)."""
+    from vitr.index.text_tracks import TextOptions
+
+    given = {k: v for k, v in (("ocr_interval", args.ocr_interval), ("asr_engine", args.asr_engine),
+                               ("asr_model", args.asr_model)) if v is not None}
+    if not given:
+        return None
+    try:
+        options = replace(TextOptions(**(existing or {}).get("text_options", {})), **given)
+    except ValueError as exc:
+        raise ConfigError(str(exc).replace("the OCR interval", "--ocr-interval")) from exc
+    if options.asr_engine == "faster-whisper":
+        check_faster_whisper(options.asr_model)
+    return options
+
+
+def check_faster_whisper(model: str | None) -> None:
+    """faster-whisper is optional: say so before any work, rather than once for every video."""
+    import importlib.util
+
+    if importlib.util.find_spec("faster_whisper") is None:
+        raise ConfigError("--asr-engine faster-whisper needs the faster-whisper package: pip install faster-whisper")
+    if model is not None and ("/" in model or model.startswith(".")) and not Path(model).is_dir():
+        raise ConfigError(f"--asr-model {model} is not a directory (give a faster-whisper model directory or name)")
 
 
 def run_merge(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from vitr.data.cache import FeatureCache
 from vitr.data.types import VideoItem
 from vitr.errors import ConfigError, IndexStoreError, VideoDecodeError
 from vitr.index.metadata import IndexedVideo
-from vitr.index.text_tracks import find_sidecars, read_track
+from vitr.index.text_tracks import TextOptions, TextReader, TextTrack, find_sidecars
 from vitr.index.video_index import Hit, VideoIndex, Windowing
 from vitr.model.extract import extract_features, frame_spec_for, open_cache
 from vitr.video.decode import probe
@@ -40,13 +41,18 @@ class IndexReport:
     removed: int = 0
     unchanged: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # path -> reason (this run's and earlier unchanged ones)
-    text_read: int = 0  # videos whose text tracks were (re)read: new or changed videos, or changed sidecars
+    text_read: int = 0  # videos whose text tracks were (re)read or dropped: new or changed videos, changed sidecars
     text_failed: dict[str, str] = field(default_factory=dict)  # sidecar path -> reason (this run's and earlier)
+    # video path -> {source -> reason}: OCR or speech that failed on a video this run (the next run retries it)
+    source_failed: dict[str, dict[str, str]] = field(default_factory=dict)
+    text_paths: set[str] = field(default_factory=set, repr=False)  # the videos counted in text_read
 
     def summary(self) -> str:
         text = f"; text of {self.text_read} read" if self.text_read else ""
         if self.text_failed:
             text += f", {len(self.text_failed)} subtitle files unusable"
+        if self.source_failed:
+            text += f", OCR or speech failed on {len(self.source_failed)} videos"
         return (
             f"added {self.added}, updated {self.updated}, removed {self.removed}, unchanged {self.unchanged}, "
             f"failed {len(self.failed)}{text}"
@@ -121,6 +127,7 @@ def update_index(
     shard: tuple[int, int] | None = None,
     only: Collection[str | Path] | None = None,
     text_sources: Sequence[str] | None = None,
+    text_options: TextOptions | None = None,
 ) -> IndexReport:
     """Bring `index` in line with the videos under `root` (other roots' videos are left alone).
 
@@ -132,6 +139,8 @@ def update_index(
     treated as absent, so they are never indexed and dropped if they were.
     `text_sources` (None: those the index was made with, subtitles for a new one) are recorded in index.json; a
     video's text is re-read when it changes or when its sidecar files do, and a text source it lacks is dropped.
+    A source newly enabled is read for every video, one that failed on a video (OCR, speech) is retried there, and
+    nothing else is read again. `text_options` (OCR interval, speech engine) are recorded in index.json too.
     """
     if window is not None or segments is not None:
         index.set_windowing(make_windowing(segments, window, stride))
@@ -169,11 +178,14 @@ def update_index(
         report.removed = len([p for p in removed if p in indexed])
 
     index.set_text_sources(index.text_sources if text_sources is None else tuple(text_sources))
-    subtitles = "subtitles" in index.text_sources
-    sidecars = {p: find_sidecars(p, root) if subtitles else {} for p in on_disk}
+    sources = index.text_sources
+    if text_options is not None or {"ocr", "asr"} & set(sources):  # the index says how its text was read
+        index.set_text_options(text_options or index.text_options)
+    sidecars = {p: find_sidecars(p, root) if "subtitles" in sources else {} for p in on_disk}
+    reader = TextReader(index.text_options)
     queued = set(todo)
     _update_text(index, [p for p in on_disk if p in indexed and p not in queued], sidecars, report, commit_every,
-                 embedded=subtitles)
+                 reader, progress)
 
     model = index.model
     spec = frame_spec_for(model.backbone, index.model_spec.num_frames)
@@ -230,11 +242,13 @@ def update_index(
                 failed.append((path, st.st_size, st.st_mtime_ns, reason))
                 report.failed[path] = reason
             texts = {}
-            for path, *_ in rows:
-                texts[path] = read_track(path, sidecars[path], embedded=subtitles)
-                report.text_read += 1
-                report.text_failed.update(texts[path].failures)
+            for path, *_ in rows:  # subtitles now, with the video; OCR and speech, slower, committed as they come
+                texts[path] = reader.read(path, [s for s in sources if s == "subtitles"], sidecars[path])
+                _note_text(report, path, texts[path])
             index.meta.commit_batch(rows, failed=failed, removed=[p for p in reasons if p in indexed], texts=texts)
+            slow = [s for s in sources if s != "subtitles"]
+            if slow:
+                _read_text(index, {path: (slow, []) for path, *_ in rows}, sidecars, report, commit_every, reader)
             bar.update(len(chunk))
             if after_commit is not None:
                 after_commit(start + len(chunk))
@@ -249,27 +263,72 @@ def _update_text(
     sidecars: dict[str, dict[str, os.stat_result]],
     report: IndexReport,
     commit_every: int,
-    embedded: bool = False,
+    reader: TextReader,
+    progress: bool = False,
 ) -> None:
-    """Re-read the text of unchanged videos whose sidecar files were added, changed or removed since they were
-    read (with `embedded`, their subtitle streams again too, which a re-read would otherwise drop); a sidecar that
-    failed before and has not changed is reported again, not retried."""
+    """Bring the text of unchanged videos in line with the index's sources: read the subtitles of a video whose
+    sidecar files were added, changed or removed (its streams again too, which a re-read would otherwise drop),
+    read a newly enabled source, retry OCR or speech that failed, and drop a source no longer enabled. A sidecar
+    that failed before and has not changed is reported again, not retried."""
+    enabled = index.text_sources
     stored = index.meta.text_files()
-    changed = []
+    runs = index.meta.text_runs()
+    work: dict[str, tuple[list[str], list[str]]] = {}  # path -> (sources to read, sources to drop)
     for path in unchanged:
-        have = stored.get(path, {})
-        now = {p: (st.st_size, st.st_mtime_ns) for p, st in sidecars[path].items()}
-        if {p: v[:2] for p, v in have.items()} != now:
-            changed.append(path)
-        else:
-            report.text_failed.update({p: v[2] for p, v in have.items() if v[2] is not None})
-    for start in range(0, len(changed), commit_every):
-        chunk = changed[start : start + commit_every]
-        texts = {path: read_track(path, sidecars[path], embedded=embedded) for path in chunk}
-        for track in texts.values():
-            report.text_failed.update(track.failures)
-        report.text_read += len(texts)
-        index.meta.commit_batch([], texts=texts)
+        have = runs.get(path, {})
+        files = stored.get(path, {})
+        read = [s for s in enabled if s != "subtitles" and (s not in have or have[s] is not None)]
+        if "subtitles" in enabled:
+            now = {p: (st.st_size, st.st_mtime_ns) for p, st in sidecars[path].items()}
+            if "subtitles" not in have or {p: v[:2] for p, v in files.items()} != now:
+                read.insert(0, "subtitles")
+            else:
+                report.text_failed.update({p: v[2] for p, v in files.items() if v[2] is not None})
+        dropped = [s for s in have if s not in enabled]
+        if read or dropped:
+            work[path] = (read, dropped)
+    _read_text(index, work, sidecars, report, commit_every, reader, progress)
+
+
+_TEXT_COMMIT_S = 30.0  # OCR and speech are slow: what they read is committed at least this often
+
+
+def _read_text(
+    index: VideoIndex,
+    work: dict[str, tuple[list[str], list[str]]],
+    sidecars: dict[str, dict[str, os.stat_result]],
+    report: IndexReport,
+    commit_every: int,
+    reader: TextReader,
+    progress: bool = False,
+) -> None:
+    """Read (and drop) the given sources of each video (path -> (sources to read, sources to drop)), committing
+    every `commit_every` videos or `_TEXT_COMMIT_S` seconds, so a killed run keeps what it read."""
+    paths = sorted(work)
+    bar = tqdm(total=len(paths), desc="reading text", unit="video", disable=not progress or not paths)
+    texts: dict[str, TextTrack] = {}
+    since = time.monotonic()
+    try:
+        for path in paths:
+            read, dropped = work[path]
+            texts[path] = reader.read(path, read, sidecars[path], dropped)
+            _note_text(report, path, texts[path])
+            bar.update()
+            if len(texts) >= commit_every or time.monotonic() - since > _TEXT_COMMIT_S:
+                index.meta.commit_batch([], texts=texts)
+                texts, since = {}, time.monotonic()
+        if texts:
+            index.meta.commit_batch([], texts=texts)
+    finally:
+        bar.close()
+
+
+def _note_text(report: IndexReport, path: str, track: TextTrack) -> None:
+    report.text_paths.add(path)
+    report.text_read = len(report.text_paths)
+    report.text_failed.update(track.failures)
+    if track.source_failures:
+        report.source_failed[path] = track.source_failures
 
 
 @contextmanager

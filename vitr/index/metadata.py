@@ -74,6 +74,12 @@ CREATE TABLE IF NOT EXISTS text_spans (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS text_spans_video ON text_spans(video_id);
+CREATE TABLE IF NOT EXISTS text_runs (
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    reason TEXT,
+    PRIMARY KEY (video_id, source)
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS text_fts USING fts5(
     text, content='text_spans', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
 );
@@ -87,6 +93,8 @@ BEGIN
 END;
 """
 
+# `text_runs` records which text source was read for which video, and why it failed (NULL: read), so a rerun
+# reads a newly enabled source and retries a failed one for that video alone.
 # `text_fts` is an FTS5 index over `text_spans`, kept in step by triggers, so spans, their lexical index and the
 # video rows commit in one transaction. A span match: (span id, video id, source, language, start, end, bm25
 # (lower is better), the span's text with matched words between \x02 and \x03).
@@ -294,17 +302,45 @@ class Metadata:
 
     # -- text tracks -----------------------------------------------------------------------------------------
     def _replace_text(self, video_id: int, track: TextTrack) -> None:
+        """Replace the spans of the sources `track` read or drops; the video's other sources stay as they are."""
         db = self.db
-        db.execute("DELETE FROM text_spans WHERE video_id = ?", (video_id,))
-        db.execute("DELETE FROM text_files WHERE video_id = ?", (video_id,))
+        for source in (*track.read, *track.dropped):
+            db.execute("DELETE FROM text_spans WHERE video_id = ? AND source = ?", (video_id, source))
+            db.execute("DELETE FROM text_runs WHERE video_id = ? AND source = ?", (video_id, source))
+            if source == "subtitles":
+                db.execute("DELETE FROM text_files WHERE video_id = ?", (video_id,))
+        db.executemany(
+            "INSERT INTO text_runs (video_id, source, reason) VALUES (?, ?, ?)",
+            [(video_id, source, reason) for source, reason in track.read.items()],
+        )
         db.executemany(
             "INSERT INTO text_files (video_id, path, size, mtime_ns, reason) VALUES (?, ?, ?, ?, ?)",
             [(video_id, f.path, f.size, f.mtime_ns, f.reason) for f in track.files],
         )
         db.executemany(
             "INSERT INTO text_spans (video_id, source, language, start, end, text) VALUES (?, ?, ?, ?, ?, ?)",
-            [(video_id, s.source, s.language, s.start, s.end, s.text) for s in track.spans],
+            [(video_id, s.source, s.language, s.start, s.end, s.text) for s in track.spans if s.source in track.read],
         )
+
+    def text_runs(self) -> dict[str, dict[str, str | None]]:
+        """video path -> {text source -> why it failed, None where read}: the sources each video holds (a video
+        indexed before sources were recorded counts the sources of its spans and subtitle files as read)."""
+        out: dict[str, dict[str, str | None]] = {}
+        try:
+            legacy = self.db.execute(
+                "SELECT v.path, s.source FROM text_spans s JOIN videos v ON v.id = s.video_id "
+                "UNION SELECT v.path, 'subtitles' FROM text_files f JOIN videos v ON v.id = f.video_id"
+            ).fetchall()
+            runs = self.db.execute(
+                "SELECT v.path, r.source, r.reason FROM text_runs r JOIN videos v ON v.id = r.video_id"
+            ).fetchall()
+        except sqlite3.OperationalError:  # an index made before text tracks, opened read-only
+            return {}
+        for video, source in legacy:
+            out.setdefault(video, {})[source] = None
+        for video, source, reason in runs:
+            out.setdefault(video, {})[source] = reason
+        return out
 
     def text_files(self) -> dict[str, dict[str, tuple[int, int, str | None]]]:
         """video path -> {sidecar path -> (size, mtime_ns, reason or None)} as last read (no entry: none read)."""
@@ -329,9 +365,11 @@ class Metadata:
             spans = self.db.execute(
                 "SELECT start, end, text, source, language FROM text_spans WHERE video_id = ? ORDER BY id", (video_id,)
             ).fetchall()
+            runs = self.db.execute("SELECT source, reason FROM text_runs WHERE video_id = ?", (video_id,)).fetchall()
         except sqlite3.OperationalError:  # an index made before text tracks, opened read-only
             return TextTrack()
-        return TextTrack([TextSpan(*r) for r in spans], [SidecarState(*r) for r in files])
+        read = {"subtitles": None} | {source: None for *_, source, _ in spans} | dict(runs)
+        return TextTrack([TextSpan(*r) for r in spans], [SidecarState(*r) for r in files], read=read)
 
     def text_span_count(self) -> int:
         try:

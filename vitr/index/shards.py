@@ -77,6 +77,8 @@ def merge_indexes(target: str | Path, sources: Sequence[str | Path], store: str 
         windowing=Windowing(**windows) if windows else None,
     )
     merged.set_text_sources(first.text_sources)
+    if "text_options" in first.config:  # how OCR and speech were read, so a rerun on the merged index reads alike
+        merged.set_text_options(first.text_options)
     first.close()
     for source in sources:
         shard = VideoIndex(source)

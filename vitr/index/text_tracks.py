@@ -1,5 +1,5 @@
-"""Text tracks: timestamped spans of what a video says, read from the subtitle files that sit beside it and from
-the text subtitle streams inside its container.
+"""Text tracks: timestamped spans of what a video says and shows, from its subtitles (sidecar files and the text
+streams inside its container), its on-screen text (OCR, `vitr.index.ocr`) and its speech (ASR, `vitr.index.asr`).
 
 A sidecar belongs to `movie.mp4` when it is `movie.srt` / `movie.vtt`, or carries a language tag between stem and
 extension (`movie.en.srt`, `movie.pt-BR.vtt`). Parsing uses the maintained `srt` and `webvtt-py` libraries; a file
@@ -13,24 +13,30 @@ from __future__ import annotations
 import io
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import srt
 import webvtt
 from webvtt.errors import MalformedCaptionError, MalformedFileError
 
-TEXT_SOURCES = ("subtitles",)  # sources this vitr can index; OCR and speech are planned, not here yet
+TEXT_SOURCES = ("subtitles", "ocr", "asr")  # subtitle files and streams, on-screen text, speech
 SUBTITLE_EXTENSIONS = (".srt", ".vtt")
+if TYPE_CHECKING:
+    from vitr.index.asr import SpeechEngine
+    from vitr.index.ocr import OcrEngine
+
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
 _TAG = re.compile(r"<[^>]{0,200}>|\{\\[^}]{0,200}\}")  # <i>, <c.yellow>, <00:01.000>, {\an8}
 
 
 @dataclass(frozen=True)
 class TextSpan:
-    """One timestamped piece of text of a video (a subtitle cue)."""
+    """One timestamped piece of text of a video: a subtitle cue, a line shown on screen, an utterance."""
 
     start: float
     end: float
@@ -52,18 +58,120 @@ class SidecarState:
 
 @dataclass
 class TextTrack:
-    """Everything read for one video: its spans and the state of every sidecar file looked at."""
+    """What was read for one video: its spans and the state of every sidecar file looked at.
+
+    `read` names the sources this track covers, each with why it failed (None: read), and `dropped` the sources
+    to remove: stored, the track replaces exactly those sources' spans of the video and leaves its others alone,
+    so one source can be read, retried or dropped without touching the rest.
+    """
 
     spans: list[TextSpan] = field(default_factory=list)
     files: list[SidecarState] = field(default_factory=list)
     # video path -> why its container's subtitle streams could not be read; not stored, so it is said in the run
     # that read them and tried again when the video changes
     stream_failures: dict[str, str] = field(default_factory=dict)
+    read: dict[str, str | None] = field(default_factory=lambda: {"subtitles": None})
+    dropped: tuple[str, ...] = ()
 
     @property
     def failures(self) -> dict[str, str]:
         """path -> reason, for each sidecar (or video's streams) that could not be used."""
         return {f.path: f.reason for f in self.files if f.reason is not None} | self.stream_failures
+
+    @property
+    def source_failures(self) -> dict[str, str]:
+        """source -> reason, for each of OCR and speech that failed on this video (retried by the next run)."""
+        return {source: reason for source, reason in self.read.items() if reason is not None}
+
+    def by_source(self) -> dict[str, list[TextSpan]]:
+        """The spans of each source read (an empty list for a source that found no text)."""
+        out: dict[str, list[TextSpan]] = {source: [] for source in self.read}
+        for span in self.spans:
+            out.setdefault(span.source, []).append(span)
+        return out
+
+
+class TextSourceError(ValueError):
+    """OCR or speech recognition failed on a video; the message is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """How OCR and speech recognition run (recorded in index.json, so later runs keep them).
+
+    ocr_interval: seconds between the frames OCR reads; asr_engine: "pocketsphinx" (offline, bundled English
+    model, weak) or "faster-whisper"; asr_model: a faster-whisper model directory, or a model name to download.
+    """
+
+    ocr_interval: float = 1.0
+    asr_engine: str = "pocketsphinx"
+    asr_model: str | None = None
+
+    def __post_init__(self) -> None:
+        from vitr.index.asr import ENGINES  # noqa: PLC0415 - the engines themselves load lazily
+
+        if not self.ocr_interval > 0:
+            raise ValueError(f"the OCR interval must be positive seconds, got {self.ocr_interval}")
+        if self.asr_engine not in ENGINES:
+            raise ValueError(f"unknown speech engine {self.asr_engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.asr_engine == "pocketsphinx" and self.asr_model is not None:
+            raise ValueError("--asr-model names a faster-whisper model; add --asr-engine faster-whisper")
+
+    def to_dict(self) -> dict:
+        return {"ocr_interval": self.ocr_interval, "asr_engine": self.asr_engine, "asr_model": self.asr_model}
+
+
+class TextReader:
+    """Reads the enabled text sources of videos, one video at a time; the OCR and speech engines load once, on
+    first use, and serve every video after."""
+
+    def __init__(self, options: TextOptions | None = None) -> None:
+        self.options = options or TextOptions()
+        self._ocr: OcrEngine | None = None
+        self._asr: SpeechEngine | None = None
+
+    def read(
+        self,
+        video: str | Path,
+        sources: Sequence[str],
+        sidecars: dict[str, os.stat_result] | None = None,
+        dropped: Sequence[str] = (),
+    ) -> TextTrack:
+        """The track of `video` for `sources` (subtitles: its `sidecars` and its streams); a source that fails is
+        recorded with its reason in `track.read` and the others still count."""
+        from vitr.index import asr, ocr  # noqa: PLC0415 - OCR and speech pull in onnxruntime / pocketsphinx
+
+        track = read_track(video, sidecars or {}, embedded=True) if "subtitles" in sources else TextTrack(read={})
+        track.dropped = tuple(dropped)
+        if "ocr" in sources:
+            try:
+                if self._ocr is None:
+                    self._ocr = ocr.OcrEngine()
+                track.spans.extend(ocr.read_onscreen_text(video, self._ocr, self.options.ocr_interval))
+                track.read["ocr"] = None
+            except TextSourceError as exc:
+                track.read["ocr"] = str(exc)
+        if "asr" in sources:
+            try:
+                if self._asr is None:
+                    self._asr = asr.make_engine(self.options.asr_engine, self.options.asr_model)
+                track.spans.extend(asr.read_speech(video, self._asr))
+                track.read["asr"] = None
+            except TextSourceError as exc:
+                track.read["asr"] = str(exc)
+        return track
+
+
+def read_text(
+    video: str | Path, sources: Sequence[str] = TEXT_SOURCES, options: TextOptions | None = None
+) -> dict[str, list[TextSpan]]:
+    """The spans of each enabled source of `video` (subtitles from its sidecars and streams, `ocr`, `asr`); a
+    source that fails raises TextSourceError naming it. For one video; an indexer keeps a TextReader."""
+    track = TextReader(options).read(video, sources, find_sidecars(video))
+    failed = track.source_failures | ({"subtitles": "; ".join(track.failures.values())} if track.failures else {})
+    if failed:
+        raise TextSourceError("; ".join(f"{source}: {reason}" for source, reason in failed.items()))
+    return track.by_source()
 
 
 def parse_sources(text: str) -> tuple[str, ...]:

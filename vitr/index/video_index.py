@@ -30,6 +30,7 @@ from vitr.errors import ConfigError, IndexStoreError
 from vitr.index.metadata import Metadata
 from vitr.index.milvus_store import MilvusStore, collection_name
 from vitr.index.store import FaissStore, StoreSpec, VectorStore, parse_store_spec
+from vitr.index.text_tracks import TextOptions
 from vitr.model.extract import encode_pixels, frame_spec_for
 from vitr.model.factory import ModelSpec, build_model
 from vitr.model.fast import DTYPES, run_dtypes
@@ -48,7 +49,7 @@ class Evidence:
     """Why a hit matched, and where: a visual segment (its score), or a text span (its snippet, with the matched
     words at `highlights`, character ranges [start, end) of `snippet`)."""
 
-    source: str  # "visual" or a text source ("subtitles")
+    source: str  # "visual" or a text source ("subtitles", "ocr", "asr")
     start: float | None
     end: float | None
     score: float
@@ -272,6 +273,20 @@ class VideoIndex:
         if self.read_only:
             raise IndexStoreError(f"{self.dir} is open read-only; its text sources cannot change")
         self.config["text"] = list(sources)
+        _write_json(self.dir / "index.json", self.config)
+
+    @property
+    def text_options(self) -> TextOptions:
+        """How OCR and speech run for this index (index.json "text_options"; the defaults where none recorded)."""
+        return TextOptions(**self.config.get("text_options", {}))
+
+    def set_text_options(self, options: TextOptions) -> None:
+        """Record the OCR and speech settings; later runs without those options keep them."""
+        if options.to_dict() == self.config.get("text_options"):
+            return
+        if self.read_only:
+            raise IndexStoreError(f"{self.dir} is open read-only; its text options cannot change")
+        self.config["text_options"] = options.to_dict()
         _write_json(self.dir / "index.json", self.config)
 
     def index_id(self) -> str:

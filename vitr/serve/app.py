@@ -214,8 +214,8 @@ def create_app(
         min_score: float | None = text_score_param,
         mode: Literal["visual", "text", "hybrid"] | None = Query(
             None,
-            description="visual (what videos show), text (what their subtitles say) or hybrid (both, fused); "
-            "default: hybrid when the index holds text spans, else visual",
+            description="visual (what videos show), text (what their subtitles, on-screen text or speech say) or "
+            "hybrid (both, fused); default: hybrid when the index holds text spans, else visual",
         ),
         fusion: Literal["rrf", "weighted"] = Query(
             "rrf",

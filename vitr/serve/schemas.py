@@ -10,7 +10,8 @@ from vitr.index.timeline import MAX_POINTS
 class Evidence(BaseModel):
     """Why a hit matched, and where: a visual segment, or a text span with its snippet and the matched words."""
 
-    source: str = Field(description="`visual`, or the text source the span came from (`subtitles`)")
+    source: str = Field(description="`visual`, or the text source the span came from (`subtitles`, `ocr`: "
+                        "on-screen text, `asr`: speech)")
     start: float | None = Field(description="start of the evidence in seconds (null: the whole video)")
     end: float | None = Field(description="end of the evidence in seconds (null: the whole video)")
     score: float = Field(description="visual: similarity of the segment; text: the span's BM25 score")
@@ -52,7 +53,8 @@ class SearchHit(BaseModel):
         description="true when the score is below this index's weak-match threshold (`weak_below`); "
         "null when there is none (video queries, text and hybrid modes, an empty index)"
     )
-    sources: list[str] = Field(description="what matched: `visual` and/or text sources such as `subtitles`")
+    sources: list[str] = Field(description="what matched: `visual` and/or the text sources `subtitles`, `ocr`, "
+                              "`asr`")
     evidence: list[Evidence] = Field(
         description="why it matched, best first: the matching text spans, then the visual segment"
     )

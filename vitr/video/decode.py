@@ -12,7 +12,7 @@ keyframe before each far-away target (long videos, where decoding everything wou
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,12 +259,26 @@ def _frames_at(
     container: av.container.InputContainer, stream: av.VideoStream, info: VideoInfo, targets: np.ndarray, seek: bool
 ) -> tuple[list[float], list[np.ndarray]]:
     """The frame shown at each target time (targets ascending), decoded in one pass or by seeking."""
+    times: list[float] = []
+    frames: list[np.ndarray] = []
+    for time, frame in _walk(container, stream, info, targets, seek):
+        times.append(time)
+        frames.append(frame)
+    return times, frames
+
+
+def _walk(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    info: VideoInfo,
+    targets: Iterable[float],
+    seek: bool,
+) -> Iterator[tuple[float, np.ndarray]]:
+    """(time, frame) shown at each target time (targets ascending), one at a time, decoded forward or by seeking."""
     frame_period = 1.0 / info.fps if info.fps > 0 else 0.0
     walker = _FrameWalker(container, stream, frame_period, (info.width, info.height))
     declared_end = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
     slack = max(TRUNCATION_SLACK_S, 2.0 * frame_period)
-    times: list[float] = []
-    frames: list[np.ndarray] = []
     for target in targets:
         if seek and target - walker.position > SEEK_GAP_S:
             walker.seek(target)
@@ -272,15 +286,30 @@ def _frames_at(
                 walker.seek(0.0)
         found = walker.frame_at(target)
         if found is None:
-            break
+            return
         if walker.exhausted and declared_end is not None and target - found[0] > slack:
             raise VideoDecodeError(
                 info.path,
                 f"truncated: frames stop at {found[0]:.2f}s but the stream header declares {declared_end:.2f}s",
             )
-        times.append(found[0])
-        frames.append(found[1])
-    return times, frames
+        yield found
+
+
+def iter_frames(path: str | Path, fps: float) -> Iterator[tuple[float, np.ndarray]]:
+    """(time, frame (H, W, 3) uint8 RGB) every 1/fps seconds through the whole video, as `sample_frames` in rate
+    mode picks them (distinct frames only), but yielded one at a time: a reader of every second of a long video
+    (OCR) never holds more than one frame. Failures raise VideoDecodeError, as for `sample_frames`."""
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    with _open_video(path) as (container, stream, info):
+        first, last = _window(info, None, None)
+        raw_stream = bool(container.format.flags & _AVFMT_NOTIMESTAMPS)
+        seek = not raw_stream and _prefers_seeking(container, info)
+        previous = None
+        for time, frame in _walk(container, stream, info, _rate_targets(first, last, fps, None).tolist(), seek):
+            if time != previous:
+                previous = time
+                yield time, frame
 
 
 class _FrameWalker:
