@@ -32,14 +32,14 @@ from vitr.video.loader import DecodeFailure, decode_video
 @dataclass(frozen=True)
 class Refinement:
     """How to sharpen moments. fps: frames sampled per second around a moment (boundaries land within 1/(2 fps));
-    pad: seconds looked at either side of the coarse moment (None: the moment's own length, at least 1 s, so a
-    moment can grow to up to three times its length); max_frames: frames encoded per hit at most (a long
-    neighbourhood is sampled more sparsely); context: frames per scored sub-window (odd); margin: how far below the
-    peak, as a share of the neighbourhood's score range, a frame may score and still belong to the moment."""
+    pad: seconds looked at either side of the coarse moment (None: half the moment's length, at least 1 s, so a
+    moment can grow to twice its length); max_frames: frames encoded per hit at most (a long neighbourhood is
+    sampled more sparsely); context: frames per scored sub-window (odd); margin: how far below the peak, as a share
+    of the neighbourhood's score range, a frame may score and still belong to the moment."""
 
     fps: float = 4.0
     pad: float | None = None
-    max_frames: int = 48
+    max_frames: int = 32
     context: int = 3
     margin: float = 0.5
 
@@ -57,7 +57,7 @@ class Refinement:
 
     def neighbourhood(self, start: float, end: float, duration: float | None) -> tuple[float, float]:
         """The seconds [from, to] decoded around the moment [start, end]."""
-        pad = max(end - start, 1.0) if self.pad is None else self.pad
+        pad = max((end - start) / 2, 1.0) if self.pad is None else self.pad
         return max(0.0, start - pad), end + pad if duration is None else min(duration, end + pad)
 
 
