@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -128,7 +129,7 @@ def real_size_cost(work: Path, refinement: Refinement, model: str, repeats: int 
             refine_moment(index, video, 20.0, 20.0 + length, query, refinement, 60.0)
         costs[f"{length:g}"] = round(1000 * (time.perf_counter() - start) / repeats)
     index.close()
-    return {"model": model, "ms_per_hit": costs}
+    return {"model": model, "ms_per_hit": costs, "load_average": round(os.getloadavg()[0], 1)}
 
 
 def summary(ious: list[float]) -> dict:
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-doc", action="store_true")
     args = p.parse_args(argv)
 
+    machine = machine_line()
     clip = locate_clip(args)
     pretrain = json.loads((clip / "pretrain.json").read_text())
     config = LabConfig(**{**pretrain["settings"]["lab"], "workers": args.workers})  # the lab the CLIP learnt from
@@ -176,10 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     for method in methods if not same else []:
         rows += measure(method, spec, work, manifest["videos"], manifest["queries"], refinement, args.workers)
         print(json.dumps(rows[-2:]), flush=True)
+    if same:
+        machine = previous["machine"]
     cost = real_size_cost(work, refinement, args.cost_model) if args.cost_model else None
     result = {"rows": rows, "queries": len(manifest["queries"]), "long_videos": asdict(settings),
               "window": args.window, "refinement": asdict(refinement), "clip": pretrain["settings"],
-              "real_size_cost": cost, "machine": machine_line()}
+              "real_size_cost": cost, "machine": machine}
     saved.write_text(json.dumps(result, indent=2))
     if not args.no_doc:
         write_results_section("Moments", doc_body(result, manifest, settings))
@@ -235,7 +239,7 @@ def real_size(cost: dict | None) -> str:
         return ""
     ms = cost["ms_per_hit"]
     return (f"; with a {cost['model']} (224 px) on a 640x360 25 fps video it costs {ms['4']} ms per hit for a 4 s "
-            f"moment and {ms['8']} ms for an 8 s one")
+            f"moment and {ms['8']} ms for an 8 s one (load average {cost['load_average']})")
 
 
 if __name__ == "__main__":
