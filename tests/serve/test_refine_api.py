@@ -31,3 +31,12 @@ def test_search_refine_on_the_command_line(served: Served, capsys: pytest.Captur
     assert main(["search", "a shape", "--index", str(served.index.dir), "-k", "2", "--json", "--refine"]) == 0
     hits = json.loads(capsys.readouterr().out)
     assert len(hits) == 2 and all(h["start"] < h["end"] for h in hits)
+
+
+def test_similar_videos_refine_their_moments_too(served: Served) -> None:
+    first = served.client.get("/api/search", params={"q": "a shape", "k": 1}).json()["results"][0]["video_id"]
+    params = {"video_id": first, "k": 3}
+    plain = served.client.get("/api/search/similar", params=params).json()["results"]
+    sharp = served.client.get("/api/search/similar", params={**params, "refine": "true"}).json()["results"]
+    assert [(r["video_id"], r["score"]) for r in sharp] == [(r["video_id"], r["score"]) for r in plain]
+    assert all(0.0 <= r["start"] < r["end"] <= r["duration"] + 1e-6 for r in sharp)

@@ -32,7 +32,7 @@ from swagger_ui_bundle import swagger_ui_path
 from vitr.errors import ConfigError, VideoDecodeError
 from vitr.index import hybrid
 from vitr.index.calibration import WEAK_QUANTILE, WeakMatches, is_weak
-from vitr.index.refine import Refinement
+from vitr.index.refine import Refinement, refine_hits
 from vitr.index.video_index import Evidence as HitEvidence
 from vitr.index.video_index import Hit, VideoIndex
 from vitr.serve.schemas import ErrorResponse, Evidence, HealthResponse, SearchHit, SearchResponse, StatsResponse
@@ -179,6 +179,11 @@ def create_app(
             and (min_score is None or hit.score >= min_score)
         )
 
+    refine_param = Query(
+        False,
+        description="sharpen each hit's visual moment: re-score the frames around it and tighten its start and end "
+        "to where the query matches (a decode and an encode per hit: see docs/deploy.md)",
+    )
     k_param = Query(10, ge=1, le=settings.max_k, description="number of results")
     offset_param = Query(0, ge=0, le=settings.max_offset, description="results to skip (pagination)")
     prefix_param = Query(None, max_length=1000, description="only videos whose name starts with this")
@@ -211,11 +216,7 @@ def create_app(
             "(text_weight * text + (1 - text_weight) * visual over min-max normalised scores)",
         ),
         text_weight: float = Query(0.5, ge=0.0, le=1.0, description="weight of the text score in fusion=weighted"),
-        refine: bool = Query(
-            False,
-            description="sharpen each hit's visual moment: re-score the frames around it and tighten its start and "
-            "end to where the query matches (a decode and an encode per hit: see docs/deploy.md)",
-        ),
+        refine: bool = refine_param,
     ) -> SearchResponse:
         text = q.strip()
         if not text:
@@ -240,13 +241,17 @@ def create_app(
         offset: int = offset_param,
         path_prefix: str | None = prefix_param,
         min_score: float | None = score_param,
+        refine: bool = refine_param,
     ) -> SearchResponse:
         record = index.meta.video(video_id)
         if record is None:
             raise HTTPException(404, f"no indexed video with id {video_id}")
         accept = filters(path_prefix, min_score)
         not_self = (lambda h: h.video_id != video_id and accept(h)) if accept else (lambda h: h.video_id != video_id)
-        hits = index.search_vectors(index.video_vector(video_id), k + 1, offset, not_self)[0]
+        query = index.video_vector(video_id)
+        hits = index.search_vectors(query, k + 1, offset, not_self)[0]
+        if refine:
+            hits = refine_hits(index, hits, query, Refinement())
         return to_response(f"similar to {files.name(record.path)}", hits, k, offset, None)
 
     @app.post(
@@ -266,6 +271,7 @@ def create_app(
         offset: int = offset_param,
         path_prefix: str | None = prefix_param,
         min_score: float | None = score_param,
+        refine: bool = refine_param,
     ) -> SearchResponse:
         content_type = (file.content_type or "application/octet-stream").split(";")[0].strip().lower()
         if not (content_type.startswith("video/") or content_type in IMAGE_TYPES):
@@ -287,6 +293,8 @@ def create_app(
         except UploadRefused as e:
             raise HTTPException(e.status, e.reason) from e
         hits = index.search_vectors(query, k + 1, offset, filters(path_prefix, min_score))[0]
+        if refine:
+            hits = refine_hits(index, hits, query, Refinement())
         return to_response(f"video {(file.filename or 'upload')[:200]}", hits, k, offset, None)
 
     app.add_middleware(
