@@ -180,13 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows[-2:]), flush=True)
     if same:
         machine = previous["machine"]
-    cost = real_size_cost(work, refinement, args.cost_model) if args.cost_model else None
+    cost = previous.get("real_size_cost") if same else None
+    if args.cost_model and (cost or {}).get("model") != args.cost_model:
+        cost = real_size_cost(work, refinement, args.cost_model)
     result = {"rows": rows, "queries": len(manifest["queries"]), "long_videos": asdict(settings),
               "window": args.window, "refinement": asdict(refinement), "clip": pretrain["settings"],
               "real_size_cost": cost, "machine": machine}
     saved.write_text(json.dumps(result, indent=2))
     if not args.no_doc:
-        write_results_section("Moments", doc_body(result, manifest, settings))
+        write_results_section("## Moments", doc_body(result, manifest, settings))
     return 0
 
 
@@ -204,8 +206,8 @@ def doc_body(result: dict, manifest: dict, settings: LongVideoSettings) -> str:
     table = markdown_table(
         ["segments", "R@1 IoU 0.5 %", "R@1 IoU 0.7 %", "mean IoU", "segments indexed", "indexing s", "index MB",
          "refinement ms / hit"],
-        [[x["method"], x["r1_iou05"], x["r1_iou07"], x["mean_iou"], x["segments"], x["indexing_s"], x["index_mb"],
-          x.get("refine_ms_per_hit", "")] for x in rows],
+        [[x["method"], f"{x['r1_iou05']:.1f}", f"{x['r1_iou07']:.1f}", f"{x['mean_iou']:.3f}", x["segments"],
+          f"{x['indexing_s']:.1f}", f"{x['index_mb']:.2f}", x.get("refine_ms_per_hit", "")] for x in rows],
     )
     return "\n".join([
         f"Moment localisation in {settings.n_videos} long videos of {settings.clips_per_video} lab test clips each "
@@ -238,8 +240,9 @@ def real_size(cost: dict | None) -> str:
     if not cost:
         return ""
     ms = cost["ms_per_hit"]
-    return (f"; with a {cost['model']} (224 px) on a 640x360 25 fps video it costs {ms['4']} ms per hit for a 4 s "
-            f"moment and {ms['8']} ms for an 8 s one (load average {cost['load_average']})")
+    return (f"; with a {cost['model']} (224 px) on a 640x360 25 fps video it cost {ms['4']:,} ms per hit for a 4 s "
+            f"moment and {ms['8']:,} ms for an 8 s one at load average {cost['load_average']} (on a quiet machine "
+            "the 32 encodings alone take about 1.2 s: 38 ms a frame, docs/performance.md)")
 
 
 if __name__ == "__main__":

@@ -63,3 +63,25 @@ def test_a_whole_video_index_has_no_moment_to_refine(tmp_path: Path, monkeypatch
     hit = hybrid.search(index, "red", k=1, mode="visual", refine=Refinement())[0]
     assert (hit.start, hit.end) == (None, None)
     index.close()
+
+
+def test_in_a_shots_index_refinement_never_grows_past_a_detected_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "videos"
+    write_shape_video(root / "v.mp4", ["blue", "red", "yellow"], seconds_each=2.0)  # yellow matches "red" half as well
+    shots = VideoIndex.create(tmp_path / "shots", TINY_MODEL)
+    see_colour(shots, monkeypatch)
+    update_index(shots, root, segments="shots", progress=False, workers=0)
+    coarse = hybrid.search(shots, "red", k=1, mode="visual")[0]
+    sharp = hybrid.search(shots, "red", k=1, mode="visual", refine=Refinement())[0]
+    assert coarse.start == pytest.approx(2.0, abs=0.25) and coarse.end == pytest.approx(4.0, abs=0.25)
+    assert (sharp.start, sharp.end) == (coarse.start, coarse.end)
+    shots.close()
+    # cut into windows, nothing bounds the moment: the yellow shot, within the margin of the peak, joins it
+    windows = VideoIndex.create(tmp_path / "windows", TINY_MODEL)
+    see_colour(windows, monkeypatch)
+    update_index(windows, root, window=3.0, stride=1.5, progress=False, workers=0)
+    grown = hybrid.search(windows, "red", k=1, mode="visual", refine=Refinement())[0]
+    assert grown.end > 4.5
+    windows.close()

@@ -12,7 +12,10 @@ the index's own temporal head, so any head works), against the query vector. The
 coarse moment, so refinement never jumps to another part of the video. The refined moment is the contiguous run of
 frames around the peak scoring at least `peak - margin * (peak - floor)`, floor being the lowest score of the
 neighbourhood: the frames that match nearly as well as the best one, relative to how much the scores vary there.
-Its start and end lie halfway between the run's outer frames and the first frames outside it.
+Its start and end lie halfway between the run's outer frames and the first frames outside it. In an index cut by
+shots (`--segments shots`) a hit's moment is a shot, and its cuts bound the refined moment: refinement may find a
+cut the detector missed inside the shot, but never grows past one it found, where the picture changed (in the lab,
+growing into a neighbouring clip that matches the query nearly as well was most of what refinement got wrong there).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def refine_hits(index: VideoIndex, hits: list[Hit], query: np.ndarray, refinemen
     comes from a text span, or that has no moment (an index of whole videos), is returned as it was; so is one whose
     video cannot be decoded now (it was when indexed: the coarse moment still stands)."""
     out = []
+    bounded = index.windowing is not None and index.windowing.segments == "shots"
     for hit in hits:
         visual = not hit.evidence or hit.evidence[0].source == "visual"
         if hit.start is None or hit.end is None or not visual:
@@ -77,7 +81,7 @@ def refine_hits(index: VideoIndex, hits: list[Hit], query: np.ndarray, refinemen
         if moment is None:
             out.append(hit)
             continue
-        start, end = moment
+        start, end = (max(moment[0], hit.start), min(moment[1], hit.end)) if bounded else moment
         evidence = tuple(
             replace(e, start=start, end=end) if e.source == "visual" and (e.start, e.end) == (hit.start, hit.end) else e
             for e in hit.evidence
