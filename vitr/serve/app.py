@@ -251,7 +251,7 @@ def create_app(
         query = index.video_vector(video_id)
         hits = index.search_vectors(query, k + 1, offset, not_self)[0]
         if refine:
-            hits = refine_hits(index, hits, query, Refinement())
+            hits = refine_hits(index, hits[:k], query, Refinement()) + hits[k:]  # the extra hit only says more
         return to_response(f"similar to {files.name(record.path)}", hits, k, offset, None)
 
     @app.post(
@@ -294,7 +294,7 @@ def create_app(
             raise HTTPException(e.status, e.reason) from e
         hits = index.search_vectors(query, k + 1, offset, filters(path_prefix, min_score))[0]
         if refine:
-            hits = refine_hits(index, hits, query, Refinement())
+            hits = refine_hits(index, hits[:k], query, Refinement()) + hits[k:]  # the extra hit only says more
         return to_response(f"video {(file.filename or 'upload')[:200]}", hits, k, offset, None)
 
     app.add_middleware(
