@@ -41,4 +41,4 @@ def test_setup_reinstalls_only_when_pyproject_changes(tmp_path: Path) -> None:
     with (tmp_path / "pyproject.toml").open("a") as f:
         f.write("\n# a new pin\n")
     setup()
-    assert installs() == 2 and "-e .[dev,teachers,vectordb]" in (bin_dir / "pip-calls").read_text()
+    assert installs() == 2 and "-e .[dev,teachers,vectordb,text]" in (bin_dir / "pip-calls").read_text()

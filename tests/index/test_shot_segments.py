@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 
-from tests.index.videos import COLOURS, TINY_MODEL, write_odd_corpus, write_shape_video
+from tests.index.videos import TINY_MODEL, see_colour, write_odd_corpus, write_shape_video
 from vitr.cli import choices
 from vitr.errors import ConfigError, IndexStoreError
 from vitr.index.indexer import update_index
@@ -37,29 +35,6 @@ def test_segment_spans_follow_the_shots() -> None:
         Windowing(2.0, 1.0, "scenes")
 
 
-def _colour_model(index: VideoIndex, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the tiny model see colour: a frame's embedding is its mean colour less its grey level, a query word
-    is its colour's, so a text search for a colour finds the segment that shows it."""
-    backbone = index.model.backbone
-    mean = torch.tensor(backbone.image_mean).view(1, 3, 1, 1)
-    std = torch.tensor(backbone.image_std).view(1, 3, 1, 1)
-
-    def chroma(rgb: torch.Tensor) -> torch.Tensor:  # (N, 3) in 0..1 -> (N, D)
-        out = torch.zeros(len(rgb), backbone.embed_dim)
-        out[:, :3] = rgb - rgb.mean(dim=1, keepdim=True)
-        return out
-
-    def encode_image(images: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) normalised -> (N, D)
-        return chroma((images.float().cpu() * std + mean).mean(dim=(2, 3)))
-
-    def embed_texts(texts: list[str]) -> np.ndarray:
-        features = chroma(torch.tensor([COLOURS[t] for t in texts], dtype=torch.float32) / 255)[:, None]
-        return index.embed_frames(features, torch.ones(len(texts), 1))  # each word as a one-frame video
-
-    monkeypatch.setattr(backbone, "encode_image", encode_image)
-    monkeypatch.setattr(index, "embed_texts", embed_texts)
-
-
 def test_shots_are_the_segments_and_a_text_hit_reports_its_shot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -67,7 +42,7 @@ def test_shots_are_the_segments_and_a_text_hit_reports_its_shot(
     long_video = write_shape_video(root / "long.mp4", ["blue", "red", "green"], seconds_each=2.0)
     other = write_shape_video(root / "other.mp4", ["yellow"], seconds_each=2.0)
     index = VideoIndex.create(tmp_path / "index", TINY_MODEL)
-    _colour_model(index, monkeypatch)
+    see_colour(index, monkeypatch)
     update_index(index, root, segments="shots", progress=False, workers=0)
 
     assert json.loads((index.dir / "index.json").read_text())["windows"] == {

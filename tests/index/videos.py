@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
+from vitr.index.video_index import VideoIndex
 from vitr.model.factory import ModelSpec
 from vitr.video.writer import write_video
 
@@ -79,3 +82,26 @@ def search_in_another_process(index_dir: Path, query: str = "a square") -> list[
     assert done.returncode == 0, done.stderr
     assert "ERROR" not in done.stderr and "Traceback" not in done.stderr, done.stderr
     return json.loads(done.stdout)
+
+
+def see_colour(index: VideoIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the tiny model see colour: a frame's embedding is its mean colour less its grey level, a query word
+    is its colour's, so a text search for a colour finds the segment that shows it."""
+    backbone = index.model.backbone
+    mean = torch.tensor(backbone.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(backbone.image_std).view(1, 3, 1, 1)
+
+    def chroma(rgb: torch.Tensor) -> torch.Tensor:  # (N, 3) in 0..1 -> (N, D)
+        out = torch.zeros(len(rgb), backbone.embed_dim)
+        out[:, :3] = rgb - rgb.mean(dim=1, keepdim=True)
+        return out
+
+    def encode_image(images: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) normalised -> (N, D)
+        return chroma((images.float().cpu() * std + mean).mean(dim=(2, 3)))
+
+    def embed_texts(texts: list[str]) -> np.ndarray:
+        features = chroma(torch.tensor([COLOURS[t] for t in texts], dtype=torch.float32) / 255)[:, None]
+        return index.embed_frames(features, torch.ones(len(texts), 1))  # each word as a one-frame video
+
+    monkeypatch.setattr(backbone, "encode_image", encode_image)
+    monkeypatch.setattr(index, "embed_texts", embed_texts)

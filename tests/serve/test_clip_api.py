@@ -91,3 +91,59 @@ def test_a_video_that_no_longer_decodes_is_a_422_without_its_path(tmp_path: Path
     finally:
         served.client.close()
         served.index.close()
+
+
+def test_clips_beyond_the_concurrent_limit_get_a_503_and_the_slot_frees(
+    served: Served, own_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    import vitr.serve.app as app_module
+    from vitr.errors import VideoDecodeError
+    from vitr.serve.app import ServeSettings, create_app
+
+    entered, release = threading.Event(), threading.Event()
+    real_cut = app_module.cut_clip
+
+    def slow_cut(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        entered.set()
+        assert release.wait(30)
+        return real_cut(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "cut_clip", slow_cut)
+    settings = ServeSettings(max_clip_exports=1, max_clip_s=2.0)
+    app = create_app(served.index, [served.root], settings)
+    first_client, second_client = TestClient(app), TestClient(app)  # two clients of one server
+    limited = TestClient(create_app(served.index, [served.root], settings))  # another server, with its own slot
+    red = video_ids(served)["red.mp4"]
+    params = {"start": 0.0, "end": 1.0}
+    replies = {}
+    worker = threading.Thread(target=lambda: replies.update(first=first_client.get(f"/api/videos/{red}/clip",
+                                                                                    params=params)))
+    worker.start()
+    try:
+        assert entered.wait(30)
+        busy = second_client.get(f"/api/videos/{red}/clip", params=params)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "5"
+        assert busy.json() == {"detail": "the server is already cutting 1 clips; try again in a few seconds"}
+        too_long = second_client.get(f"/api/videos/{red}/clip", params={"start": 0.0, "end": 2.5})
+        assert too_long.status_code == 422 and "at most 2 s" in too_long.json()["detail"]  # checked before a slot
+    finally:
+        release.set()
+        worker.join(30)
+    assert replies["first"].status_code == 200 and frame_count(replies["first"].content)[0] == 8
+    again = second_client.get(f"/api/videos/{red}/clip", params=params)  # the slot was given back
+    assert again.status_code == 200
+
+    def failing_cut(source, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        raise VideoDecodeError(source, "damaged after indexing")
+
+    monkeypatch.setattr(app_module, "cut_clip", failing_cut)
+    assert limited.get(f"/api/videos/{red}/clip", params=params).status_code == 422
+    monkeypatch.setattr(app_module, "cut_clip", real_cut)
+    assert limited.get(f"/api/videos/{red}/clip", params=params).status_code == 200  # a failed cut frees its slot
+    assert list(own_tmp.iterdir()) == []
+    for client in (first_client, second_client, limited):
+        client.close()

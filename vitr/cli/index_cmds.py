@@ -83,6 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(normalised scores, see --text-weight)")
     s.add_argument("--text-weight", type=float, default=0.5,
                    help="weight of the text score in --fusion weighted, 0 to 1 (visual gets the rest)")
+    s.add_argument("--refine", action="store_true",
+                   help="sharpen each hit's moment: re-score the frames around it (4 a second) and tighten its start "
+                        "and end to where the query matches (costs a decode and an encode per hit; docs/deploy.md)")
     add_device_arg(s, "embeds the query")
     s.set_defaults(func=run_search)
 
@@ -195,15 +198,18 @@ def run_search(args: argparse.Namespace) -> int:
     from vitr.index.calibration import WeakMatches
     from vitr.index.hybrid import default_mode, search
     from vitr.index.indexer import search_by_video
+    from vitr.index.refine import Refinement
     from vitr.index.video_index import VideoIndex
     from vitr.model.fast import resolve_device
 
     index = VideoIndex(args.index, device=str(resolve_device(args.device)))
+    refine = Refinement() if args.refine else None
     if args.video:
-        hits, mode = search_by_video(index, args.video, k=args.k), "visual"
+        hits, mode = search_by_video(index, args.video, k=args.k, refine=refine), "visual"
     else:
         mode = args.mode or default_mode(index)
-        hits = search(index, args.query, k=args.k, mode=mode, fusion=args.fusion, text_weight=args.text_weight)
+        hits = search(index, args.query, k=args.k, mode=mode, fusion=args.fusion, text_weight=args.text_weight,
+                      refine=refine)
     # the weak-match threshold is calibrated on visual scores: it says nothing about text or fused ones
     weak_below = WeakMatches(index, args.weak_quantile).threshold() if mode == "visual" and not args.video else None
     if args.json:

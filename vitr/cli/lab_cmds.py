@@ -16,6 +16,7 @@ from pathlib import Path
 from vitr.cli.choices import LAB_SCALES
 from vitr.cli.tables import console
 from vitr.cli.validate import add_device_arg, require_dir
+from vitr.errors import ConfigError
 
 LAB_ARCH = "vitr-lab-rn"  # a small CLIP ResNet: the tiny ViT (vitr-lab-tiny) never learnt shapes here (docs/lab.md)
 NEGATIVES = ("swap", "none")  # hard-negative captions in pretraining: one swapped attribute (NegCLIP), or none
@@ -37,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--scale", default="full", choices=LAB_SCALES)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--long-videos", type=int, default=0, metavar="N",
+                   help="also write N long videos of test clips with known boundaries, and a query per clip, for "
+                        "measuring moment search (OUT/long_videos; see vitr.lab.long_videos)")
     s.set_defaults(func=run_synth)
 
     p = sub.add_parser("pretrain", help="pretrain the lab's small CLIP on the lab's still frames")
@@ -66,12 +70,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    if args.long_videos < 0:
+        raise ConfigError(f"--long-videos must be 0 or more, got {args.long_videos}")
     from vitr.lab.synth import LabConfig, generate_lab
 
     manifest = generate_lab(args.out, LabConfig(scale=args.scale, seed=args.seed, workers=args.workers))
     counts = ", ".join(f"{k} {len(v)}" for k, v in manifest.split_ids.items())
     print(f"lab at {args.out}: {counts}; {manifest.config.n_pretrain} still images; wrote {manifest.written} files, "
           f"{manifest.skipped} already there")
+    if args.long_videos:
+        from vitr.lab.long_videos import LongVideoSettings, write_long_videos
+
+        write_long_videos(args.out, manifest.config, LongVideoSettings(n_videos=args.long_videos))
+        print(f"{args.long_videos} long videos and their moments in {args.out / 'long_videos'}")
     return 0
 
 
@@ -222,7 +233,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
     with stages.stage(f"generate the {args.scale} lab", f"{config.n_pretrain:,} still images; {config.n_train:,} "
                       f"train, {config.n_pool:,} pool and {config.n_test:,} test videos, and a time-reversed twin of "
                       f"each temporal test video, in {_shown(out)}"):
-        run_synth(argparse.Namespace(out=out, scale=args.scale, seed=0, workers=args.workers))
+        run_synth(argparse.Namespace(out=out, scale=args.scale, seed=0, workers=args.workers, long_videos=0))
     with stages.stage("pretrain the lab CLIP on still frames",
                       f"{steps:,} steps of batch {batch}, hard negatives: {negatives}; then zero-shot "
                       "recognition on held-out stills"):

@@ -46,13 +46,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=WEAK_QUANTILE,
         help="a text hit is marked weak below this quantile of the best scores unrelated queries reach in the index",
     )
+    p.add_argument("--max-clip-exports", type=int, default=2,
+                   help="clips cut at once for /api/videos/{id}/clip (each re-encodes on the CPU); more get a 503")
+    p.add_argument("--max-clip-seconds", type=float, default=600.0, help="longest moment a client may export as a clip")
     p.set_defaults(func=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0:
         raise ConfigError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
-    for name in ("header_timeout", "body_timeout"):
+    if args.max_clip_exports < 1:
+        raise ConfigError(f"--max-clip-exports must be at least 1, got {args.max_clip_exports}")
+    for name in ("header_timeout", "body_timeout", "max_clip_seconds"):
         if not getattr(args, name) > 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if not 0 < args.weak_quantile < 1:
@@ -75,6 +80,8 @@ def run_serve(args: argparse.Namespace) -> int:
         allowed_hosts=None if "*" in hosts else hosts,
         body_timeout_s=args.body_timeout,
         weak_quantile=args.weak_quantile,
+        max_clip_s=args.max_clip_seconds,
+        max_clip_exports=args.max_clip_exports,
     )
     app = create_app(index, roots=args.root, settings=settings)
     index.embed_texts(["warm up"])  # load the model before the first request, not during it

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from vitr.errors import ConfigError
 from vitr.index.metadata import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from vitr.index.refine import Refinement, refine_hits
 from vitr.index.video_index import Accept, Evidence, Hit, VideoIndex
 
 MODES = ("visual", "text", "hybrid")
@@ -44,10 +45,12 @@ def search(
     offset: int = 0,
     accept: Accept | None = None,
     min_score: float | None = None,
+    refine: Refinement | None = None,
 ) -> list[Hit]:
     """Hits `offset .. offset + k` for a text query in `mode` (None: `default_mode`). `accept` filters the videos
     each ranking offers; `min_score` keeps the hits whose returned score (visual similarity, BM25 or fused score,
-    as the mode gives) is at least this, applied before paging so pages stay consistent."""
+    as the mode gives) is at least this, applied before paging so pages stay consistent. `refine` sharpens the
+    visual moments of the returned hits (vitr.index.refine; costs a decode and encode per hit)."""
     mode = mode or default_mode(index)
     if mode not in MODES:
         raise ConfigError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -58,18 +61,22 @@ def search(
     wanted = offset + k
     if mode != "hybrid" and min_score is not None:  # a ranking's own score is the returned one: filter as it goes
         accept = _with_min_score(accept, min_score)
+    if mode == "text":
+        return search_spans(index, text, max(wanted, _CANDIDATES), accept)[offset:wanted]
+    query = index.embed_texts([text])[0]
     if mode == "visual":
-        return index.search_text(text, k, offset, accept)
-    with index.meta.snapshot():  # text and visual lists of the same committed state
-        text_hits = search_spans(index, text, max(wanted, _CANDIDATES), accept)
-        if mode == "text":
-            return text_hits[offset:wanted]
-        visual = index.search_text(text, max(wanted, _CANDIDATES), 0, accept)
-    visual_hits = [replace(h, evidence=(Evidence("visual", h.start, h.end, h.score),)) for h in visual]
-    fused = fuse_rrf(visual_hits, text_hits) if fusion == "rrf" else fuse_weighted(visual_hits, text_hits, text_weight)
-    if min_score is not None:
-        fused = [h for h in fused if h.score >= min_score]
-    return fused[offset:wanted]
+        hits = index.search_vectors(query, k, offset, accept)[0]
+    else:
+        with index.meta.snapshot():  # text and visual lists of the same committed state
+            text_hits = search_spans(index, text, max(wanted, _CANDIDATES), accept)
+            visual = index.search_vectors(query, max(wanted, _CANDIDATES), 0, accept)[0]
+        visual_hits = [replace(h, evidence=(Evidence("visual", h.start, h.end, h.score),)) for h in visual]
+        fused = (fuse_rrf(visual_hits, text_hits) if fusion == "rrf"
+                 else fuse_weighted(visual_hits, text_hits, text_weight))
+        if min_score is not None:
+            fused = [h for h in fused if h.score >= min_score]
+        hits = fused[offset:wanted]
+    return hits if refine is None else refine_hits(index, hits, query, refine)
 
 
 def _with_min_score(accept: Accept | None, min_score: float) -> Accept:

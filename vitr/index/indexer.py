@@ -23,6 +23,7 @@ from vitr.data.cache import FeatureCache
 from vitr.data.types import VideoItem
 from vitr.errors import ConfigError, IndexStoreError, VideoDecodeError
 from vitr.index.metadata import IndexedVideo
+from vitr.index.refine import Refinement, refine_hits
 from vitr.index.text_tracks import TextOptions, TextReader, TextTrack, find_sidecars
 from vitr.index.video_index import Hit, VideoIndex, Windowing
 from vitr.model.extract import extract_features, frame_spec_for, open_cache
@@ -351,12 +352,14 @@ def _duration(cache: FeatureCache, keys: dict[str, str], items: list[VideoItem])
     return float(finite.max()) if finite.numel() else None
 
 
-def search_by_video(index: VideoIndex, path: str | Path, k: int = 10, exclude_self: bool = True) -> list[Hit]:
-    """Videos most similar to `path`: its stored vector if indexed, else decoded and embedded now."""
+def search_by_video(index: VideoIndex, path: str | Path, k: int = 10, exclude_self: bool = True,
+                    refine: Refinement | None = None) -> list[Hit]:
+    """Videos most similar to `path`: its stored vector if indexed, else decoded and embedded now; `refine`
+    sharpens the hits' moments (vitr.index.refine)."""
     resolved = str(Path(path).resolve())
     record = index.meta.video_by_path(resolved)
     query = index.video_vector(record.id) if record is not None else index.embed_clip(resolved)
     hits = index.search_vectors(query[None], k + int(exclude_self))[0]
     if exclude_self:
         hits = [h for h in hits if h.path != resolved]
-    return hits[:k]
+    return hits[:k] if refine is None else refine_hits(index, hits[:k], query, refine)

@@ -12,6 +12,7 @@ import math
 import mimetypes
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from swagger_ui_bundle import swagger_ui_path
 from vitr.errors import ConfigError, VideoDecodeError
 from vitr.index import hybrid
 from vitr.index.calibration import WEAK_QUANTILE, WeakMatches, is_weak
+from vitr.index.refine import Refinement, refine_hits
 from vitr.index.timeline import timeline
 from vitr.index.video_index import Evidence as HitEvidence
 from vitr.index.video_index import Hit, VideoIndex
@@ -52,6 +54,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 _UPLOAD_CHUNK = 1 << 20
 MAX_VIDEO_ID = 2**63 - 1  # SQLite's largest integer: larger ids cannot exist and must not reach the database
 DOCS_ASSETS = "/docs-assets"  # where Swagger UI's own files are served, for /docs
+_CLIP_RETRY_S = 5  # what a 503 for a clip asks the client to wait
 IMAGE_TYPES = {"image/png", "image/jpeg", "application/octet-stream"}  # besides video/*; the bytes decide
 _ERROR_TEXT = {
     400: "the request's Host header is not one this server answers to",
@@ -74,7 +77,8 @@ class ServeSettings:
     allowed_hosts: Host header values accepted (None: any, for in-process use; `vitr serve` always sets them),
     against DNS rebinding. body_idle_timeout_s / body_timeout_s: a request body must keep arriving and be
     complete within these. weak_quantile: see vitr.index.calibration. max_clip_s: the longest moment a client may
-    export as a clip (each is re-encoded: seconds of CPU per second of video at most).
+    export as a clip (each is re-encoded: seconds of CPU per second of video at most). max_clip_exports: clips cut
+    at once; a request beyond them is answered 503 at once (Retry-After), rather than queueing CPU-bound work.
     """
 
     max_query_chars: int = 500
@@ -87,6 +91,7 @@ class ServeSettings:
     max_thumbnails: int = MAX_THUMBNAILS
     weak_quantile: float = WEAK_QUANTILE
     max_clip_s: float = 600.0
+    max_clip_exports: int = 2
 
 
 class ServedFiles:
@@ -125,6 +130,7 @@ def create_app(
     files = ServedFiles(index, roots if roots else index.meta.roots())
     thumbnails = ThumbnailCache(index.dir / "thumbnails", max_files=settings.max_thumbnails)
     weak = WeakMatches(index, settings.weak_quantile)
+    exports = threading.BoundedSemaphore(settings.max_clip_exports)  # clips being cut now
     # FastAPI's own /docs and /redoc load their scripts from a CDN: blank offline. /docs is served from the
     # Swagger UI that the swagger-ui-bundle-v2 package ships instead; ReDoc has no local copy, so it is off.
     app = FastAPI(
@@ -191,6 +197,11 @@ def create_app(
             and (min_score is None or hit.score >= min_score)
         )
 
+    refine_param = Query(
+        False,
+        description="sharpen each hit's visual moment: re-score the frames around it and tighten its start and end "
+        "to where the query matches (a decode and an encode per hit: see docs/deploy.md)",
+    )
     k_param = Query(10, ge=1, le=settings.max_k, description="number of results")
     offset_param = Query(0, ge=0, le=settings.max_offset, description="results to skip (pagination)")
     prefix_param = Query(None, max_length=1000, description="only videos whose name starts with this")
@@ -223,13 +234,15 @@ def create_app(
             "(text_weight * text + (1 - text_weight) * visual over min-max normalised scores)",
         ),
         text_weight: float = Query(0.5, ge=0.0, le=1.0, description="weight of the text score in fusion=weighted"),
+        refine: bool = refine_param,
     ) -> SearchResponse:
         text = q.strip()
         if not text:
             raise HTTPException(422, "the query is empty; type what to look for")
         mode = mode or hybrid.default_mode(index)
         hits = hybrid.search(
-            index, text, k + 1, mode, fusion, text_weight, offset, filters(path_prefix, None), min_score
+            index, text, k + 1, mode, fusion, text_weight, offset, filters(path_prefix, None), min_score,
+            Refinement() if refine else None,
         )
         # the timeline scores segments by what the video shows: there is none to show for a text-only search
         vector = None if mode == "text" or not hits else index.text_vector(text)
@@ -248,6 +261,7 @@ def create_app(
         offset: int = offset_param,
         path_prefix: str | None = prefix_param,
         min_score: float | None = score_param,
+        refine: bool = refine_param,
     ) -> SearchResponse:
         record = index.meta.video(video_id)
         if record is None:
@@ -256,6 +270,8 @@ def create_app(
         not_self = (lambda h: h.video_id != video_id and accept(h)) if accept else (lambda h: h.video_id != video_id)
         query = index.video_vector(video_id)
         hits = index.search_vectors(query, k + 1, offset, not_self)[0]
+        if refine:
+            hits = refine_hits(index, hits[:k], query, Refinement()) + hits[k:]  # the extra hit only says more
         return to_response(f"similar to {files.name(record.path)}", hits, k, offset, None, query_vector=query)
 
     @app.post(
@@ -275,6 +291,7 @@ def create_app(
         offset: int = offset_param,
         path_prefix: str | None = prefix_param,
         min_score: float | None = score_param,
+        refine: bool = refine_param,
     ) -> SearchResponse:
         content_type = (file.content_type or "application/octet-stream").split(";")[0].strip().lower()
         if not (content_type.startswith("video/") or content_type in IMAGE_TYPES):
@@ -296,6 +313,8 @@ def create_app(
         except UploadRefused as e:
             raise HTTPException(e.status, e.reason) from e
         hits = index.search_vectors(query, k + 1, offset, filters(path_prefix, min_score))[0]
+        if refine:
+            hits = refine_hits(index, hits[:k], query, Refinement()) + hits[k:]  # the extra hit only says more
         return to_response(f"video {(file.filename or 'upload')[:200]}", hits, k, offset, None, query_vector=query)
 
     app.add_middleware(
@@ -361,12 +380,17 @@ def create_app(
 
     @app.get(
         "/api/videos/{video_id}/clip",
-        responses={**_ERRORS, 200: {"content": {"video/mp4": {}}, "description": "an H.264 MP4 of the moment"}},
+        responses={
+            **_ERRORS,
+            200: {"content": {"video/mp4": {}}, "description": "an H.264 MP4 of the moment"},
+            503: {"model": ErrorResponse, "description": "as many clips as the server cuts at once are being cut"},
+        },
         response_class=FileResponse,
         summary="a moment of an indexed video as an MP4 file to download",
         description=f"Re-encoded with H.264, exact to one frame. `end` must be after `start` and at most "
         f"{settings.max_clip_s:g} s after it; `start` must lie inside the video; an `end` past the video's end is "
-        "cut at its end.",
+        f"cut at its end. At most {settings.max_clip_exports} clips are cut at once: a request beyond them is "
+        "answered 503 with a Retry-After header.",
     )
     def video_clip(
         video_id: VideoId,
@@ -384,6 +408,12 @@ def create_app(
         duration = record.duration if record else None
         if duration is not None and start >= duration:
             raise HTTPException(422, f"start ({start:g}) is past the end of video {video_id} ({duration:.3f} s long)")
+        if not exports.acquire(blocking=False):
+            raise HTTPException(
+                503,
+                f"the server is already cutting {settings.max_clip_exports} clips; try again in a few seconds",
+                headers={"Retry-After": str(_CLIP_RETRY_S)},
+            )
         folder = Path(tempfile.mkdtemp(prefix="vitr-clip-"))
         try:
             clip = cut_clip(path, start, end if duration is None else min(end, duration), folder / "clip.mp4")
@@ -395,6 +425,8 @@ def create_app(
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
+        finally:
+            exports.release()  # the cut is done: sending the file needs no slot
         name = f"{Path(files.name(str(path))).stem}_{clip.start:.1f}-{clip.end:.1f}.mp4"
         return FileResponse(
             clip.path,
