@@ -63,7 +63,7 @@ def search(
         accept = _with_min_score(accept, min_score)
     if mode == "text":
         return search_spans(index, text, max(wanted, _CANDIDATES), accept)[offset:wanted]
-    query = index.embed_texts([text])[0]
+    query = index.text_vector(text)  # remembered: the timelines and later pages ask again
     if mode == "visual":
         hits = index.search_vectors(query, k, offset, accept)[0]
     else:
