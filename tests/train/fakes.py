@@ -19,8 +19,8 @@ from vitr.backbones.base import Backbone, TextFeatures
 from vitr.data.cache import CachedFeatures, FeatureCache
 from vitr.data.types import Caption, RetrievalDataset, VideoItem
 from vitr.heads.base import TemporalHead
-from vitr.model.retrieval import VideoTextModel
 from vitr.losses.selection import SelectionConfig
+from vitr.model.retrieval import VideoTextModel
 from vitr.teachers.bank import TeacherBank
 from vitr.train.config import PsSclConfig, TeachTextConfig, TrainConfig
 from vitr.train.datasets import CachedPairDataset

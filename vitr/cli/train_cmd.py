@@ -51,6 +51,7 @@ def run_recipe(config: Any, args: argparse.Namespace) -> int:
     """Train `config` (a TrainConfig) on the data `args` names; shared by `vitr train` and `vitr train-pseudo`."""
     from vitr.data.readers import load_dataset
     from vitr.model.factory import build_model
+    from vitr.train.checkpoint import LATEST, resolve_checkpoint
     from vitr.train.distributed import training_device
     from vitr.train.pipeline import train
 
@@ -66,7 +67,8 @@ def run_recipe(config: Any, args: argparse.Namespace) -> int:
         val_set = load_dataset(args.dataset, args.root, args.val_split, args.videos, check_files=True)
     model = build_model(config.model, training_device(config.device))  # extraction runs there too
     trainer = train(model, config, train_set, args.cache, val_set=val_set, workers=args.workers)
-    print(f"trained {trainer.step} steps; final loss {trainer.history[-1]:.4f}; checkpoints in {config.output_dir}")
+    latest = resolve_checkpoint(Path(config.output_dir) / "checkpoints", LATEST)
+    print(f"trained {trainer.step} steps; final loss {trainer.history[-1]:.4f}; model in {latest}")
     kept = getattr(trainer.selection, "kept", None)
     if kept:
         print(f"pseudo pairs kept in the last step: {kept[-1]:.2f}")

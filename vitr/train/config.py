@@ -317,7 +317,8 @@ def _explain(cls: type, error: Any, source: str) -> str:
     if kind == "missing" and typing.get_origin(field_type) is tuple:
         expected = f"must have {len(typing.get_args(field_type))} items"
     elif kind == "literal_error":
-        choices = typing.get_args(field_type) or error["ctx"]["expected"]
+        literal = _type_at(cls, loc)  # the item's own type for a list of choices (ps_scl.forms[0])
+        choices = typing.get_args(literal) if typing.get_origin(literal) is Literal else error["ctx"]["expected"]
         expected = f"must be one of {list(choices) if isinstance(choices, tuple) else choices}"
     else:
         expected = _EXPECTED.get(kind.split("_")[0]) or _EXPECTED.get(kind) or error["msg"].lower()
