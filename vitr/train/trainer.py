@@ -38,6 +38,7 @@ from vitr.errors import CheckpointError, ConfigError
 from vitr.losses.infonce import retrieval_loss
 from vitr.losses.selection import per_pair_retrieval_loss, selective_loss
 from vitr.model.retrieval import VideoTextModel
+from vitr.precision import autocast
 from vitr.train.checkpoint import (
     BEST,
     LATEST,
@@ -65,7 +66,6 @@ from vitr.train.wise_ft import snapshot_trainable, weight_space_ensemble
 
 ValFn = Callable[[VideoTextModel], Mapping[str, float]]
 MAX_LOGIT_SCALE = math.log(100.0)
-_AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # A resumed run replays the same data order and schedule only if these are unchanged.
 _RESUME_KEYS = ("batch_size", "grad_accum", "epochs", "seed", "distinct_videos", "schedule", "warmup", "ps_scl")
 
@@ -264,10 +264,9 @@ class Trainer:
 
     def _score_pairs(self, batch: PairBatch) -> torch.Tensor:
         """Per-pair losses (B_total,) of a global batch under the current model; every rank gets the same."""
-        dtype = _AUTOCAST[self.config.precision]
         device = self.dist.device
         forward = self.forward.module if self.dist.is_distributed else self.forward  # no gradient: no DDP sync
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with autocast(device.type, self.config.precision):
             text_emb, video_emb, _ = forward(batch.video.to(device), batch.mask.to(device), batch.tokens.to(device))
         text_all = gather_no_grad(text_emb.float().contiguous(), self.dist)
         video_all = gather_no_grad(video_emb.float().contiguous(), self.dist)
@@ -293,14 +292,13 @@ class Trainer:
         cfg, device = self.config, self.dist.device
         apply_lr(self.optimizer, lr_factor(cfg.schedule, self.step, self.total_steps, cfg.warmup))
         self.optimizer.zero_grad(set_to_none=True)
-        dtype = _AUTOCAST[cfg.precision]
         progress = self.epoch + self.step_in_epoch / max(1, self.steps_per_epoch[min(self.epoch, cfg.epochs - 1)])
         total = 0.0
         for i, batch in enumerate(micro_batches):
             last = i == len(micro_batches) - 1
             sync = contextlib.nullcontext() if last or not self.dist.is_distributed else self.forward.no_sync()
             with sync:
-                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                with autocast(device.type, cfg.precision):  # the autocast dtype; weights stay fp32
                     text_emb, video_emb, reversed_emb = self.forward(
                         batch.video.to(device), batch.mask.to(device), batch.tokens.to(device)
                     )
