@@ -10,6 +10,7 @@ from vitr.data.cache import CachedFeatures, FeatureCache
 from vitr.errors import ConfigError, DatasetFormatError
 from vitr.losses.distill import distillation_loss
 from vitr.teachers import BagOfWordsText, ProjectionTeacher, TeacherBank, TeacherFitConfig, fit_teacher
+from vitr.train.config import TeacherSpec
 from vitr.train.datasets import CachedPairDataset
 from vitr.train.distributed import DistContext
 from vitr.train.sources import PairBatch, StepOutputs
@@ -20,6 +21,7 @@ from vitr.train.teachtext import (
     caption_ranks,
     filter_captions,
     filter_precision_recall,
+    recipe_teacher_bank,
     teacher_bank_for_dataset,
     write_filter_report,
 )
@@ -196,3 +198,17 @@ def test_teacher_rows_follow_caption_ids_when_a_video_is_left_out(tmp_path):
     text, video = torch.randn(3, 5), torch.randn(3, 5)
     out = StepOutputs(text, video, torch.tensor(0.0), _batch(samples, videos), 0.0, DistContext())
     assert targets.extra_loss(out).item() == pytest.approx(targets.loss(text @ video.T, rows, videos).item())
+
+
+def test_a_recipes_teacher_bank_is_built_once_and_reused(tmp_path):
+    dataset, frames, mask, _ = make_problem(num_videos=6)
+    config = TeachTextConfig(teachers=[TeacherSpec(kind="bow", embed_dim=8, epochs=2)])
+    path = tmp_path / "bank.safetensors"
+    bank = recipe_teacher_bank(config, dataset, frames, mask, path)
+    assert bank.names == ["bow"] and bank.caption_ids == dataset.caption_ids()
+    assert bank.video_ids == [v.video_id for v in dataset.videos]
+    written = path.stat().st_mtime_ns
+    again = recipe_teacher_bank(config, dataset, frames, mask, path)  # no teacher fitted again
+    assert path.stat().st_mtime_ns == written and torch.equal(again.text[0], bank.text[0])
+    renamed = TeachTextConfig(teachers=[TeacherSpec(kind="bow", name="words", embed_dim=8, epochs=2)])
+    assert recipe_teacher_bank(renamed, dataset, frames, mask, path).names == ["words"]  # other teachers: rebuilt
