@@ -32,7 +32,7 @@ from vitr.pseudo.label import PseudoLabel
 from vitr.pseudo.texts import FORMS
 from vitr.train.config import Anchor, PsSclConfig, TrainConfig
 from vitr.train.distributed import DistContext, init_distributed
-from vitr.train.sources import PairBatch, PairScorer, StepOutputs
+from vitr.train.sources import LossTerm, PairBatch, PairScorer, StepOutputs
 from vitr.train.trainer import Trainer, reverse_frames
 
 ANCHORS: tuple[str, ...] = get_args(Anchor)
@@ -299,7 +299,7 @@ def ps_scl_trainer(
     config: TrainConfig,
     val_fn: ValFn | None = None,
     dist_ctx: DistContext | None = None,
-    extra_losses: Sequence[Any] = (),
+    extra_losses: Sequence[LossTerm] = (),
 ) -> Trainer:
     """The trainer of a PS-SCL run on `pool` (cached features): its source and selection, plus the anchor."""
     if config.ps_scl is None:
