@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tests.train.fakes import method_case, method_case_config, tiny_model
+from vitr.errors import ConfigError
 from vitr.train.ps_scl import ps_scl_trainer
 from vitr.train.trainer import Trainer
 
@@ -57,3 +58,9 @@ def test_teachtext_term_changes_the_update(tmp_path):
     _trainer(tmp_path / "a", "supervised", plain).fit()
     _trainer(tmp_path / "b", "teachtext", distilled).fit()
     assert not torch.equal(plain.state_dict()["head.proj.weight"], distilled.state_dict()["head.proj.weight"])
+
+
+def test_a_ps_scl_section_is_never_ignored(tmp_path):
+    data, _ = method_case(tmp_path / "cache", "supervised")
+    with pytest.raises(ConfigError, match="ps_scl section"):
+        Trainer(tiny_model(), method_case_config(tmp_path / "run", "ps_scl"), data)

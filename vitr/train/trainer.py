@@ -176,6 +176,8 @@ class Trainer:
         self.micro_batch = config.batch_size // config.grad_accum  # global, summed over ranks
         if isinstance(train_data, DataSource):
             self.source = train_data
+        elif config.ps_scl is not None:  # a recipe section must never be silently ignored
+            raise ConfigError("the config has a ps_scl section: train on a pair pool (vitr.train.ps_scl.train_ps_scl)")
         else:
             self.source = DatasetSource(
                 train_data, self.micro_batch, config.seed, self.dist, config.distinct_videos, config.num_workers
