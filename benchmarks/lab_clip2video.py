@@ -1,7 +1,7 @@
 """The CLIP2Video table in the lab: zero-shot, meanP, seqTransf, TDB only, TAB only, TDB+TAB (issue: training).
 
 Each head is trained from the pretrained lab CLIP on the labelled train split (cached frame features, text
-tower fine-tuned, configs/lab_meanp.yaml with the head swapped), for several seeds, and evaluated on the test
+tower fine-tuned, configs/lab/supervised.yaml with the head swapped), for several seeds, and evaluated on the test
 split: all captions, the temporal and static subsets, both directions, and twin accuracy (docs/lab.md §2).
 The final checkpoint of each run is evaluated (no selection on the test split). Tables replace the
 "## CLIP2Video" section of docs/results.md; per-run numbers go to docs/results/clip2video.json.
@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--lab", type=Path, default=REPO_ROOT / "lab")
     p.add_argument("--clip", type=Path, default=None, help="pretrained lab CLIP (default LAB/clip)")
-    p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "lab_meanp.yaml")
+    p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "lab" / "supervised.yaml")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
     p.add_argument("--heads", nargs="+", default=list(HEADS), choices=list(HEADS))

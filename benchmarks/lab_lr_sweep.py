@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         for pair in args.grid:
             lr, text_lr = pair.split(":")
             config = load_config(
-                REPO_ROOT / "configs" / "lab_meanp.yaml",
+                REPO_ROOT / "configs" / "lab" / "supervised.yaml",
                 [
                     f"model.backbone={args.lab / 'clip'}",
                     f"model.head={head}",

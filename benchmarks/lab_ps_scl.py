@@ -86,7 +86,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--stratify", action="store_true", help="SeLeCT keeps its share within each pseudo-text form")
     p.add_argument("--tau", type=float, default=0.3, help="SeLeCT final forget rate")
-    p.add_argument("--t-k", type=float, default=2.0, help="epochs over which the forget rate ramps up")
+    p.add_argument(
+        "--t-k", type=float, default=2.0, help="epochs over which the forget rate ramps up (configs/lab/ps_scl.yaml)"
+    )
     p.add_argument(
         "--text-sampling", default="uniform", choices=["uniform", "teacher"], help="which pseudo-text of a video"
     )
@@ -321,8 +323,10 @@ def seed_count(args: argparse.Namespace, headline: bool, anchored: bool) -> int:
 
 def run_config(
     args: argparse.Namespace, seed: int, rule: str, out: Path, wise_alpha: float | None = None, anchor: float = 0.0
-) -> PsSclConfig:
-    train = TrainConfig(
+) -> TrainConfig:
+    """configs/lab/ps_scl.yaml with this row's rule, seed and options (the pool is built here, not read from a file)."""
+    selection = SelectionConfig(rule=rule, score=args.score, tau=args.tau, t_k=args.t_k, stratify=args.stratify)
+    return TrainConfig(
         model=ModelSpec(backbone=str(args.clip), head=args.head),
         freeze=args.freeze,
         lr=args.lr,
@@ -331,17 +335,13 @@ def run_config(
         batch_size=args.batch_size,
         seed=seed,
         output_dir=str(out),
+        resume=False,
         progress=False,
         tensorboard=False,
-    )
-    selection = SelectionConfig(rule=rule, score=args.score, tau=args.tau, t_k=args.t_k, stratify=args.stratify)
-    return PsSclConfig(
-        train=train,
-        selection=selection,
         wise_alpha=wise_alpha,
-        text_sampling=args.text_sampling,
-        anchor_weight=anchor,
-        anchor=args.anchor_kind,
+        ps_scl=PsSclConfig(
+            selection=selection, text_sampling=args.text_sampling, anchor_weight=anchor, anchor=args.anchor_kind
+        ),
     )
 
 
@@ -482,9 +482,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one lin
         for seed in range(args.first_seed, args.first_seed + seed_count(args, headline, bool(anchor))):
             model = build_model(ModelSpec(backbone=str(args.clip), head=args.head))
             init_head_from_clip(model)  # CLIP4Clip's start for seqTransf / TDB blocks (no-op for meanP)
-            history = train_ps_scl(
-                model, pool, run_config(args, seed, rule, args.out / "runs", wise_alpha, anchor), progress=False
-            )
+            history = train_ps_scl(model, pool, run_config(args, seed, rule, args.out / "runs", wise_alpha, anchor))
             runs.append(evaluate(model, args))
             kept[name] = float(np.mean(history.kept[-max(1, len(history.kept) // args.epochs) :]))
             print(f"{name} seed {seed}: {summary(runs[-1])}", flush=True)

@@ -55,7 +55,7 @@ def measure(model, data: CachedPairDataset, batches: list[list[int]], targets: d
         text, video = model.embed_text(tokens), model.embed_video_features(frames, mask)
         losses = {"L_r": retrieval_loss(model.head, text, video, model.logit_scale)}
         for name, target in targets.items():
-            losses[name] = target.extra_loss(text, video, samples, videos, model.logit_scale)
+            losses[name] = target.loss(text @ video.T, samples, videos, model.logit_scale)
         for name, loss in losses.items():
             out.setdefault(f"{name} value", []).append(loss.item())
             out.setdefault(f"{name} grad", []).append(grad_norm(loss, params))

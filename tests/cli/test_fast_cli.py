@@ -40,7 +40,9 @@ def run_probe(*argv: str, cwd: Path) -> tuple[int, list[str], str]:
     return probe["code"], probe["heavy"], "\n".join(printed)
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["search", "--help"], ["index", "--help"], ["quickstart", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["search", "--help"], ["index", "--help"], ["quickstart", "--help"], ["filter-captions", "-h"]]
+)
 def test_help_imports_no_heavy_library(argv, tmp_path):
     code, heavy, _ = run_probe(*argv, cwd=tmp_path)
     assert code == 0 and heavy == []
@@ -56,6 +58,10 @@ def test_help_imports_no_heavy_library(argv, tmp_path):
         (["index", ".", "--head-kwargs", "{bad"], "vitr index: error: --head-kwargs is not valid JSON"),
         (["eval", "--dataset", "msrvtt", "--root", ".", "--head", "foo"], "vitr eval: error: argument --head: invalid"),
         (["train", "nope.yaml", "--dataset", "msrvtt", "--root", "."], "vitr train: error: config nope.yaml does not"),
+        (
+            ["filter-captions", "nope.yaml", "--dataset", "msrvtt", "--root", ".", "--out", "clean.jsonl"],
+            "vitr filter-captions: error: config nope.yaml does not",
+        ),
     ],
 )
 def test_user_errors_are_answered_before_heavy_imports(argv, message, tmp_path):

@@ -98,7 +98,7 @@ def test_search_and_train_then_eval_the_checkpoint(lab, tmp_path, capsys):
     assert len(hits) == 3 and hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
 
     run = tmp_path / "run"
-    args = ["train", "configs/lab_meanp.yaml", f"model.backbone={lab / 'clip'}", "model.head=seqTransf",
+    args = ["train", "configs/lab/supervised.yaml", f"model.backbone={lab / 'clip'}", "model.head=seqTransf",
             "epochs=1", "batch_size=8", f"output_dir={run}", "progress=false", "tensorboard=false",
             "--dataset", "msrvtt", "--root", str(lab / "annotations"), "--videos", str(lab / "videos"),
             "--split", "train9k", "--cache", str(tmp_path / "cache"), "--workers", "1"]

@@ -50,3 +50,39 @@ def test_a_misspelt_nested_key_names_the_valid_keys_nearby(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown key 'model.num_frame' in config file .*recipe.yaml; "
                                           r"did you mean 'model.num_frames'"):
         load_config(recipe)
+
+
+def test_lab_recipes_hold_the_lab_methods():
+    root = Path(__file__).parents[2] / "configs" / "lab"
+    assert load_config(root / "supervised.yaml").ps_scl is None
+    teachtext = load_config(root / "teachtext.yaml")
+    assert [t.kind for t in teachtext.teachtext.teachers] == ["minilm", "bow"] and teachtext.teachtext.weight == 1.0
+    ps_scl = load_config(root / "ps_scl.yaml").ps_scl
+    assert ps_scl.selection.rule == "topk" and ps_scl.selection.t_k == 2.0  # the lab's T_k, also the CLI default
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("ps_scl:\n  selection:\n    tua: 0.5\n", r"unknown key 'ps_scl.selection.tua' .*'ps_scl.selection.tau'"),
+        ("ps_scl:\n  forms: [sentences]\n", r"ps_scl.forms must be one of \['sentence', 'list'"),
+        ("teachtext:\n  teachers:\n    - {kind: gpt}\n", r"teachtext.teachers\[0\].kind must be one of"),
+        ("teachtext:\n  scores: logit\n", r"teachtext.scores must be one of \['cosine', 'logits'\]"),
+        ("teachtext:\n  filter: {rule: rank, max_rnk: 5}\n", r"unknown key 'teachtext.filter.max_rnk'"),
+    ],
+)
+def test_a_mistake_in_a_method_section_is_one_line_naming_the_key(tmp_path, section, message):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model:\n  backbone: lab/clip\n" + section)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(recipe)
+    assert "\n" not in str(caught.value) and str(recipe) in str(caught.value)
+
+
+def test_ps_scl_and_teachtext_combine_and_overrides_reach_into_sections(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("ps_scl: {pseudo_labels: p.jsonl}\nteachtext:\n  teachers: [{kind: bow}]\n")
+    config = load_config(recipe, ["ps_scl.selection.tau=0.5", "teachtext.weight=2"])
+    assert config.ps_scl.selection.tau == 0.5 and config.teachtext.weight == 2.0
+    with pytest.raises(ConfigError, match="cached frame features"):
+        load_config(recipe, ["freeze=none"])

@@ -19,9 +19,14 @@ from vitr.backbones.base import Backbone, TextFeatures
 from vitr.data.cache import CachedFeatures, FeatureCache
 from vitr.data.types import Caption, RetrievalDataset, VideoItem
 from vitr.heads.base import TemporalHead
+from vitr.losses.selection import SelectionConfig
 from vitr.model.retrieval import VideoTextModel
-from vitr.train.config import TrainConfig
+from vitr.teachers.bank import TeacherBank
+from vitr.train.config import PsSclConfig, TeachTextConfig, TrainConfig
 from vitr.train.datasets import CachedPairDataset
+from vitr.train.ps_scl import PairPool
+from vitr.train.sources import LossTerm
+from vitr.train.teachtext import TeachTextTargets
 
 DIM = 16
 FRAMES = 4
@@ -149,3 +154,68 @@ def ddp_case_config(output_dir: Path) -> TrainConfig:
         tensorboard=False,
         seed=5,
     )
+
+
+def toy_pseudo_pool(num_videos: int = 16, seed: int = 0) -> PairPool:
+    """Videos of the toy problem with two pseudo-texts each, one right ("clip seven") and one wrong (another
+    video's number), and teacher scores that favour the right one: something for SeLeCT to select."""
+    gen = torch.Generator().manual_seed(seed)
+    frames = torch.randn(num_videos, 1, DIM, generator=gen) + 0.3 * torch.randn(num_videos, FRAMES, DIM, generator=gen)
+    mask = torch.ones(num_videos, FRAMES)
+    mask[1::2, -1] = 0.0
+    texts, owners, teacher = [], [], []
+    for i in range(num_videos):
+        texts += [f"clip {NUMBERS[i]}", f"clip {NUMBERS[(i + 5) % num_videos]}"]
+        owners += [i, i]
+        teacher += [0.6, 0.1]
+    form = torch.tensor([2, 3] * num_videos)  # single, temporal: half the videos' texts say something changed
+    return PairPool(
+        frames,
+        mask,
+        tiny_tokenize(texts),
+        torch.tensor(owners),
+        torch.tensor(teacher),
+        torch.ones(num_videos, dtype=torch.bool),
+        form,
+    )
+
+
+def toy_teachtext(pairs: CachedPairDataset, dataset: RetrievalDataset, seed: int = 0) -> TeachTextTargets:
+    """Two random teachers over every caption and video of `dataset`, rows named by id."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def unit(n: int) -> torch.Tensor:
+        return F.normalize(torch.randn(n, 6, generator=gen), dim=-1)
+
+    bank = TeacherBank(
+        ["t0", "t1"],
+        [unit(len(dataset.captions)) for _ in range(2)],
+        [unit(len(dataset.videos)) for _ in range(2)],
+        [10.0, 20.0],
+        caption_ids=dataset.caption_ids(),
+        video_ids=[v.video_id for v in dataset.videos],
+    )
+    return TeachTextTargets.for_pairs(bank, pairs, dataset, TeachTextConfig(weight=2.0))
+
+
+def method_case_config(output_dir: Path, method: str, **overrides: object) -> TrainConfig:
+    """The DDP case's settings for `method`: supervised, ps_scl (gmm selection fitted each epoch, symmetric anchor)
+    or teachtext."""
+    base = dict(ddp_case_config(output_dir).__dict__)
+    if method == "ps_scl":
+        base["epochs"] = 3  # the mixture is fitted at the start of epochs 1 and 2
+        selection = SelectionConfig(rule="gmm", warmup_epochs=1)
+        base["ps_scl"] = PsSclConfig(selection=selection, anchor="symmetric", anchor_weight=0.5)
+    return TrainConfig(**{**base, **overrides})
+
+
+def method_case(root: Path, method: str) -> tuple[object, list[LossTerm]]:
+    """(training data, extra loss terms) of `method` on the toy problem, built the same in every process."""
+    if method == "ps_scl":
+        return toy_pseudo_pool(), []
+    dataset = toy_retrieval()
+    cache, keys = write_toy_features(root, dataset)
+    pairs = CachedPairDataset(dataset, cache, keys, tiny_tokenize)
+    if method == "teachtext":
+        return pairs, [toy_teachtext(pairs, dataset).extra_loss]
+    return pairs, []

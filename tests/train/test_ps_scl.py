@@ -61,8 +61,8 @@ def _pseudo_pool(model: VideoTextModel, n: int = 16) -> PairPool:
     return pool_from_pseudo_labels(_labels(n), frames, torch.ones(n, 4), model.tokenize)
 
 
-def _config(tmp_path, **selection) -> PsSclConfig:
-    train = TrainConfig(
+def _config(tmp_path, **selection) -> TrainConfig:
+    return TrainConfig(
         batch_size=8,
         epochs=3,
         lr=1e-3,
@@ -72,8 +72,8 @@ def _config(tmp_path, **selection) -> PsSclConfig:
         freeze_patterns=["*token_embedding*"],
         progress=False,
         tensorboard=False,
+        ps_scl=PsSclConfig(selection=SelectionConfig(**selection)),
     )
-    return PsSclConfig(train=train, selection=SelectionConfig(**selection), save=True)
 
 
 def test_pool_from_pseudo_labels_keeps_forms_and_scores():
@@ -108,7 +108,7 @@ def test_training_on_pseudo_pairs_alone_with_topk_selection(tmp_path):
     visual_before = {k: v.clone() for k, v in model.backbone.state_dict().items() if ".visual." in k}
     text_before = model.embed_texts(["a red circle"]).detach().clone()
     config = _config(tmp_path, rule="topk", tau=0.5, t_k=1.0)
-    history = train_ps_scl(model, _pseudo_pool(model), config, progress=False)
+    history = train_ps_scl(model, _pseudo_pool(model), config)
     assert len(history.loss) == 2 * 3 and all(torch.isfinite(torch.tensor(history.loss)))
     assert history.kept[0] == 1.0 and history.kept[-1] == pytest.approx(0.5)  # ceil(0.5 * 8) of 8 pseudo pairs
     visual_after = {k: v for k, v in model.backbone.state_dict().items() if ".visual." in k}
@@ -131,7 +131,7 @@ def test_training_combined_with_labelled_pairs_exempts_them(tmp_path):
     pool = _pseudo_pool(model).concat(labelled)
     assert len(pool) == 24 and pool.pseudo.sum() == 16
     assert pool.text_video.max() == 23
-    history = train_ps_scl(model, pool, _config(tmp_path, rule="topk", tau=0.5, t_k=1.0), progress=False)
+    history = train_ps_scl(model, pool, _config(tmp_path, rule="topk", tau=0.5, t_k=1.0))
     assert 0.5 <= history.kept[-1] < 1.0  # ceil(0.5 k) of the k pseudo pairs of the batch; labelled not counted
 
 
@@ -139,8 +139,8 @@ def test_training_combined_with_labelled_pairs_exempts_them(tmp_path):
 def test_every_rule_trains_with_a_two_term_head(tmp_path, rule):
     model = _model("clip2video")
     config = _config(tmp_path, rule=rule, warmup_epochs=1)
-    config.train.epochs = 2
-    history = train_ps_scl(model, _pseudo_pool(model), config, progress=False)
+    config.epochs = 2
+    history = train_ps_scl(model, _pseudo_pool(model), config)
     assert all(torch.isfinite(torch.tensor(history.loss)))
     if rule == "none":
         assert history.kept == [1.0] * len(history.kept)
@@ -153,15 +153,14 @@ def test_validation_runs_each_epoch_and_bad_configs_are_rejected(tmp_path):
         model,
         _pseudo_pool(model),
         _config(tmp_path, rule="none"),
-        val_fn=lambda m: calls.append(1) or {"r1": 1.0},
-        progress=False,
+        val_fn=lambda m: calls.append(1) or {"t2v/R@1": 1.0},
     )
     assert len(history.metrics) == 3 and len(calls) == 3
     with pytest.raises(ConfigError, match="cached frame features"):
-        PsSclConfig(train=TrainConfig(freeze="none"))
-    big = PsSclConfig(train=TrainConfig(batch_size=64, progress=False, tensorboard=False))
-    with pytest.raises(ConfigError, match="lower train.batch_size"):
-        train_ps_scl(model, _pseudo_pool(model), big, progress=False)
+        TrainConfig(freeze="none", ps_scl=PsSclConfig())
+    big = TrainConfig(batch_size=64, progress=False, tensorboard=False, ps_scl=PsSclConfig(), output_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="do not fill one batch of 64; lower batch_size"):
+        train_ps_scl(model, _pseudo_pool(model), big)
 
 
 def test_the_zero_shot_anchor_keeps_a_temporal_head_near_the_zero_shot_video_embedding(tmp_path):
@@ -194,13 +193,13 @@ def _anchored_drift(tmp_path, kind: str, weight: float) -> float:
     """Train a TDB head on pseudo pairs with the `kind` anchor at `weight`; return that anchor's term afterwards."""
     model = _model("tdb")
     pool = _pseudo_pool(model)
-    config = _config(tmp_path, rule="none")
-    config.anchor, config.anchor_weight = kind, weight
-    config.train.lr = 1e-2
-    train_ps_scl(model, pool, config, progress=False)
+    config = _config(tmp_path / f"{kind}{weight}", rule="none")
+    config.ps_scl.anchor, config.ps_scl.anchor_weight = kind, weight
+    config.lr = 1e-2
+    train_ps_scl(model, pool, config)
     with torch.no_grad():
         emb = model.embed_video_features(pool.frames, pool.mask)
-        return float(_anchor_term(config, model, emb, pool.frames, pool.mask, pool.still()))
+        return float(_anchor_term(config.ps_scl, model, emb, pool.frames, pool.mask, pool.still()))
 
 
 def test_reverse_frames_reverses_each_videos_valid_frames_and_leaves_padding():
@@ -245,9 +244,9 @@ def test_the_still_anchor_holds_only_videos_without_a_temporal_pseudo_text(tmp_p
     def drift(weight: float) -> tuple[float, float]:
         """(anchor term of the still videos, of the moving ones) after training with the still anchor."""
         trained = _model("tdb")
-        cfg = _config(tmp_path, rule="none")
-        cfg.anchor, cfg.anchor_weight, cfg.train.lr = "still", weight, 1e-2
-        train_ps_scl(trained, pool, cfg, progress=False)
+        cfg = _config(tmp_path / f"still{weight}", rule="none")
+        cfg.ps_scl.anchor, cfg.ps_scl.anchor_weight, cfg.lr = "still", weight, 1e-2
+        train_ps_scl(trained, pool, cfg)
         with torch.no_grad():
             out = trained.embed_video_features(pool.frames, pool.mask)
         return tuple(float(zero_shot_anchor(out[rows], frames[rows], pool.mask[rows])) for rows in (still, ~still))

@@ -10,6 +10,10 @@ from vitr.data.cache import CachedFeatures, FeatureCache
 from vitr.errors import ConfigError, DatasetFormatError
 from vitr.losses.distill import distillation_loss
 from vitr.teachers import BagOfWordsText, ProjectionTeacher, TeacherBank, TeacherFitConfig, fit_teacher
+from vitr.train.config import TeacherSpec
+from vitr.train.datasets import CachedPairDataset
+from vitr.train.distributed import DistContext
+from vitr.train.sources import PairBatch, StepOutputs
 from vitr.train.teachtext import (
     CaptionFilterConfig,
     TeachTextConfig,
@@ -17,6 +21,7 @@ from vitr.train.teachtext import (
     caption_ranks,
     filter_captions,
     filter_precision_recall,
+    recipe_teacher_bank,
     teacher_bank_for_dataset,
     write_filter_report,
 )
@@ -160,4 +165,50 @@ def test_extra_loss_scores_the_student_batch_by_dot_product():
     text, video = torch.randn(3, 5), torch.randn(3, 5)
     captions, videos = torch.tensor([2, 0, 5]), torch.tensor([1, 0, 3])
     expected = targets.loss(text @ video.T, captions, videos)
-    assert targets.extra_loss(text, video, captions, videos, torch.tensor(0.0)).item() == pytest.approx(expected.item())
+    out = StepOutputs(text, video, torch.tensor(0.0), _batch(captions, videos), 0.0, DistContext())
+    assert targets.extra_loss(out).item() == pytest.approx(expected.item())
+
+
+def _batch(samples: torch.Tensor, videos: torch.Tensor) -> PairBatch:
+    n = len(samples)
+    return PairBatch(torch.zeros(n, 1, 1), torch.ones(n, 1), torch.zeros(n, 2, dtype=torch.long), videos, samples)
+
+
+def test_teacher_rows_follow_caption_ids_when_a_video_is_left_out(tmp_path):
+    """A training video without features takes its captions with it; every other caption meets its own row."""
+    dataset, frames, mask, _ = make_problem(num_videos=5)  # 3 captions per video
+    cache = FeatureCache(tmp_path / "cache", "ns")
+    keys = {v.video_id: f"key{i}" for i, v in enumerate(dataset.videos)}
+    with cache.writer() as writer:
+        for i, v in enumerate(dataset.videos):
+            writer.add(keys[v.video_id], CachedFeatures(frames[i], mask[i], torch.arange(4.0)))
+    bank = random_bank(captions=15, videos=5)
+    bank.caption_ids, bank.video_ids = dataset.caption_ids(), [v.video_id for v in dataset.videos]
+    lost = dict(keys)
+    del lost["video1"]  # failed to decode: no features
+    pairs = CachedPairDataset(dataset, cache, lost, lambda texts: torch.zeros(len(texts), 2, dtype=torch.long),
+                              skip_missing=True)
+    assert len(pairs) == 12 and "video1#0" not in pairs.caption_ids
+    targets = TeachTextTargets.for_pairs(bank, pairs, dataset)
+    samples = torch.tensor([0, 3, 11])  # positions among the kept captions: 3 is video2's first caption
+    videos = torch.tensor([pairs[int(i)][3] for i in samples])
+    assert videos.tolist() == [0, 2, 4]
+    rows = torch.tensor([dataset.caption_ids().index(pairs.caption_ids[int(i)]) for i in samples])
+    assert rows.tolist() == [0, 6, 14]  # by position, sample 3 would have read video1's caption row 3
+    text, video = torch.randn(3, 5), torch.randn(3, 5)
+    out = StepOutputs(text, video, torch.tensor(0.0), _batch(samples, videos), 0.0, DistContext())
+    assert targets.extra_loss(out).item() == pytest.approx(targets.loss(text @ video.T, rows, videos).item())
+
+
+def test_a_recipes_teacher_bank_is_built_once_and_reused(tmp_path):
+    dataset, frames, mask, _ = make_problem(num_videos=6)
+    config = TeachTextConfig(teachers=[TeacherSpec(kind="bow", embed_dim=8, epochs=2)])
+    path = tmp_path / "bank.safetensors"
+    bank = recipe_teacher_bank(config, dataset, frames, mask, path)
+    assert bank.names == ["bow"] and bank.caption_ids == dataset.caption_ids()
+    assert bank.video_ids == [v.video_id for v in dataset.videos]
+    written = path.stat().st_mtime_ns
+    again = recipe_teacher_bank(config, dataset, frames, mask, path)  # no teacher fitted again
+    assert path.stat().st_mtime_ns == written and torch.equal(again.text[0], bank.text[0])
+    renamed = TeachTextConfig(teachers=[TeacherSpec(kind="bow", name="words", embed_dim=8, epochs=2)])
+    assert recipe_teacher_bank(renamed, dataset, frames, mask, path).names == ["words"]  # other teachers: rebuilt

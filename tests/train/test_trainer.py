@@ -131,13 +131,13 @@ def test_extra_loss_sees_the_batch_samples_and_changes_training(tmp_path):
     pairs = toy_pairs(tmp_path / "cache", num_videos=12, captions_per_video=2)
     seen: list[tuple[list[int], list[int]]] = []
 
-    def extra(text, video, sample_index, video_index, logit_scale):
-        seen.append((sample_index.tolist(), video_index.tolist()))
-        return 10.0 * (text * video).sum(-1).mean()  # pushes pair scores down: a visible pull on the update
+    def extra(out):
+        seen.append((out.sample_index.tolist(), out.video_index.tolist()))
+        return 10.0 * (out.text * out.video).sum(-1).mean()  # pushes pair scores down: a visible pull on the update
 
     plain, pulled = tiny_model(), tiny_model()
     Trainer(plain, _config(tmp_path / "a", epochs=1), pairs).fit()
-    Trainer(pulled, _config(tmp_path / "b", epochs=1), pairs, extra_loss=extra).fit()
+    Trainer(pulled, _config(tmp_path / "b", epochs=1), pairs, extra_losses=[extra]).fit()
     assert len(seen) == 3 and all(len(s) == len(v) == 8 for s, v in seen)
     for samples, videos in seen:
         assert [pairs[i][3] for i in samples] == videos  # sample indices line up with the dataset's items
@@ -145,3 +145,18 @@ def test_extra_loss_sees_the_batch_samples_and_changes_training(tmp_path):
     assert any(
         not torch.equal(a, b) for a, b in zip(plain.state_dict().values(), pulled.state_dict().values(), strict=True)
     )
+
+
+def test_a_selection_weights_pairs_inside_the_loss(tmp_path):
+    """A pair selection sees the per-pair losses of the batch; all-ones weights give the plain InfoNCE run."""
+    pairs = toy_pairs(tmp_path / "cache", num_videos=12, captions_per_video=2)
+    plain, ones = tiny_model(), tiny_model()
+    history = Trainer(plain, _config(tmp_path / "a", epochs=1), pairs).fit()
+    seen = []
+
+    def keep_all(per_pair, out):
+        seen.append(per_pair.shape)
+        return torch.ones_like(per_pair)
+
+    assert Trainer(ones, _config(tmp_path / "b", epochs=1), pairs, selection=keep_all).fit() == pytest.approx(history)
+    assert seen == [torch.Size([8])] * 3

@@ -8,7 +8,8 @@ from torch import nn
 
 from tests.train.test_ps_scl import _config, _model, _pseudo_pool
 from vitr.errors import ConfigError
-from vitr.train.ps_scl import PsSclConfig, train_ps_scl
+from vitr.train.config import TrainConfig
+from vitr.train.ps_scl import train_ps_scl
 from vitr.train.wise_ft import snapshot_trainable, weight_space_ensemble
 
 
@@ -47,7 +48,7 @@ def test_bad_alpha_or_mismatched_snapshot_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="at the start"):
         weight_space_ensemble(net, {"0.weight": torch.zeros(2, 2)}, 0.5)
     with pytest.raises(ConfigError, match="wise_alpha"):
-        PsSclConfig(wise_alpha=-0.1)
+        TrainConfig(wise_alpha=-0.1)
 
 
 def test_ps_scl_with_alpha_zero_returns_to_the_zero_shot_weights_and_half_lies_between(tmp_path) -> None:
@@ -55,8 +56,8 @@ def test_ps_scl_with_alpha_zero_returns_to_the_zero_shot_weights_and_half_lies_b
     for alpha in (None, 0.0, 0.5):
         model = _model()
         before = model.embed_texts(["a red circle"]).detach().clone()
-        config = dataclasses.replace(_config(tmp_path / str(alpha), rule="none"), wise_alpha=alpha, save=False)
-        train_ps_scl(model, _pseudo_pool(model), config, progress=False)
+        config = dataclasses.replace(_config(tmp_path / str(alpha), rule="none"), wise_alpha=alpha)
+        train_ps_scl(model, _pseudo_pool(model), config)
         runs[alpha] = model.embed_texts(["a red circle"]).detach()
     assert not torch.allclose(runs[None], before)  # training moved the text tower
     torch.testing.assert_close(runs[0.0], before)  # alpha 0: back to where it started

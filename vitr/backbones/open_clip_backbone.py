@@ -17,8 +17,8 @@ from torch import nn
 from vitr.backbones.base import Backbone, TextFeatures
 from vitr.backbones.fingerprint import WeightsFingerprint
 from vitr.errors import ConfigError
+from vitr.precision import dtype_of
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _SUPPORTED_TEXT_POOLING = ("argmax", "eos")
 
 
@@ -30,8 +30,7 @@ def build_open_clip_model(
     Layers that compute in fp32 under low precision (LayerNormFp32) are chosen here; the weights themselves
     are cast by `cast_to_precision` after loading, as open_clip does.
     """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}; choose one of {sorted(PRECISIONS)}")
+    dtype_of(precision)  # an unknown name is a one-line ConfigError
     cfg = deepcopy(model_cfg)
     if cfg.pop("custom_text", False) or "hf_model_name" in cfg.get("text_cfg", {}):
         raise ConfigError(
@@ -50,8 +49,8 @@ def build_open_clip_model(
 
 def cast_to_precision(model: open_clip.CLIP, precision: str) -> None:
     """OpenAI-style mixed precision: conv/linear/attention weights and projections in bf16/fp16."""
-    if PRECISIONS[precision] != torch.float32:
-        open_clip.convert_weights_to_lp(model, dtype=PRECISIONS[precision])
+    if dtype_of(precision) != torch.float32:
+        open_clip.convert_weights_to_lp(model, dtype=dtype_of(precision))
 
 
 def open_clip_tokenizer(name: str, model_cfg: dict[str, Any]) -> Callable[..., torch.Tensor]:

@@ -18,12 +18,7 @@ from safetensors import SafetensorError
 
 from vitr.backbones.base import Backbone
 from vitr.backbones.hf_clip import load_hf_clip
-from vitr.backbones.open_clip_backbone import (
-    PRECISIONS,
-    OpenClipBackbone,
-    build_open_clip_model,
-    cast_to_precision,
-)
+from vitr.backbones.open_clip_backbone import OpenClipBackbone, build_open_clip_model, cast_to_precision
 from vitr.backbones.weights import (
     CONFIG_NAME,
     VITR_FORMAT,
@@ -33,6 +28,7 @@ from vitr.backbones.weights import (
     read_state_dict,
 )
 from vitr.errors import CheckpointError, ConfigError
+from vitr.precision import dtype_of
 
 HF_PREFIX = "hf:"
 HF_HUB_PREFIX = "hf-hub:"
@@ -66,8 +62,7 @@ def load_backbone(
     An architecture name with neither is refused unless `random_init` allows random weights: embeddings of a
     random model are noise, so that must be the caller's choice (pretraining from scratch, tests), never a
     silent default. Where weights are given, `random_init` changes nothing."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}; choose one of {sorted(PRECISIONS)}")
+    dtype_of(precision)  # an unknown name is a one-line ConfigError
     return _resolve(str(spec), pretrained, weights, precision, random_init).to(device).eval()
 
 
@@ -231,7 +226,7 @@ def _load_open_clip_hub(repo: str, precision: str) -> Backbone:
 
 def _load_hf(source: str, precision: str) -> Backbone:
     try:
-        return load_hf_clip(source, dtype=PRECISIONS[precision])
+        return load_hf_clip(source, dtype=dtype_of(precision))
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise CheckpointError(
             f"cannot load Hugging Face CLIPModel {source!r} (offline, or not a CLIP checkpoint?): {exc}; "

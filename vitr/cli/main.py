@@ -12,10 +12,23 @@ import logging
 import sys
 import traceback
 
-from vitr.cli import clip_cmd, convert_cmd, eval_cmd, index_cmds, lab_cmds, ps_scl_cmd, pseudo_cmd, serve_cmd, train_cmd
+from vitr.cli import (
+    clip_cmd,
+    convert_cmd,
+    eval_cmd,
+    filter_cmd,
+    index_cmds,
+    lab_cmds,
+    ps_scl_cmd,
+    pseudo_cmd,
+    serve_cmd,
+    train_cmd,
+)
 from vitr.errors import VitrError
 
-COMMANDS = [lab_cmds, index_cmds, train_cmd, eval_cmd, serve_cmd, pseudo_cmd, ps_scl_cmd, convert_cmd, clip_cmd]
+COMMANDS = [
+    lab_cmds, index_cmds, train_cmd, filter_cmd, eval_cmd, serve_cmd, pseudo_cmd, ps_scl_cmd, convert_cmd, clip_cmd
+]
 # Failures of the machine or the user's files rather than of vitr: a one-line error that names the path.
 USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EISDIR,
                errno.ENOTDIR}

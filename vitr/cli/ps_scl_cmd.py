@@ -1,4 +1,8 @@
-"""`vitr train-pseudo`: PS-SCL on a folder of unlabelled videos from the file `vitr pseudo-label` wrote (step 2)."""
+"""`vitr train-pseudo`: PS-SCL on a folder of unlabelled videos from the file `vitr pseudo-label` wrote (step 2).
+
+A shortcut: the flags fill the recipe's `ps_scl:` section and `vitr train` runs it, so
+`vitr train-pseudo R.yaml --pseudo P --videos V` is `vitr train R.yaml ps_scl.pseudo_labels=P ps_scl.videos=V`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from vitr.cli.choices import ANCHORS, DATASETS, SELECTION_RULES, SELECTION_SCORE
 from vitr.cli.choices import PSEUDO_FORMS as FORMS
 from vitr.cli.eval_cmd import check_paths
 from vitr.cli.pseudo_cmd import parse_forms
+from vitr.cli.train_cmd import run_recipe
 from vitr.cli.validate import add_device_arg, require_dir, require_file
 from vitr.errors import ConfigError
 
@@ -25,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rule", default="topk", choices=SELECTION_RULES, help="SeLeCT rule; none: no selection")
     p.add_argument("--score", default="loss", choices=SELECTION_SCORES, help="what ranks pairs for the topk rule")
     p.add_argument("--tau", type=float, default=0.3, help="final forget rate of the topk rule")
-    p.add_argument("--t-k", type=float, default=10.0, help="epochs over which the forget rate ramps up")
+    p.add_argument("--t-k", type=float, default=2.0,
+                   help="epochs over which the forget rate ramps up (2: the lab recipe, configs/lab/ps_scl.yaml)")
     p.add_argument("--stratify", action="store_true", help="the topk rule keeps its share within each pseudo-text form")
     p.add_argument(
         "--anchor",
@@ -57,43 +63,31 @@ def run_train_pseudo(args: argparse.Namespace) -> int:
     require_dir(args.videos, "--videos")
     if args.labelled_root is not None:
         check_paths(args.labelled_root, args.labelled_videos)
-    from vitr.data.readers import load_dataset
     from vitr.losses.selection import SelectionConfig
-    from vitr.model.factory import build_model
-    from vitr.pseudo.label import read_pseudo_labels
-    from vitr.train.checkpoint import LATEST
-    from vitr.train.config import load_config
-    from vitr.train.distributed import training_device
-    from vitr.train.pipeline import train_on_pseudo_labels
-    from vitr.train.ps_scl import PsSclConfig
+    from vitr.train.config import PsSclConfig, load_config
 
-    train = load_config(args.config, args.overrides)
-    config = PsSclConfig(
-        train=train,
+    config = load_config(args.config, args.overrides)
+    config.ps_scl = PsSclConfig(
+        pseudo_labels=str(args.pseudo),
+        videos=str(args.videos),
+        forms=list(forms),
         selection=SelectionConfig(rule=args.rule, score=args.score, tau=args.tau, t_k=args.t_k, stratify=args.stratify),
         text_sampling=args.text_sampling,
-        wise_alpha=args.wise_alpha,
         anchor_weight=args.anchor,
         anchor=args.anchor_kind,
-        save=True,
     )
-    labelled = None
-    if args.labelled_dataset:
-        labelled = load_dataset(
-            args.labelled_dataset, args.labelled_root, args.labelled_split, args.labelled_videos, check_files=True
-        )
-    labels = read_pseudo_labels(args.pseudo)
+    if args.wise_alpha is not None:
+        config.wise_alpha = args.wise_alpha
+    config.__post_init__()  # the combined config's own checks (PS-SCL needs cached features, alpha range)
     if args.device is not None:
-        train.device = args.device
-    model = build_model(train.model, training_device(train.device))  # extraction runs there too
-    history = train_on_pseudo_labels(
-        model, config, labels, args.videos, args.cache, forms=forms, labelled=labelled, workers=args.workers
+        config.device = args.device
+    data = argparse.Namespace(
+        dataset=args.labelled_dataset,
+        root=args.labelled_root,
+        videos=args.labelled_videos,
+        split=args.labelled_split,
+        val_split=None,
+        cache=args.cache,
+        workers=args.workers,
     )
-    checkpoints = Path(train.output_dir) / "checkpoints"
-    step = (checkpoints / LATEST).read_text().strip()
-    print(
-        f"trained {len(history.loss)} steps from {len(labels)} pseudo-labelled videos; final loss"
-        f" {history.loss[-1]:.4f}; pseudo pairs kept in the last step {history.kept[-1]:.2f};"
-        f" model in {checkpoints / step}"
-    )
-    return 0
+    return run_recipe(config, data)

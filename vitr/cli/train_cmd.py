@@ -1,21 +1,28 @@
-"""`vitr train`: fine-tune a retrieval model on a dataset split from a YAML config plus key=value overrides."""
+"""`vitr train`: fine-tune a retrieval model from a YAML recipe plus key=value overrides.
+
+The recipe decides the method: supervised on `--dataset`, PS-SCL with a `ps_scl:` section (beside `--dataset`'s
+labelled pairs when given), TeachText with a `teachtext:` section, or both sections together.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from vitr.cli.choices import DATASETS
 from vitr.cli.eval_cmd import check_paths
 from vitr.cli.validate import add_device_arg, require_file
+from vitr.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="fine-tune a model (temporal head, text tower, optionally the image tower)")
-    p.add_argument("config", type=Path, help="YAML training config (see configs/)")
+    p = sub.add_parser("train", help="fine-tune a model from a recipe: supervised, PS-SCL, TeachText or combined")
+    p.add_argument("config", type=Path, help="YAML training recipe (see configs/)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.head=tdb epochs=3 lr=3e-4")
-    p.add_argument("--dataset", required=True, choices=[*DATASETS, "generic"])
-    p.add_argument("--root", type=Path, required=True, help="annotation folder (or CSV/JSONL file for generic)")
+    p.add_argument("--dataset", default=None, choices=[*DATASETS, "generic"],
+                   help="labelled training data (needed unless the recipe has a ps_scl section)")
+    p.add_argument("--root", type=Path, default=None, help="annotation folder (or CSV/JSONL file for generic)")
     p.add_argument("--videos", type=Path, default=None, help="video folder (default ROOT/videos)")
     p.add_argument("--split", default="train9k", help="training split, e.g. train9k (MSR-VTT), train (others)")
     p.add_argument("--val-split", default=None, help="validation split for checkpoint selection (e.g. val)")
@@ -28,23 +35,43 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     require_file(args.config, "config")
-    check_paths(args.root, args.videos)
+    if (args.dataset is None) != (args.root is None):
+        raise ConfigError("--dataset and --root go together")
+    if args.root is not None:
+        check_paths(args.root, args.videos)
+    from vitr.train.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    if args.device is not None:
+        config.device = args.device
+    return run_recipe(config, args)
+
+
+def run_recipe(config: Any, args: argparse.Namespace) -> int:
+    """Train `config` (a TrainConfig) on the data `args` names; shared by `vitr train` and `vitr train-pseudo`."""
     from vitr.data.readers import load_dataset
     from vitr.model.factory import build_model
-    from vitr.train.config import load_config
+    from vitr.train.checkpoint import LATEST, resolve_checkpoint
     from vitr.train.distributed import training_device
     from vitr.train.pipeline import train
 
-    config = load_config(args.config, args.overrides)
-    train_set = load_dataset(args.dataset, args.root, args.split, args.videos, check_files=True)
-    val_set = (
-        load_dataset(args.dataset, args.root, args.val_split, args.videos, check_files=True) if args.val_split else None
+    if config.ps_scl is None and args.dataset is None:
+        raise ConfigError("give --dataset and --root, or a recipe with a ps_scl section (training on pseudo pairs)")
+    train_set = (
+        load_dataset(args.dataset, args.root, args.split, args.videos, check_files=True) if args.dataset else None
     )
-    if args.device is not None:
-        config.device = args.device
+    val_set = None
+    if args.val_split:
+        if args.dataset is None:
+            raise ConfigError("--val-split needs --dataset and --root")
+        val_set = load_dataset(args.dataset, args.root, args.val_split, args.videos, check_files=True)
     model = build_model(config.model, training_device(config.device))  # extraction runs there too
     trainer = train(model, config, train_set, args.cache, val_set=val_set, workers=args.workers)
-    print(f"trained {trainer.step} steps; final loss {trainer.history[-1]:.4f}; checkpoints in {config.output_dir}")
+    latest = resolve_checkpoint(Path(config.output_dir) / "checkpoints", LATEST)
+    print(f"trained {trainer.step} steps; final loss {trainer.history[-1]:.4f}; model in {latest}")
+    kept = getattr(trainer.selection, "kept", None)
+    if kept:
+        print(f"pseudo pairs kept in the last step: {kept[-1]:.2f}")
     if trainer.last_metrics:
         print("last validation: " + ", ".join(f"{k} {v:.1f}" for k, v in trainer.last_metrics.items()))
     return 0

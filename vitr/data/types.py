@@ -31,6 +31,7 @@ class Caption:
     video_id: str
     text: str
     tags: frozenset[str] = frozenset()
+    caption_id: str | None = None  # a stable id (see `RetrievalDataset.caption_ids`); None: from its position
 
 
 @dataclass
@@ -65,6 +66,17 @@ class RetrievalDataset:
                 f"e.g. {missing[:3]}"
             )
         return np.fromiter((index[c.video_id] for c in self.captions), dtype=np.int64, count=len(self.captions))
+
+    def caption_ids(self) -> list[str]:
+        """A stable id per caption: its own `caption_id`, else `<video_id>#<n>` for the n-th caption of its video in
+        the reader's order. Neither shifts when other videos' captions are dropped (a video that fails to decode);
+        a subset that drops captions within a video (`filter_captions`) stamps the ids of the full set first."""
+        seen: Counter[str] = Counter()
+        ids = []
+        for c in self.captions:
+            ids.append(c.caption_id or f"{c.video_id}#{seen[c.video_id]}")
+            seen[c.video_id] += 1
+        return ids
 
     @property
     def is_multi_caption(self) -> bool:

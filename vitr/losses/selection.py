@@ -41,7 +41,7 @@ class SelectionConfig:
     rule: Rule = "topk"
     score: Score = "loss"  # topk: what ranks pairs
     tau: float = 0.3  # topk: final forget rate (Co-teaching); swept over {0.2, 0.3, 0.5} in ps_scl.md §5
-    t_k: float = 10.0  # topk: epochs over which the forget rate ramps up
+    t_k: float = 2.0  # topk: epochs over which the forget rate ramps up (Co-teaching 10; configs/lab/ps_scl.yaml)
     exponent: float = 1.0  # topk: c
     gmm_threshold: float = 0.5  # gmm: clean posterior needed
     warmup_epochs: int = 1  # gmm/soft: epochs of plain training before the first mixture fit (NCR warm-up)

@@ -22,9 +22,10 @@ from torch import nn
 from vitr.backbones.base import Backbone
 from vitr.backbones.registry import load_backbone
 from vitr.errors import ConfigError
+from vitr.precision import DTYPES as PRECISION_DTYPES
 
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = PRECISION_DTYPES  # the one map (vitr.precision), named here for the model's callers
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -32,19 +32,28 @@ def content_key(texts: Sequence[str], video_ids: Sequence[str]) -> str:
 
 @dataclass
 class TeacherBank:
-    """Per teacher: text (C, E_n) and video (V, E_n) unit vectors and the teacher's exp(logit_scale)."""
+    """Per teacher: text (C, E_n) and video (V, E_n) unit vectors and the teacher's exp(logit_scale).
+
+    `caption_ids` (C,) and `video_ids` (V,) name the rows, so training looks rows up by id, not position.
+    """
 
     names: list[str]
     text: list[torch.Tensor]
     video: list[torch.Tensor]
     scales: list[float]
     key: str = ""
+    caption_ids: list[str] = field(default_factory=list)
+    video_ids: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not (len(self.names) == len(self.text) == len(self.video) == len(self.scales)) or not self.names:
             raise ValueError("a teacher bank needs one name, text matrix, video matrix and scale per teacher (>= 1)")
         if len({t.shape[0] for t in self.text}) != 1 or len({v.shape[0] for v in self.video}) != 1:
             raise ValueError("every teacher must embed the same captions and the same videos")
+        if self.caption_ids and len(self.caption_ids) != self.num_captions:
+            raise ValueError(f"{len(self.caption_ids)} caption ids for {self.num_captions} caption rows")
+        if self.video_ids and len(self.video_ids) != self.num_videos:
+            raise ValueError(f"{len(self.video_ids)} video ids for {self.num_videos} video rows")
 
     @property
     def num_captions(self) -> int:
@@ -73,7 +82,13 @@ class TeacherBank:
         tensors = {}
         for i, (text, video) in enumerate(zip(self.text, self.video, strict=True)):
             tensors[f"{i}.text"], tensors[f"{i}.video"] = text.contiguous(), video.contiguous()
-        meta = {"names": json.dumps(self.names), "scales": json.dumps(self.scales), "key": self.key}
+        meta = {
+            "names": json.dumps(self.names),
+            "scales": json.dumps(self.scales),
+            "key": self.key,
+            "caption_ids": json.dumps(self.caption_ids),
+            "video_ids": json.dumps(self.video_ids),
+        }
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(path), metadata=meta)
         follow_umask(path)
@@ -89,6 +104,7 @@ class TeacherBank:
             with safe_open(str(path), "pt") as f:
                 meta = f.metadata() or {}
             names, scales = json.loads(meta["names"]), json.loads(meta["scales"])
+            caption_ids, video_ids = json.loads(meta.get("caption_ids", "[]")), json.loads(meta.get("video_ids", "[]"))
         except (SafetensorError, KeyError, json.JSONDecodeError) as e:
             raise CheckpointError(f"{path} is not a vitr teacher bank: {e}") from None
         key = meta.get("key", "")
@@ -99,7 +115,7 @@ class TeacherBank:
             )
         text = [tensors[f"{i}.text"] for i in range(len(names))]
         video = [tensors[f"{i}.video"] for i in range(len(names))]
-        return cls(names, text, video, scales, key)
+        return cls(names, text, video, scales, key, caption_ids, video_ids)
 
 
 @torch.inference_mode()
@@ -110,6 +126,7 @@ def build_teacher_bank(
     mask: torch.Tensor,
     video_ids: Sequence[str] | None = None,
     batch_size: int = 512,
+    caption_ids: Sequence[str] | None = None,
 ) -> TeacherBank:
     """Embed all captions (C) and videos (V, from frames (V, T, D), mask (V, T)) with every teacher."""
     if video_ids is not None and len(video_ids) != len(frames):
@@ -132,4 +149,7 @@ def build_teacher_bank(
             .cpu()
         )
     key = content_key(texts, video_ids) if video_ids is not None else ""
-    return TeacherBank([t.name for t in teachers], text_out, video_out, [t.temperature_scale() for t in teachers], key)
+    scales = [t.temperature_scale() for t in teachers]
+    return TeacherBank(
+        [t.name for t in teachers], text_out, video_out, scales, key, list(caption_ids or []), list(video_ids or [])
+    )

@@ -1,18 +1,35 @@
-"""Fine-tuning of retrieval models: config, trainer, optimisers, schedules, checkpoints, training data."""
+"""Fine-tuning of retrieval models: config, the one trainer and its plug-ins, optimisers, schedules, checkpoints."""
 
-from vitr.train.config import TrainConfig, config_from_dict, config_to_dict, load_config, save_config
+from vitr.train.config import (
+    PsSclConfig,
+    TeachTextConfig,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    save_config,
+)
 from vitr.train.datasets import CachedPairDataset, PairBatchSampler, PixelPairDataset, caption_tokenizer
 from vitr.train.distributed import DistContext, init_distributed
 from vitr.train.optim import BertAdamC4C, build_optimizer, configure_trainable, param_groups
 from vitr.train.schedule import lr_factor
+from vitr.train.sources import DatasetSource, DataSource, LossTerm, PairBatch, PairSelection, StepOutputs
 from vitr.train.trainer import Trainer
 
 __all__ = [
     "BertAdamC4C",
     "CachedPairDataset",
+    "DataSource",
+    "DatasetSource",
     "DistContext",
+    "LossTerm",
+    "PairBatch",
     "PairBatchSampler",
+    "PairSelection",
     "PixelPairDataset",
+    "PsSclConfig",
+    "StepOutputs",
+    "TeachTextConfig",
     "TrainConfig",
     "Trainer",
     "build_optimizer",

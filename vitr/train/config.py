@@ -24,6 +24,8 @@ import pydantic
 import yaml
 
 from vitr.errors import ConfigError
+from vitr.losses.distill import Aggregation, DistillCriterion
+from vitr.losses.selection import SelectionConfig
 from vitr.model.factory import ModelSpec
 
 T = TypeVar("T")
@@ -37,6 +39,112 @@ Freeze = Literal["visual", "all", "none"]
 OptimizerName = Literal["adamw", "bertadam_c4c"]
 ScheduleName = Literal["warmup_cosine", "c4c_warmup_cosine", "constant"]
 DecayRule = Literal["standard", "c4c"]
+Anchor = Literal["feature", "relation", "symmetric", "still"]
+PseudoForm = Literal["sentence", "list", "single", "temporal"]  # vitr.pseudo.texts.FORMS
+FilterRule = Literal["rank", "fraction", "weight"]
+TeacherKind = Literal["model", "minilm", "bow"]
+
+
+@dataclass
+class PsSclConfig:
+    """The `ps_scl:` section: train on pseudo pairs with SeLeCT (ps_scl.md §5-§6), alone or beside labelled pairs.
+
+    Each epoch every pseudo-labelled video draws one of its texts; the selection weights the pairs of each batch.
+    """
+
+    pseudo_labels: str | None = None  # the JSONL file `vitr pseudo-label` wrote (the CLI reads it)
+    videos: str | None = None  # the folder that was pseudo-labelled; default: the pseudo-label file's folder
+    forms: list[PseudoForm] = field(default_factory=list)  # pseudo-text forms to train on; empty: all
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    text_sampling: Literal["uniform", "teacher"] = "uniform"  # teacher: softmax(r / text_temperature) per video
+    text_temperature: float = 0.1
+    # zero-shot anchor (not in the paper): + anchor_weight * mean_i (1 - cos(f(v_i), meanP(v_i))), which keeps each
+    # trained video embedding near the zero-shot one of the same frames, so a head that learns time from
+    # pseudo-texts does not forget what CLIP saw in a frame (feature distillation against forgetting, as ZSCL,
+    # Zheng et al., ICCV 2023); 0: off. Needs a head whose video embedding lives in CLIP's space (meanP,
+    # seqTransf, TDB), not TAB's concatenation.
+    anchor_weight: float = 0.0
+    # what the anchor keeps: "feature" each embedding itself (above); "relation" only the batch's video-to-video
+    # retrieval distribution, KL(softmax(S0 / T) || softmax(S / T)) per row with S0, S the zero-shot and trained
+    # cosine matrices, diagonal out (relational distillation, Park et al., CVPR 2019). "symmetric" anchors only the
+    # order-free half of the embedding, (f(v) + f(reversed v)) / 2, to meanP. "still" holds only the pseudo videos
+    # in which the tagger saw nothing change (no temporal pseudo-text), in full, and leaves those it saw change free.
+    anchor: Anchor = "feature"
+    anchor_temperature: float = 0.01  # T of the relation anchor: 1 / CLIP's learned logit scale of 100
+
+    def __post_init__(self) -> None:
+        if self.text_temperature <= 0:
+            raise ConfigError(f"ps_scl.text_temperature must be positive, got {self.text_temperature}")
+        if self.anchor_weight < 0:
+            raise ConfigError(f"ps_scl.anchor_weight must be >= 0, got {self.anchor_weight}")
+        if self.anchor not in typing.get_args(Anchor):
+            raise ConfigError(f"ps_scl.anchor must be one of {list(typing.get_args(Anchor))}, got {self.anchor!r}")
+        if self.anchor_temperature <= 0:
+            raise ConfigError(f"ps_scl.anchor_temperature must be positive, got {self.anchor_temperature}")
+
+
+@dataclass
+class CaptionFilterConfig:
+    """Which captions to drop or down-weight, from their rank under the teachers (`caption_ranks`).
+
+    rank: keep captions whose own video ranks < max_rank (the official mask names "less100"/"less80");
+    fraction: drop the worst `fraction` of captions by rank; weight: keep all, weight = min(1, max_rank/(rank+1)).
+    `keep_one_per_video` never leaves a video without a caption (its best-ranked one stays).
+    """
+
+    rule: FilterRule = "rank"
+    max_rank: float = 100.0
+    fraction: float = 0.1
+    keep_one_per_video: bool = True
+
+    def __post_init__(self) -> None:
+        if self.rule not in ("rank", "fraction", "weight"):
+            raise ConfigError(f"filter rule must be 'rank', 'fraction' or 'weight', got {self.rule!r}")
+        if self.max_rank <= 0:
+            raise ConfigError(f"max_rank must be positive, got {self.max_rank}")
+        if not 0 <= self.fraction < 1:
+            raise ConfigError(f"fraction must lie in [0, 1), got {self.fraction}")
+
+
+@dataclass
+class TeacherSpec:
+    """One TeachText teacher: a trained vitr model (`model`: its spec, with `checkpoint` naming the weights), or a
+    projection teacher fitted on the training captions first (`minilm`: a sentence encoder's text side, `bow`: a
+    bag of words), each over the same cached frame features the student sees (teachtext.md §1.1)."""
+
+    kind: TeacherKind = "minilm"
+    name: str | None = None  # default: the kind
+    model: ModelSpec | None = None  # kind model: the trained model (its backbone must share the student's frames)
+    embed_dim: int = 256  # minilm / bow
+    epochs: int = 30  # minilm / bow: fitting epochs on the training split
+    seed: int = 100
+
+    def __post_init__(self) -> None:
+        if (self.kind == "model") != (self.model is not None):
+            raise ConfigError("a teacher of kind 'model' needs a `model:` spec, and only that kind takes one")
+
+
+@dataclass
+class TeachTextConfig:
+    """The `teachtext:` section: L = L_r + weight * L_d; defaults are the official recipe (teachtext.md §1.4-1.5)."""
+
+    teachers: list[TeacherSpec] = field(default_factory=list)  # the CLI builds these; code may pass a bank instead
+    bank: str | None = None  # where the teacher bank is cached; default output_dir/teacher_bank.safetensors
+    weight: float = 1.0  # L = L_r + weight * L_d
+    aggregation: Aggregation = "mean"
+    teacher_weights: list[float] | None = None  # only with aggregation="weighted"
+    loss: DistillCriterion = "huber"
+    beta: float = 1.0
+    scores: Literal["cosine", "logits"] = "cosine"  # logits: each model's cosines times its own exp(logit_scale)
+    filter: CaptionFilterConfig | None = None  # drop captions the teachers rank far from their video first
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ConfigError(f"teachtext weight must be >= 0, got {self.weight}")
+        if (self.aggregation == "weighted") != (self.teacher_weights is not None):
+            raise ConfigError("teacher_weights must be given exactly when aggregation='weighted'")
+        if self.teacher_weights is not None and self.teachers and len(self.teacher_weights) != len(self.teachers):
+            raise ConfigError(f"{len(self.teacher_weights)} teacher_weights for {len(self.teachers)} teachers")
 
 
 @dataclass
@@ -82,6 +190,11 @@ class TrainConfig:
     log_every: int = 10
     progress: bool = True
     tensorboard: bool = True
+    # WiSE-FT drift guard (Wortsman et al., CVPR 2022; ps_scl.md §4 #15): after the last step the trained weights
+    # become (1 - alpha) theta_start + alpha theta; None: off
+    wise_alpha: float | None = None
+    ps_scl: PsSclConfig | None = None  # train on pseudo pairs with SeLeCT (with a dataset: labelled + pseudo)
+    teachtext: TeachTextConfig | None = None  # add TeachText's distillation from a teacher bank
 
     def __post_init__(self) -> None:
         positive = {
@@ -113,6 +226,10 @@ class TrainConfig:
             raise ConfigError(f"betas must lie in [0, 1), got {self.betas}")
         if self.batch_size % self.grad_accum:
             raise ConfigError(f"batch_size {self.batch_size} is not divisible by grad_accum {self.grad_accum}")
+        if self.wise_alpha is not None and not 0.0 <= self.wise_alpha <= 1.0:
+            raise ConfigError(f"wise_alpha must lie in [0, 1], got {self.wise_alpha}")
+        if self.ps_scl is not None and self.freeze == "none":
+            raise ConfigError("PS-SCL trains on cached frame features; use freeze: visual or all")
 
 
 def load_config(path: str | Path | None, overrides: Sequence[str] = (), cls: type[T] = TrainConfig) -> T:
@@ -200,7 +317,8 @@ def _explain(cls: type, error: Any, source: str) -> str:
     if kind == "missing" and typing.get_origin(field_type) is tuple:
         expected = f"must have {len(typing.get_args(field_type))} items"
     elif kind == "literal_error":
-        choices = typing.get_args(field_type) or error["ctx"]["expected"]
+        literal = _type_at(cls, loc)  # the item's own type for a list of choices (ps_scl.forms[0])
+        choices = typing.get_args(literal) if typing.get_origin(literal) is Literal else error["ctx"]["expected"]
         expected = f"must be one of {list(choices) if isinstance(choices, tuple) else choices}"
     else:
         expected = _EXPECTED.get(kind.split("_")[0]) or _EXPECTED.get(kind) or error["msg"].lower()

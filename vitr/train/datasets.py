@@ -25,13 +25,16 @@ Tokenize = Callable[[Sequence[str]], torch.Tensor]  # captions -> (B, L) token i
 PairItem = tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int]
 
 
-def _caption_pairs(dataset: RetrievalDataset, usable: set[str], tokenize: Tokenize) -> tuple[list[int], torch.Tensor]:
-    """Video index of every caption of a usable video, and all those captions tokenised once: (C, L)."""
+def _caption_pairs(
+    dataset: RetrievalDataset, usable: set[str], tokenize: Tokenize
+) -> tuple[list[int], torch.Tensor, list[str]]:
+    """Video index of every caption of a usable video, all those captions tokenised once (C, L), and their ids."""
     video_index = dataset.video_index()
-    captions = [c for c in dataset.captions if c.video_id in usable]
-    if not captions:
+    kept = [(c, cid) for c, cid in zip(dataset.captions, dataset.caption_ids(), strict=True) if c.video_id in usable]
+    if not kept:
         raise DatasetFormatError(f"{dataset.name}/{dataset.split}: no caption belongs to a usable video")
-    return [video_index[c.video_id] for c in captions], tokenize([c.text for c in captions])
+    tokens = tokenize([c.text for c, _ in kept])
+    return [video_index[c.video_id] for c, _ in kept], tokens, [cid for _, cid in kept]
 
 
 class CachedPairDataset(Dataset):
@@ -69,11 +72,12 @@ class CachedPairDataset(Dataset):
                 "cached features with frames; extract features first (vitr.model.extract.extract_features)"
             )
         keep = [i for i, vid in enumerate(present) if vid in usable]
+        self.video_ids = [present[i] for i in keep]  # the video of each row of `frames`, in the dataset's order
         self.frames = torch.stack([frames[i] for i in keep])  # (N, T, D)
         self.mask = torch.stack([masks[i] for i in keep])  # (N, T)
         index = dataset.video_index()
         self._row = {index[present[i]]: row for row, i in enumerate(keep)}  # video_index -> row in self.frames
-        self.video_of_sample, self.tokens = _caption_pairs(dataset, usable, tokenize)
+        self.video_of_sample, self.tokens, self.caption_ids = _caption_pairs(dataset, usable, tokenize)
 
     def __len__(self) -> int:
         return len(self.video_of_sample)
@@ -100,7 +104,8 @@ class PixelPairDataset(Dataset):
     def __init__(self, dataset: RetrievalDataset, spec: FrameSpec, tokenize: Tokenize) -> None:
         self.videos = dataset.videos
         self.spec = spec
-        self.video_of_sample, self.tokens = _caption_pairs(dataset, {v.video_id for v in dataset.videos}, tokenize)
+        usable = {v.video_id for v in dataset.videos}
+        self.video_of_sample, self.tokens, self.caption_ids = _caption_pairs(dataset, usable, tokenize)
 
     def __len__(self) -> int:
         return len(self.video_of_sample)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from vitr.backbones.base import Backbone
 from vitr.losses.infonce import infonce_with_hard_negatives, symmetric_infonce
+from vitr.precision import autocast
 from vitr.train.schedule import lr_factor
 from vitr.video.transforms import preprocess_frames
 
@@ -70,7 +71,6 @@ def pretrain_clip(
         eps=1e-6,
         fused=True,  # fused: one kernel, not a Python loop per tensor
     )
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
     backbone.train()
     losses: list[float] = []
     order = torch.randperm(len(images), generator=generator)
@@ -90,7 +90,7 @@ def pretrain_clip(
         negatives = _negative_tokens(backbone, captions, idx, negative_caption, negative_rng)
         if negatives is not None:
             texts = torch.cat([texts, negatives])
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with autocast(device.type, cfg.precision):
             img = torch.nn.functional.normalize(backbone.encode_image(pixels).float(), dim=-1)
             txt = torch.nn.functional.normalize(
                 backbone.encode_text(crop_tokens(texts).to(device)).pooled.float(), dim=-1

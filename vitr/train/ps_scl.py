@@ -1,101 +1,60 @@
-"""PS-SCL training: contrastive fine-tuning on pseudo pairs with SeLeCT, alone or mixed with labelled pairs.
+"""PS-SCL: contrastive fine-tuning on pseudo pairs with SeLeCT, alone or mixed with labelled pairs.
 
-The loop (ps_scl.md §6 (b)), on cached frame features:
+PS-SCL is what the paper describes, plugged into the one training loop (`vitr.train.trainer.Trainer`):
 
-    for epoch e:
-        each video draws one of its texts (uniform, or softmax(r / T) over the teacher scores r)
-        [gmm/soft rules: per-pair losses of every drawn pair under the current model -> 2-GMM -> clean posterior]
-        for each batch of B videos:
-            l = per-pair symmetric InfoNCE summed over the head's score terms        # (B,)
-            w = SeLeCT weights (labelled pairs exempt: always 1)                       # (B,)
-            loss = sum(w l) / max(sum(w), 1)
+- a data source, `PsSclSource`: the pseudo pair pool, each epoch every video drawing one of its texts (uniform,
+  or softmax(r / T) over the teacher scores r), batches of B videos (ps_scl.md §6 (b)); for the gmm/soft rules it
+  fits the epoch's 2-GMM on the per-pair losses of every drawn pair under the current model first;
+- a per-pair selection inside the loss (SeLeCT, `vitr.losses.selection`), the same source's `__call__`:
+  w = SeLeCT weights of the global batch (labelled pairs exempt: always 1), loss = sum(w l) / max(sum(w), 1);
+- optionally a zero-shot anchor term, `AnchorTerm`.
 
-One text per video per batch keeps every in-batch negative a true negative. The optimiser, parameter groups,
-freezing and lr schedule are the trainer's (`vitr.train.optim`, `vitr.train.schedule`), so a PS-SCL run and a
-supervised run differ only in the data and the selection.
+One text per video per batch keeps every in-batch negative a true negative. AMP, gradient accumulation, DDP,
+exact resume (the epoch's mixture fit and the kept shares are in the checkpoint), validation and logs are the
+trainer's, so a PS-SCL run and a supervised run differ only in the data and the selection.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, get_args
 
 import torch
-from tqdm.auto import tqdm
 
 from vitr.data.types import RetrievalDataset
 from vitr.errors import ConfigError, DatasetFormatError
 from vitr.heads.meanp import masked_mean_pool
-from vitr.losses.selection import (
-    SelectionConfig,
-    clean_probability,
-    keep_ratio,
-    pair_weights,
-    per_pair_retrieval_loss,
-    selective_loss,
-)
+from vitr.losses.selection import clean_probability, pair_weights
 from vitr.model.retrieval import VideoTextModel
 from vitr.pseudo.label import PseudoLabel
 from vitr.pseudo.texts import FORMS
-from vitr.train.checkpoint import LATEST, save_checkpoint
-from vitr.train.config import TrainConfig, config_to_dict
-from vitr.train.distributed import training_device
-from vitr.train.optim import build_optimizer, configure_trainable
-from vitr.train.schedule import apply_lr, lr_factor
-from vitr.train.trainer import MAX_LOGIT_SCALE, seed_everything
-from vitr.train.wise_ft import snapshot_trainable, weight_space_ensemble
+from vitr.train.config import Anchor, PsSclConfig, TrainConfig
+from vitr.train.distributed import DistContext, init_distributed
+from vitr.train.sources import LossTerm, PairBatch, PairScorer, StepOutputs
+from vitr.train.trainer import Trainer, reverse_frames
 
-Anchor = Literal["feature", "relation", "symmetric", "still"]
 ANCHORS: tuple[str, ...] = get_args(Anchor)
 Tokenize = Callable[[Sequence[str]], torch.Tensor]
 ValFn = Callable[[VideoTextModel], Mapping[str, float]]
 
-
-@dataclass
-class PsSclConfig:
-    """A PS-SCL run: the trainer's optimisation settings plus selection and text sampling."""
-
-    train: TrainConfig = field(default_factory=TrainConfig)
-    selection: SelectionConfig = field(default_factory=SelectionConfig)
-    text_sampling: Literal["uniform", "teacher"] = "uniform"  # teacher: softmax(r / text_temperature) per video
-    text_temperature: float = 0.1
-    save: bool = False  # write the final model under train.output_dir/checkpoints
-    # WiSE-FT drift guard (ps_scl.md §4 #15): average the trained weights with the starting (zero-shot) ones,
-    # theta = (1 - alpha) theta_0 + alpha theta; None: off (the paper does not use it)
-    wise_alpha: float | None = None
-    # zero-shot anchor (not in the paper): + anchor_weight * mean_i (1 - cos(f(v_i), meanP(v_i))), which keeps each
-    # trained video embedding near the zero-shot one of the same frames, so a head that learns time from
-    # pseudo-texts does not forget what CLIP saw in a frame (feature distillation against forgetting, as ZSCL,
-    # Zheng et al., ICCV 2023); 0: off. Needs a head whose video embedding lives in CLIP's space (meanP,
-    # seqTransf, TDB), not TAB's concatenation.
-    anchor_weight: float = 0.0
-    # what the anchor keeps: "feature" each embedding itself (above); "relation" only the batch's video-to-video
-    # retrieval distribution, KL(softmax(S0 / T) || softmax(S / T)) per row with S0, S the zero-shot and trained cosine
-    # matrices, diagonal out (relational distillation, Park et al., CVPR 2019; ZSCL distils a distribution too).
-    # A relation leaves room to move a video away from its time-reversed twin, which a feature anchor forbids.
-    # "symmetric" anchors only the order-free half of the embedding, (f(v) + f(reversed v)) / 2, to meanP: a still
-    # video (its own reversal) is held in full, a moving one may leave meanP along what its order says.
-    # "still" holds only the pseudo videos in which the tagger saw nothing change (no temporal pseudo-text), in full,
-    # and leaves those it saw change free: the pseudo-labels say which videos time may move.
-    anchor: Anchor = "feature"
-    anchor_temperature: float = 0.01  # T of the relation anchor: 1 / CLIP's learned logit scale of 100
-
-    def __post_init__(self) -> None:
-        if self.text_temperature <= 0:
-            raise ConfigError(f"text_temperature must be positive, got {self.text_temperature}")
-        if self.wise_alpha is not None and not 0.0 <= self.wise_alpha <= 1.0:
-            raise ConfigError(f"wise_alpha must lie in [0, 1], got {self.wise_alpha}")
-        if self.anchor_weight < 0:
-            raise ConfigError(f"anchor_weight must be >= 0, got {self.anchor_weight}")
-        if self.anchor not in ANCHORS:
-            raise ConfigError(f"anchor must be one of {ANCHORS}, got {self.anchor!r}")
-        if self.anchor_temperature <= 0:
-            raise ConfigError(f"anchor_temperature must be positive, got {self.anchor_temperature}")
-        if self.train.freeze == "none":
-            raise ConfigError("PS-SCL trains on cached frame features; use train.freeze=visual or all")
+__all__ = [
+    "ANCHORS",
+    "AnchorTerm",
+    "PairPool",
+    "PsSclConfig",
+    "PsSclHistory",
+    "PsSclSource",
+    "draw_texts",
+    "pool_from_dataset",
+    "pool_from_pseudo_labels",
+    "ps_scl_trainer",
+    "relation_anchor",
+    "reverse_frames",
+    "train_ps_scl",
+    "zero_shot_anchor",
+]
 
 
 @dataclass
@@ -209,95 +168,187 @@ def draw_texts(
     return chosen
 
 
+class PsSclSource:
+    """The pool as the trainer's data source and SeLeCT as its pair selection (`vitr.train.sources`).
+
+    Epoch e's text draw and video order come from a generator seeded with (seed, e) alone, so every rank and a
+    resumed run see the same batches. Each micro-batch is B = batch_size / grad_accum videos; rank r takes the
+    r-th slice. The selection runs on the global batch after the gather, so every rank keeps the same pairs.
+    """
+
+    def __init__(self, pool: PairPool, config: TrainConfig, dist: DistContext | None = None) -> None:
+        if config.ps_scl is None:
+            raise ConfigError("a PS-SCL run needs a ps_scl section in its config")
+        dist = dist or DistContext()
+        self.pool = pool
+        self.ps = config.ps_scl
+        self.seed = config.seed
+        self.micro = config.batch_size // config.grad_accum
+        if self.micro % dist.world_size:
+            raise ConfigError(f"micro-batch {self.micro} is not divisible by {dist.world_size} processes")
+        self.local = self.micro // dist.world_size
+        self.rank = dist.rank
+        self.still = pool.still()
+        self.clean: torch.Tensor | None = None  # (steps * B,) the epoch's clean posteriors, in batch order
+        self.clean_epoch = -1  # the epoch `clean` belongs to
+        self.kept: list[float] = []  # per micro-batch: weight mass of the pseudo pairs / their count
+
+    def __len__(self) -> int:
+        return len(self.pool)
+
+    def num_batches(self, epoch: int) -> int:
+        return len(self.pool) // self.micro
+
+    def plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(texts (N,): the text each video draws this epoch, order (N,): the video order)."""
+        generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        texts = draw_texts(self.pool, generator, self.ps.text_sampling, self.ps.text_temperature)
+        return texts, torch.randperm(len(self.pool), generator=generator)
+
+    def prepare_epoch(self, epoch: int, score_pairs: PairScorer) -> None:
+        """NCR `eval_train`: per-pair losses of the epoch's batches under the current model, then the mixture's
+        clean posterior, in batch order. Labelled pairs are left out of the fit."""
+        sel = self.ps.selection
+        if self.clean_epoch == epoch:  # resumed inside this epoch: the fit was made at its start
+            return
+        self.clean, self.clean_epoch = None, epoch
+        if not sel.needs_clean_probability or epoch < sel.warmup_epochs:
+            return
+        texts, order = self.plan(epoch)
+        steps = self.num_batches(epoch)
+        losses = torch.cat([score_pairs(self._batch(texts, order, b)).cpu() for b in range(steps)])
+        weak = self.pool.pseudo[order[: steps * self.micro]]
+        prob = torch.ones_like(losses)
+        if int(weak.sum()) >= 2:
+            prob[weak] = clean_probability(losses[weak])
+        self.clean = prob
+
+    def batches(self, epoch: int, skip: int) -> Iterator[PairBatch]:
+        texts, order = self.plan(epoch)
+        for b in range(skip, self.num_batches(epoch)):
+            yield self._batch(texts, order, b)
+
+    def _batch(self, texts: torch.Tensor, order: torch.Tensor, b: int) -> PairBatch:
+        first = b * self.micro + self.rank * self.local  # this rank's slice of global micro-batch b
+        rows = order[first : first + self.local]
+        drawn = texts[rows]
+        pool = self.pool
+        extras = {
+            "teacher": pool.teacher[drawn],
+            "exempt": (~pool.pseudo[rows]).float(),
+            "group": pool.form[drawn],
+            "still": self.still[rows].float(),
+        }
+        if self.clean is not None:
+            extras["clean"] = self.clean[first : first + self.local]
+        return PairBatch(pool.frames[rows], pool.mask[rows], pool.tokens[drawn], rows, drawn, extras)
+
+    def __call__(self, per_pair: torch.Tensor, out: StepOutputs) -> torch.Tensor:
+        """SeLeCT weights (B_total,) of the global batch at the step's fractional epoch."""
+        exempt = out.extra("exempt").bool()
+        weights = pair_weights(
+            self.ps.selection,
+            out.progress,
+            per_pair,
+            out.extra("teacher"),
+            out.extra("clean") if "clean" in out.batch.extras else None,
+            exempt=exempt,
+            groups=out.extra("group"),
+        )
+        weak = ~exempt
+        self.kept.append(float(weights[weak].mean()) if weak.any() else 1.0)
+        return weights
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "clean": self.clean if self.clean is not None else torch.empty(0),
+            "has_clean": self.clean is not None,
+            "clean_epoch": self.clean_epoch,
+            "kept": torch.tensor(self.kept, dtype=torch.float64),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.clean = state["clean"] if state["has_clean"] else None
+        self.clean_epoch = int(state["clean_epoch"])
+        self.kept = state["kept"].tolist()
+
+
+class AnchorTerm:
+    """anchor_weight x the configured zero-shot anchor on the global batch (a `LossTerm`)."""
+
+    def __init__(self, config: PsSclConfig) -> None:
+        self.config = config
+        self.needs_reversed = config.anchor == "symmetric"
+
+    def __call__(self, out: StepOutputs) -> torch.Tensor:
+        frames, mask = out.inputs()
+        held = out.extra("still").bool()
+        return self.config.anchor_weight * anchor_loss(self.config, out.video, frames, mask, held, out.reversed_video)
+
+
 @dataclass
 class PsSclHistory:
     loss: list[float] = field(default_factory=list)  # per step
-    kept: list[float] = field(default_factory=list)  # per step: weight mass of pseudo pairs / their count
-    metrics: list[dict[str, float]] = field(default_factory=list)  # per epoch, from val_fn
+    kept: list[float] = field(default_factory=list)  # per micro-batch: weight mass of pseudo pairs / their count
+    metrics: list[dict[str, float]] = field(default_factory=list)  # per validation, from val_fn
+
+
+def ps_scl_trainer(
+    model: VideoTextModel,
+    pool: PairPool,
+    config: TrainConfig,
+    val_fn: ValFn | None = None,
+    dist_ctx: DistContext | None = None,
+    extra_losses: Sequence[LossTerm] = (),
+) -> Trainer:
+    """The trainer of a PS-SCL run on `pool` (cached features): its source and selection, plus the anchor."""
+    if config.ps_scl is None:
+        raise ConfigError("a PS-SCL run needs a ps_scl section in its config")
+    dist = dist_ctx or init_distributed(config.device)
+    source = PsSclSource(pool, config, dist)
+    terms = [*extra_losses]
+    if config.ps_scl.anchor_weight:
+        terms.append(AnchorTerm(config.ps_scl))
+    return Trainer(model, config, source, val_fn=val_fn, dist_ctx=dist, extra_losses=terms, selection=source)
 
 
 def train_ps_scl(
-    model: VideoTextModel, pool: PairPool, config: PsSclConfig, val_fn: ValFn | None = None, progress: bool = True
+    model: VideoTextModel,
+    pool: PairPool,
+    config: TrainConfig,
+    val_fn: ValFn | None = None,
+    dist_ctx: DistContext | None = None,
 ) -> PsSclHistory:
-    """Train `model` in place on `pool` (cached features) with SeLeCT; returns losses, kept shares, metrics."""
-    cfg, sel = config.train, config.selection
-    device = training_device(cfg.device)
-    model.to(device)
-    configure_trainable(model, cfg.freeze, cfg.freeze_patterns)
-    optimizer = build_optimizer(model, cfg)
-    start = snapshot_trainable(model) if config.wise_alpha is not None else None
-    batch = cfg.batch_size
-    steps_per_epoch = len(pool) // batch
-    if steps_per_epoch == 0:
-        raise ConfigError(f"{len(pool)} videos do not fill one batch of {batch}; lower train.batch_size")
-    total = steps_per_epoch * cfg.epochs
-    seed_everything(cfg.seed)
-    history = PsSclHistory()
-    still = pool.still()
-    bar = tqdm(total=total, desc="PS-SCL", unit="step", disable=not progress)
-    step = 0
-    for epoch in range(cfg.epochs):
-        generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        texts = draw_texts(pool, generator, config.text_sampling, config.text_temperature)  # (N,)
-        order = torch.randperm(len(pool), generator=generator)
-        clean = None
-        if sel.needs_clean_probability and epoch >= sel.warmup_epochs:
-            clean = _epoch_clean_probability(model, pool, texts, order, batch, steps_per_epoch, device)
-        model.train()
-        for b in range(steps_per_epoch):
-            rows = order[b * batch : (b + 1) * batch]
-            apply_lr(optimizer, lr_factor(cfg.schedule, step, total, cfg.warmup))
-            frames, mask = pool.frames[rows].to(device), pool.mask[rows].to(device)
-            video_emb, text_emb = _pair_embeddings(model, frames, mask, pool.tokens[texts[rows]].to(device))
-            per_pair = per_pair_retrieval_loss(model.head, text_emb, video_emb, model.logit_scale.float())
-            weights = pair_weights(
-                sel,
-                epoch + b / steps_per_epoch,
-                per_pair.detach(),
-                pool.teacher[texts[rows]].to(device),
-                None if clean is None else clean[b * batch : (b + 1) * batch].to(device),
-                exempt=~pool.pseudo[rows].to(device),
-                groups=pool.form[texts[rows]].to(device),
-            )
-            loss = selective_loss(per_pair, weights)
-            if config.anchor_weight:
-                held = still[rows].to(device)
-                loss = loss + config.anchor_weight * _anchor_term(config, model, video_emb, frames, mask, held)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            params = [p for p in model.parameters() if p.requires_grad]
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
-            optimizer.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(max=MAX_LOGIT_SCALE)
-            step += 1
-            weak = pool.pseudo[rows].to(device)
-            history.loss.append(loss.item())
-            history.kept.append(float(weights[weak].mean()) if weak.any() else 1.0)
-            bar.update(1)
-            bar.set_postfix(loss=f"{history.loss[-1]:.3f}", rho=f"{keep_ratio(epoch, sel.tau, sel.t_k):.2f}")
-        if val_fn is not None:
-            model.eval()
-            with torch.no_grad():
-                history.metrics.append({k: float(v) for k, v in val_fn(model).items()})
-    bar.close()
+    """Train `model` in place on `pool` under `config` (with its `ps_scl` section); returns losses, kept shares and
+    validation metrics. Checkpoints go to config.output_dir; a run there resumes."""
+    trainer = ps_scl_trainer(model, pool, config, val_fn, dist_ctx)
+    trainer.fit()
     model.eval()
-    if start is not None:
-        weight_space_ensemble(model, start, config.wise_alpha)
-    if config.save:
-        info = {
-            "epoch": cfg.epochs,
-            "step_in_epoch": 0,
-            "total_steps": total,
-            "world_size": 1,
-            "best_metric": cfg.best_metric,
-            "best_value": None,
-            "metrics": history.metrics[-1] if history.metrics else {},
-            "config": config_to_dict(cfg),
-        }
-        state = {"loss_history": torch.tensor(history.loss, dtype=torch.float64)}
-        save_checkpoint(Path(cfg.output_dir) / "checkpoints", step, model, info, state, (LATEST,))
-    return history
+    return PsSclHistory(trainer.history, trainer.selection.kept, trainer.val_history)
+
+
+def anchor_loss(
+    config: PsSclConfig,
+    video_emb: torch.Tensor,
+    frames: torch.Tensor,
+    mask: torch.Tensor,
+    still: torch.Tensor | None = None,
+    reversed_emb: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The configured anchor on a batch (unweighted): video_emb (B, E), frames (B, T, D), mask (B, T); `still` (B,)
+    marks the videos the "still" anchor holds (None: all); `reversed_emb` (B, E) is needed by "symmetric"."""
+    if config.anchor == "still" and still is not None:
+        if not still.any():
+            return video_emb.new_zeros(())
+        return zero_shot_anchor(video_emb[still], frames[still], mask[still])
+    if config.anchor == "relation":
+        return relation_anchor(video_emb, frames, mask, config.anchor_temperature)
+    if config.anchor == "symmetric":
+        if reversed_emb is None:
+            raise ConfigError("the symmetric anchor needs the embeddings of the reversed videos")
+        unit = torch.nn.functional.normalize
+        video_emb = (unit(video_emb, dim=-1) + unit(reversed_emb, dim=-1)) / 2
+    return zero_shot_anchor(video_emb, frames, mask)
 
 
 def _anchor_term(
@@ -308,26 +359,11 @@ def _anchor_term(
     mask: torch.Tensor,
     still: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The configured anchor on a batch; `still` (B,) marks the videos the "still" anchor holds (None: all)."""
-    if config.anchor == "still" and still is not None:
-        if not still.any():
-            return video_emb.new_zeros(())
-        return zero_shot_anchor(video_emb[still], frames[still], mask[still])
-    if config.anchor == "relation":
-        return relation_anchor(video_emb, frames, mask, config.anchor_temperature)
+    """`anchor_loss` with the reversed embeddings computed by `model` (outside a training step)."""
+    reversed_emb = None
     if config.anchor == "symmetric":
         reversed_emb = model.embed_video_features(reverse_frames(frames, mask), mask).float()
-        unit = torch.nn.functional.normalize
-        video_emb = (unit(video_emb, dim=-1) + unit(reversed_emb, dim=-1)) / 2
-    return zero_shot_anchor(video_emb, frames, mask)
-
-
-def reverse_frames(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Each video's valid frames (a prefix of T, as the cache pads) in reverse order; padding stays where it is."""
-    t = torch.arange(frames.shape[1], device=frames.device)
-    lengths = mask.sum(1).long()[:, None]
-    index = torch.where(t < lengths, lengths - 1 - t, t)  # (B, T)
-    return frames.gather(1, index[..., None].expand_as(frames))
+    return anchor_loss(config, video_emb, frames, mask, still, reversed_emb)
 
 
 def zero_shot_anchor(
@@ -370,48 +406,3 @@ def _zero_shot_target(video_emb: torch.Tensor, frames: torch.Tensor, mask: torch
             f"head embeds a video in {video_emb.shape[-1]} dims; use meanP, seqTransf or TDB, or anchor_weight 0"
         )
     return masked_mean_pool(frames.float(), mask.float())
-
-
-def _pair_embeddings(
-    model: VideoTextModel, frames: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch's frames (B, T, D), mask (B, T) and drawn texts' tokens (B, L) -> video and text (B, E), fp32."""
-    return model.embed_video_features(frames, mask).float(), model.embed_text(tokens).float()
-
-
-def _per_pair_losses(
-    model: VideoTextModel, pool: PairPool, rows: torch.Tensor, texts: torch.Tensor, device: torch.device
-) -> torch.Tensor:
-    """rows (B,) videos, texts (B,) their drawn texts -> (B,) per-pair loss over the head's score terms."""
-    video_emb, text_emb = _pair_embeddings(
-        model, pool.frames[rows].to(device), pool.mask[rows].to(device), pool.tokens[texts].to(device)
-    )
-    return per_pair_retrieval_loss(model.head, text_emb, video_emb, model.logit_scale.float())
-
-
-@torch.no_grad()
-def _epoch_clean_probability(
-    model: VideoTextModel,
-    pool: PairPool,
-    texts: torch.Tensor,
-    order: torch.Tensor,
-    batch: int,
-    steps: int,
-    device: torch.device,
-) -> torch.Tensor:
-    """NCR `eval_train`: per-pair losses of the epoch's batches under the current model, then the mixture's
-    clean posterior, in batch order: (steps * B,). Labelled pairs are left out of the fit."""
-    model.eval()
-    losses = torch.cat(
-        [
-            _per_pair_losses(
-                model, pool, order[b * batch : (b + 1) * batch], texts[order[b * batch : (b + 1) * batch]], device
-            ).cpu()
-            for b in range(steps)
-        ]
-    )
-    weak = pool.pseudo[order[: steps * batch]]
-    prob = torch.ones_like(losses)
-    if int(weak.sum()) >= 2:
-        prob[weak] = clean_probability(losses[weak])
-    return prob

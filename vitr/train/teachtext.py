@@ -1,7 +1,9 @@
 """TeachText glue for training: teacher matrices for a batch, the distillation term, and noisy-caption removal.
 
-Indices follow the training `RetrievalDataset`: a caption index is a position in `dataset.captions`, a video
-index a position in `dataset.videos` (the order of a `TeacherBank` built with `teacher_bank_for_dataset`).
+A `TeacherBank` built with `teacher_bank_for_dataset` holds a row per caption id and per video id
+(`RetrievalDataset.caption_ids`), so a training set that loses a video (one that fails to decode) loses exactly
+that video's rows: every other caption still meets its own teacher row. `TeachTextTargets.for_pairs` maps the
+trainer's sample and video indices to bank rows by id.
 """
 
 from __future__ import annotations
@@ -9,9 +11,8 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -19,29 +20,33 @@ import torch
 from vitr.data.cache import FeatureCache
 from vitr.data.types import RetrievalDataset
 from vitr.errors import ConfigError, DatasetFormatError
-from vitr.losses.distill import Aggregation, DistillCriterion, aggregate_teachers, distillation_loss
+from vitr.losses.distill import Aggregation, aggregate_teachers, distillation_loss
+from vitr.model.factory import build_model
+from vitr.teachers import (
+    BagOfWordsText,
+    ModelTeacher,
+    ProjectionTeacher,
+    SentenceEncoderText,
+    TeacherFitConfig,
+    fit_teacher,
+)
 from vitr.teachers.bank import TeacherBank, build_teacher_bank, content_key
 from vitr.teachers.base import Teacher
+from vitr.train.config import CaptionFilterConfig, TeachTextConfig
+from vitr.train.datasets import CachedPairDataset
+from vitr.train.sources import StepOutputs
 
-FilterRule = Literal["rank", "fraction", "weight"]
-
-
-@dataclass
-class TeachTextConfig:
-    """The distillation term; defaults are the official recipe (teachtext.md §1.4-1.5)."""
-
-    weight: float = 1.0  # L = L_r + weight * L_d
-    aggregation: Aggregation = "mean"
-    teacher_weights: list[float] | None = None  # only with aggregation="weighted"
-    loss: DistillCriterion = "huber"
-    beta: float = 1.0
-    scores: Literal["cosine", "logits"] = "cosine"  # logits: each model's cosines times its own exp(logit_scale)
-
-    def __post_init__(self) -> None:
-        if self.weight < 0:
-            raise ConfigError(f"teachtext weight must be >= 0, got {self.weight}")
-        if (self.aggregation == "weighted") != (self.teacher_weights is not None):
-            raise ConfigError("teacher_weights must be given exactly when aggregation='weighted'")
+__all__ = [
+    "CaptionFilterConfig",
+    "CaptionFilterResult",
+    "TeachTextConfig",
+    "TeachTextTargets",
+    "caption_ranks",
+    "filter_captions",
+    "filter_precision_recall",
+    "teacher_bank_for_dataset",
+    "write_filter_report",
+]
 
 
 def teacher_bank_for_dataset(
@@ -60,7 +65,7 @@ def teacher_bank_for_dataset(
     key = content_key(texts, video_ids)
     if path is not None and Path(path).is_file():
         bank = TeacherBank.load(path)
-        if bank.key == key and bank.names == [t.name for t in teachers]:
+        if bank.key == key and bank.names == [t.name for t in teachers] and bank.caption_ids:
             return bank
     missing = [vid for vid in video_ids if vid not in video_keys or video_keys[vid] not in cache]
     if missing:
@@ -69,7 +74,7 @@ def teacher_bank_for_dataset(
             "extract them first (vitr.model.extract.extract_features)"
         )
     frames, mask = cache.stacked([video_keys[vid] for vid in video_ids])  # (V, T, D), (V, T)
-    bank = build_teacher_bank(teachers, texts, frames, mask, video_ids)
+    bank = build_teacher_bank(teachers, texts, frames, mask, video_ids, caption_ids=dataset.caption_ids())
     if path is not None:
         bank.save(path)
     return bank
@@ -78,11 +83,43 @@ def teacher_bank_for_dataset(
 class TeachTextTargets:
     """Teacher side of a training step: (caption idx (B,), video idx (B,)) -> teacher matrices and L_d."""
 
-    def __init__(self, bank: TeacherBank, config: TeachTextConfig | None = None) -> None:
+    def __init__(
+        self,
+        bank: TeacherBank,
+        config: TeachTextConfig | None = None,
+        caption_rows: torch.Tensor | None = None,
+        video_rows: torch.Tensor | None = None,
+    ) -> None:
         self.bank = bank
         self.config = config or TeachTextConfig()
         if self.config.teacher_weights is not None and len(self.config.teacher_weights) != len(bank.names):
             raise ConfigError(f"{len(self.config.teacher_weights)} teacher_weights for teachers {bank.names}")
+        self.caption_rows = caption_rows  # (num_samples,) long: bank row of each training sample; None: identity
+        self.video_rows = video_rows  # (num_videos,) long: bank row of each training video index; None: identity
+
+    @classmethod
+    def for_pairs(
+        cls,
+        bank: TeacherBank,
+        pairs: CachedPairDataset,
+        dataset: RetrievalDataset,
+        config: TeachTextConfig | None = None,
+    ) -> TeachTextTargets:
+        """Targets for the trainer's samples of `pairs` (built from `dataset`), looked up in `bank` by caption and
+        video id; a bank built for more captions or videos (a superset) serves as well."""
+        if not bank.caption_ids or not bank.video_ids:
+            raise ConfigError("the teacher bank has no caption ids (an old file); delete it to rebuild")
+        caption_row = {cid: i for i, cid in enumerate(bank.caption_ids)}
+        video_row = {vid: i for i, vid in enumerate(bank.video_ids)}
+        missing = [cid for cid in pairs.caption_ids if cid not in caption_row]
+        if missing:
+            raise DatasetFormatError(
+                f"the teacher bank has no rows for {len(missing)} training captions, e.g. {missing[:3]}; "
+                "it was built for other data: delete it to rebuild"
+            )
+        captions = torch.tensor([caption_row[cid] for cid in pairs.caption_ids], dtype=torch.long)
+        videos = torch.tensor([video_row.get(v.video_id, -1) for v in dataset.videos], dtype=torch.long)
+        return cls(bank, config, captions, videos)
 
     def matrices(self, caption_index: torch.Tensor, video_index: torch.Tensor) -> list[torch.Tensor]:
         """Per teacher (B, B): row i = caption_index[i], column j = video_index[j]."""
@@ -111,17 +148,15 @@ class TeachTextTargets:
             student_scores, teachers, cfg.aggregation, cfg.teacher_weights, cfg.loss, cfg.beta
         )
 
-    def extra_loss(
-        self,
-        text_emb: torch.Tensor,
-        video_emb: torch.Tensor,
-        sample_index: torch.Tensor,
-        video_index: torch.Tensor,
-        logit_scale: torch.Tensor,
-    ) -> torch.Tensor:
-        """The term a trainer adds to L_r: text (B, E), video (B, E) of the student, the batch's sample indices
-        (= caption indices of a `CachedPairDataset` with no skipped video) and video indices -> weight * L_d."""
-        return self.loss(text_emb @ video_emb.T, sample_index, video_index, logit_scale)
+    def extra_loss(self, out: StepOutputs) -> torch.Tensor:
+        """The term a trainer adds to L_r (a `LossTerm`): the student's text (B, E) @ video (B, E).T against the
+        teachers' matrices of the batch's captions and videos -> weight * L_d."""
+        captions, videos = out.sample_index.cpu(), out.video_index.cpu()
+        if self.caption_rows is not None:
+            captions = self.caption_rows[captions]
+        if self.video_rows is not None:
+            videos = self.video_rows[videos]
+        return self.loss(out.text @ out.video.T, captions, videos, out.logit_scale)
 
 
 # ------------------------------------------------------------------------------------------ noisy captions
@@ -149,29 +184,6 @@ def caption_ranks(
         tied = (scores == target).sum(dim=1).float() - 1  # the own video always ties with itself
         ranks.append(higher + 0.5 * tied)
     return torch.cat(ranks)
-
-
-@dataclass
-class CaptionFilterConfig:
-    """Which captions to drop or down-weight, from their `caption_ranks`.
-
-    rank: keep captions whose own video ranks < max_rank (the official mask names "less100"/"less80");
-    fraction: drop the worst `fraction` of captions by rank; weight: keep all, weight = min(1, max_rank/(rank+1)).
-    `keep_one_per_video` never leaves a video without a caption (its best-ranked one stays).
-    """
-
-    rule: FilterRule = "rank"
-    max_rank: float = 100.0
-    fraction: float = 0.1
-    keep_one_per_video: bool = True
-
-    def __post_init__(self) -> None:
-        if self.rule not in ("rank", "fraction", "weight"):
-            raise ConfigError(f"filter rule must be 'rank', 'fraction' or 'weight', got {self.rule!r}")
-        if self.max_rank <= 0:
-            raise ConfigError(f"max_rank must be positive, got {self.max_rank}")
-        if not 0 <= self.fraction < 1:
-            raise ConfigError(f"fraction must lie in [0, 1), got {self.fraction}")
 
 
 @dataclass
@@ -214,7 +226,8 @@ def filter_captions(
             if c.video_id not in best or ranks[i] < ranks[best[c.video_id]]:
                 best[c.video_id] = i
         keep[list(best.values())] = True
-    kept = [c for c, k in zip(dataset.captions, keep, strict=True) if k]
+    ids = dataset.caption_ids()  # stamped, so the kept captions keep the ids (and teacher rows) of the full set
+    kept = [replace(c, caption_id=cid) for c, cid, k in zip(dataset.captions, ids, keep, strict=True) if k]
     filtered = RetrievalDataset(dataset.name, dataset.split, list(dataset.videos), kept, dataset.paragraph)
     return CaptionFilterResult(cfg, ranks, keep, np.where(keep, weights, 0.0), filtered, dataset)
 
@@ -272,3 +285,67 @@ def filter_precision_recall(flagged: np.ndarray, truth: np.ndarray) -> dict[str,
         "noisy": int(truth.sum()),
         "chance_precision": float(truth.mean()) if len(truth) else 0.0,
     }
+
+
+# ------------------------------------------------------------------------------------ teachers from a recipe
+def teacher_names(config: TeachTextConfig) -> list[str]:
+    """Each teacher's name: its own, else its kind (numbered when there are several)."""
+    several = len(config.teachers) > 1
+    return [spec.name or (f"{spec.kind}{i}" if several else spec.kind) for i, spec in enumerate(config.teachers)]
+
+
+def build_teachers(
+    config: TeachTextConfig, dataset: RetrievalDataset, frames: torch.Tensor, mask: torch.Tensor, device: str = "cpu"
+) -> list[Teacher]:
+    """The recipe's teachers: trained vitr models as they are, projection teachers fitted on `dataset`'s captions
+    over frames (V, T, D) / mask (V, T) of its videos (teachtext.md §1.1: shared video side, own text side)."""
+    if not config.teachers:
+        raise ConfigError("teachtext.teachers is empty: name at least one teacher (kind model, minilm or bow)")
+    texts = [c.text for c in dataset.captions]
+    video_of_caption = torch.as_tensor(dataset.caption_video_index())
+    teachers: list[Teacher] = []
+    for spec, name in zip(config.teachers, teacher_names(config), strict=True):
+        if spec.kind == "model":
+            teachers.append(ModelTeacher(build_model(spec.model, device), name))
+            continue
+        text = (
+            SentenceEncoderText.minilm(spec.embed_dim)
+            if spec.kind == "minilm"
+            else BagOfWordsText.from_corpus(texts, spec.embed_dim)
+        )
+        teacher = ProjectionTeacher(name, text, frames.shape[-1], spec.embed_dim)
+        fit_teacher(
+            teacher,
+            teacher.featurize(texts),
+            video_of_caption,
+            frames,
+            mask,
+            TeacherFitConfig(epochs=spec.epochs, seed=spec.seed),
+        )
+        teachers.append(teacher.eval())
+    return teachers
+
+
+def recipe_teacher_bank(
+    config: TeachTextConfig,
+    dataset: RetrievalDataset,
+    frames: torch.Tensor,
+    mask: torch.Tensor,
+    path: str | Path,
+    device: str = "cpu",
+) -> TeacherBank:
+    """The bank of the recipe's teachers for `dataset` (frames (V, T, D) in its video order), cached at `path`:
+    a bank there for the same captions, videos and teacher names is reused and no teacher is built or fitted."""
+    names = teacher_names(config)
+    key = content_key([c.text for c in dataset.captions], [v.video_id for v in dataset.videos])
+    if Path(path).is_file():
+        bank = TeacherBank.load(path)
+        if bank.key == key and bank.names == names and bank.caption_ids:
+            return bank
+    teachers = build_teachers(config, dataset, frames, mask, device)
+    bank = build_teacher_bank(
+        teachers, [c.text for c in dataset.captions], frames, mask, [v.video_id for v in dataset.videos],
+        caption_ids=dataset.caption_ids(),
+    )
+    bank.save(path)
+    return bank

@@ -1,12 +1,15 @@
 """Fine-tune a `VideoTextModel` on caption-video pairs with symmetric InfoNCE (CLIP4Clip's objective, §5, §7).
 
-One optimiser step, the whole of it:
+The one training loop of vitr: supervised fine-tuning, PS-SCL and TeachText differ only in the pieces plugged in
+(`vitr.train.sources`): where batches come from, a per-pair selection, extra loss terms. One optimiser step:
 
     set this step's lr from the schedule
-    for each of grad_accum micro-batches:
+    for each of grad_accum micro-batches (from the data source):
         text (B, E), video (B, E) = model(batch)            # on this rank's slice of the global batch
         gather both over ranks -> (B_total, E)              # each rank scores the global batch
         loss = retrieval_loss(head, text, video, logit_scale)
+            or, with a selection: sum_i w_i l_i / max(sum_i w_i, 1), w = selection(per-pair losses l)
+        loss += each extra term (TeachText distillation, PS-SCL anchor)
         backward(loss / grad_accum)
     clip the global gradient norm; optimizer.step(); clamp logit_scale <= ln 100
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +31,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from vitr.errors import CheckpointError, ConfigError
 from vitr.losses.infonce import retrieval_loss
+from vitr.losses.selection import per_pair_retrieval_loss, selective_loss
 from vitr.model.retrieval import VideoTextModel
+from vitr.precision import autocast
 from vitr.train.checkpoint import (
     BEST,
     LATEST,
@@ -44,38 +49,53 @@ from vitr.train.checkpoint import (
     save_checkpoint,
 )
 from vitr.train.config import TrainConfig, config_to_dict, save_config
-from vitr.train.datasets import PairBatchSampler
 from vitr.train.distributed import DistContext, barrier, gather_no_grad, gather_with_grad, init_distributed
 from vitr.train.optim import build_optimizer, configure_trainable
 from vitr.train.schedule import apply_lr, lr_factor
+from vitr.train.sources import (
+    DatasetSource,
+    DataSource,
+    LossTerm,
+    PairBatch,
+    PairSelection,
+    StepOutputs,
+    restore_state,
+    state_of,
+)
+from vitr.train.wise_ft import snapshot_trainable, weight_space_ensemble
 
 ValFn = Callable[[VideoTextModel], Mapping[str, float]]
-# An extra loss term added to the retrieval loss, e.g. TeachText distillation:
-# (text (B_total, E), video (B_total, E), sample_index (B_total,), video_index (B_total,), logit_scale) -> scalar
-ExtraLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 MAX_LOGIT_SCALE = math.log(100.0)
-_AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # A resumed run replays the same data order and schedule only if these are unchanged.
-_RESUME_KEYS = ("batch_size", "grad_accum", "epochs", "seed", "distinct_videos", "schedule", "warmup")
+_RESUME_KEYS = ("batch_size", "grad_accum", "epochs", "seed", "distinct_videos", "schedule", "warmup", "ps_scl")
 
 
 class PairForward(nn.Module):
     """The part of a step DDP wraps: a batch -> (text (B, E), video (B, E)) embeddings."""
 
-    def __init__(self, model: VideoTextModel, end_to_end: bool) -> None:
+    def __init__(self, model: VideoTextModel, end_to_end: bool, reversed_view: bool = False) -> None:
         super().__init__()
         self.model = model
         self.end_to_end = end_to_end
+        self.reversed_view = reversed_view  # also embed each video's frames in reverse order (PS-SCL's anchor)
 
     def forward(
         self, video: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """video: (B, T, D) cached features, or (B, T, 3, S, S) pixels end-to-end; mask (B, T); tokens (B, L)."""
-        if self.end_to_end:
-            video_emb = self.model.embed_video(video, mask)
-        else:
-            video_emb = self.model.embed_video_features(video, mask)
-        return self.model.embed_text(tokens), video_emb
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """video: (B, T, D) cached features, or (B, T, 3, S, S) pixels end-to-end; mask (B, T); tokens (B, L)
+        -> text (B, E), video (B, E), and the reversed video (B, E) or None."""
+        embed = self.model.embed_video if self.end_to_end else self.model.embed_video_features
+        reversed_emb = embed(reverse_frames(video, mask), mask) if self.reversed_view else None
+        return self.model.embed_text(tokens), embed(video, mask), reversed_emb
+
+
+def reverse_frames(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each video's valid frames (a prefix of T, as the cache pads) in reverse order; padding stays where it is."""
+    t = torch.arange(frames.shape[1], device=frames.device)
+    lengths = mask.sum(1).long()[:, None]
+    index = torch.where(t < lengths, lengths - 1 - t, t)  # (B, T)
+    index = index.view(*index.shape, *([1] * (frames.dim() - 2))).expand_as(frames)
+    return frames.gather(1, index)
 
 
 class ReweightedTerms:
@@ -124,45 +144,49 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 class Trainer:
-    """Trains `model` in place on `train_data` (a `CachedPairDataset` or `PixelPairDataset`) under `config`.
+    """Trains `model` in place under `config` on `train_data`: a pair dataset (`CachedPairDataset`,
+    `PixelPairDataset`, every caption a sample) or any `DataSource` (PS-SCL's pair pool).
 
-    `val_fn(model) -> {metric: value}` runs on rank 0 in eval mode; the checkpoint with the best
-    `config.best_metric` is kept as `best`. Launch with torchrun for several processes; nothing else changes.
+    `selection` weights the pairs of every batch (SeLeCT); `extra_losses` are added to the loss (TeachText,
+    anchors); their `state_dict`s, if they have one, go into every checkpoint with the source's. `val_fn(model) ->
+    {metric: value}` runs on rank 0 in eval mode; the checkpoint with the best `config.best_metric` is kept as
+    `best`. Launch with torchrun for several processes; nothing else changes.
     """
 
     def __init__(
         self,
         model: VideoTextModel,
         config: TrainConfig,
-        train_data: Dataset,
+        train_data: Dataset | DataSource,
         val_fn: ValFn | None = None,
         dist_ctx: DistContext | None = None,
-        extra_loss: ExtraLoss | None = None,
+        extra_losses: Sequence[LossTerm] = (),
+        selection: PairSelection | None = None,
     ) -> None:
         self.config = config
-        self.extra_loss = extra_loss
+        self.extra_losses = list(extra_losses)
+        self.selection = selection
         self.dist = dist_ctx or init_distributed(config.device)
         self.model = model.to(self.dist.device)
-        self.train_data = train_data
         self.val_fn = val_fn
         self.output_dir = Path(config.output_dir)
         self.checkpoint_dir = self.output_dir / "checkpoints"
 
         self.frozen = configure_trainable(model, config.freeze, config.freeze_patterns)
         self.micro_batch = config.batch_size // config.grad_accum  # global, summed over ranks
-        self.sampler = PairBatchSampler(
-            train_data.video_of_sample,
-            self.micro_batch,
-            config.seed,
-            self.dist.rank,
-            self.dist.world_size,
-            config.distinct_videos,
-        )
-        self.steps_per_epoch = [self.sampler.num_batches(e) // config.grad_accum for e in range(config.epochs)]
+        if isinstance(train_data, DataSource):
+            self.source = train_data
+        elif config.ps_scl is not None:  # a recipe section must never be silently ignored
+            raise ConfigError("the config has a ps_scl section: train on a pair pool (vitr.train.ps_scl.train_ps_scl)")
+        else:
+            self.source = DatasetSource(
+                train_data, self.micro_batch, config.seed, self.dist, config.distinct_videos, config.num_workers
+            )
+        self.steps_per_epoch = [self.source.num_batches(e) // config.grad_accum for e in range(config.epochs)]
         self.total_steps = sum(self.steps_per_epoch)
         if self.total_steps == 0:
             raise ConfigError(
-                f"{len(train_data)} training pairs do not fill one batch of {config.batch_size}; lower batch_size"
+                f"{len(self.source)} training pairs do not fill one batch of {config.batch_size}; lower batch_size"
             )
         self.loss_head = ReweightedTerms(model.head, config.loss_weights) if config.loss_weights else model.head
 
@@ -172,8 +196,11 @@ class Trainer:
         self.history: list[float] = []  # training loss of every step
         self.best_value: float | None = None
         self.last_metrics: dict[str, float] = {}
+        self.val_history: list[dict[str, float]] = []  # every validation of this process's fit
 
         resume_from = resolve_checkpoint(self.checkpoint_dir, LATEST) if config.resume else None
+        # WiSE-FT averages back towards the weights training starts from: the caller's model, before any resume
+        self.start_weights = snapshot_trainable(model) if config.wise_alpha is not None else None
         if resume_from is not None:
             load_model_state(model, resume_from)
         self.optimizer = build_optimizer(model, config)
@@ -183,7 +210,8 @@ class Trainer:
         else:
             seed_everything(config.seed + self.dist.rank)
 
-        forward = PairForward(model, end_to_end=config.freeze == "none")
+        reversed_view = any(getattr(term, "needs_reversed", False) for term in self.extra_losses)
+        forward = PairForward(model, end_to_end=config.freeze == "none", reversed_view=reversed_view)
         if self.dist.is_distributed:
             device_ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
             forward = DistributedDataParallel(forward, device_ids=device_ids)
@@ -204,6 +232,7 @@ class Trainer:
         )
         try:
             for epoch in range(self.epoch, self.config.epochs):
+                self._prepare_epoch(epoch)
                 for micro_batches in self._epoch_batches(epoch):
                     loss, grad_norm = self._train_step(micro_batches)
                     self.step += 1
@@ -212,6 +241,8 @@ class Trainer:
                     epoch_done = self.step_in_epoch == self.steps_per_epoch[epoch]
                     if epoch_done:
                         self.epoch, self.step_in_epoch = epoch + 1, 0
+                    if self.step == self.total_steps and self.start_weights is not None:
+                        weight_space_ensemble(self.model, self.start_weights, self.config.wise_alpha)
                     self._log(writer, bar, loss, grad_norm)
                     self._checkpoint_if_due(writer, epoch_done, stop)
                     if self.step >= stop:
@@ -224,22 +255,33 @@ class Trainer:
             if writer is not None:
                 writer.close()
 
-    def _epoch_batches(self, epoch: int) -> Iterator[list[list[torch.Tensor]]]:
+    def _prepare_epoch(self, epoch: int) -> None:
+        """Let the source look at the model before an epoch (PS-SCL fits its mixture on the epoch's losses)."""
+        prepare = getattr(self.source, "prepare_epoch", None)
+        if prepare is not None and self.steps_per_epoch[epoch] > self.step_in_epoch:
+            self.model.eval()
+            with torch.no_grad():
+                prepare(epoch, self._score_pairs)
+            self.model.train()
+
+    def _score_pairs(self, batch: PairBatch) -> torch.Tensor:
+        """Per-pair losses (B_total,) of a global batch under the current model; every rank gets the same."""
+        device = self.dist.device
+        forward = self.forward.module if self.dist.is_distributed else self.forward  # no gradient: no DDP sync
+        with autocast(device.type, self.config.precision):
+            text_emb, video_emb, _ = forward(batch.video.to(device), batch.mask.to(device), batch.tokens.to(device))
+        text_all = gather_no_grad(text_emb.float().contiguous(), self.dist)
+        video_all = gather_no_grad(video_emb.float().contiguous(), self.dist)
+        return per_pair_retrieval_loss(self.loss_head, text_all, video_all, self.model.logit_scale.float())
+
+    def _epoch_batches(self, epoch: int) -> Iterator[list[PairBatch]]:
         """The remaining optimiser steps of `epoch`, each a list of `grad_accum` micro-batches."""
         accum = self.config.grad_accum
         remaining = self.steps_per_epoch[epoch] - self.step_in_epoch
         if remaining <= 0:
             return
-        self.sampler.set_epoch(epoch, skip=self.step_in_epoch * accum)
-        loader = DataLoader(  # its generator only seeds workers; fixed per epoch so a resumed epoch matches
-            self.train_data,
-            batch_sampler=self.sampler,
-            num_workers=self.config.num_workers,
-            generator=torch.Generator().manual_seed(self.config.seed + epoch),
-            pin_memory=self.dist.device.type == "cuda",
-        )
         group = []
-        for batch in loader:
+        for batch in self.source.batches(epoch, self.step_in_epoch * accum):
             group.append(batch)
             if len(group) == accum:
                 yield group
@@ -247,30 +289,37 @@ class Trainer:
                 if remaining == 0:
                     return
 
-    def _train_step(self, micro_batches: list[list[torch.Tensor]]) -> tuple[float, float]:
+    def _train_step(self, micro_batches: list[PairBatch]) -> tuple[float, float]:
         """One optimiser update over `grad_accum` micro-batches -> (mean loss, gradient norm before clipping)."""
         cfg, device = self.config, self.dist.device
         apply_lr(self.optimizer, lr_factor(cfg.schedule, self.step, self.total_steps, cfg.warmup))
         self.optimizer.zero_grad(set_to_none=True)
-        dtype = _AUTOCAST[cfg.precision]
+        progress = self.epoch + self.step_in_epoch / max(1, self.steps_per_epoch[min(self.epoch, cfg.epochs - 1)])
         total = 0.0
-        for i, (video, mask, tokens, video_index, sample_index) in enumerate(micro_batches):
+        for i, batch in enumerate(micro_batches):
             last = i == len(micro_batches) - 1
             sync = contextlib.nullcontext() if last or not self.dist.is_distributed else self.forward.no_sync()
             with sync:
-                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                    text_emb, video_emb = self.forward(video.to(device), mask.to(device), tokens.to(device))
-                text_all = gather_with_grad(text_emb.float(), self.dist)  # (B_total, E)
-                video_all = gather_with_grad(video_emb.float(), self.dist)  # (B_total, E)
-                loss = retrieval_loss(self.loss_head, text_all, video_all, self.model.logit_scale.float())
-                if self.extra_loss is not None:
-                    loss = loss + self.extra_loss(
-                        text_all,
-                        video_all,
-                        gather_no_grad(sample_index.to(device), self.dist),
-                        gather_no_grad(video_index.to(device), self.dist),
-                        self.model.logit_scale.float(),
+                with autocast(device.type, cfg.precision):  # the autocast dtype; weights stay fp32
+                    text_emb, video_emb, reversed_emb = self.forward(
+                        batch.video.to(device), batch.mask.to(device), batch.tokens.to(device)
                     )
+                out = StepOutputs(
+                    gather_with_grad(text_emb.float(), self.dist),  # (B_total, E)
+                    gather_with_grad(video_emb.float(), self.dist),  # (B_total, E)
+                    self.model.logit_scale.float(),
+                    batch,
+                    progress,
+                    self.dist,
+                    None if reversed_emb is None else gather_with_grad(reversed_emb.float(), self.dist),
+                )
+                if self.selection is None:
+                    loss = retrieval_loss(self.loss_head, out.text, out.video, out.logit_scale)
+                else:
+                    per_pair = per_pair_retrieval_loss(self.loss_head, out.text, out.video, out.logit_scale)
+                    loss = selective_loss(per_pair, self.selection(per_pair.detach(), out))
+                for term in self.extra_losses:
+                    loss = loss + term(out)
                 self.scaler.scale(loss / len(micro_batches)).backward()
             total += loss.item()
         if not math.isfinite(total):
@@ -298,6 +347,7 @@ class Trainer:
             metrics = {k: float(v) for k, v in self.val_fn(self.model).items()}
         self.model.train()
         self.last_metrics = metrics
+        self.val_history.append(metrics)
         return metrics
 
     def _checkpoint_if_due(self, writer: Any, epoch_done: bool, stop: int) -> None:
@@ -357,6 +407,7 @@ class Trainer:
                 "scaler": self.scaler.state_dict(),
                 "rng": states,
                 "loss_history": torch.tensor(self.history, dtype=torch.float64),
+                "plugins": self._plugin_states(),
             }
             save_checkpoint(self.checkpoint_dir, self.step, self.model, info, training_state, tags)
         barrier(self.dist)
@@ -378,10 +429,23 @@ class Trainer:
         self.best_value = info["best_value"]
         self.last_metrics = info["metrics"]
         self.history = state["loss_history"].tolist()
+        plugins = state.get("plugins", {})
+        restore_state(self.source, plugins.get("source"))
+        restore_state(self.selection, plugins.get("selection"))
+        for term, term_state in zip(self.extra_losses, plugins.get("terms", []), strict=False):
+            restore_state(term, term_state)
         if info["world_size"] == self.dist.world_size:
             set_rng_state(state["rng"][self.dist.rank])
         else:  # dropout masks cannot be replayed across a different process count; keep runs reproducible anyway
             seed_everything(self.config.seed + self.step * 1000 + self.dist.rank)
+
+    def _plugin_states(self) -> dict[str, Any]:
+        """The state of the source, selection and loss terms (selection statistics, the epoch's mixture fit)."""
+        return {
+            "source": state_of(self.source),
+            "selection": state_of(self.selection),
+            "terms": [state_of(term) for term in self.extra_losses],
+        }
 
     # ------------------------------------------------------------------------------------------------ logging
     def _open_writer(self) -> Any:

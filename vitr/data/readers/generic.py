@@ -100,3 +100,24 @@ def read_generic(root: Path, split: str, video_dir: Path | None) -> RetrievalDat
         raise DatasetFormatError(f"{path}: no rows")
     name = path.stem if root.is_file() else root.name
     return RetrievalDataset(name, split, list(videos.values()), captions)
+
+
+def write_generic(dataset: RetrievalDataset, path: Path) -> Path:
+    """Write `dataset` as a generic JSONL annotation file `read_generic` reads back (video paths absolute, so the
+    file may live anywhere); one row per caption, with its segment and tags."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    videos = {v.video_id: v for v in dataset.videos}
+    lines = []
+    for c in dataset.captions:
+        video = videos[c.video_id]
+        row: dict[str, Any] = {"video": str(Path(video.path).absolute()), "caption": c.text}
+        if video.start is not None:
+            row["start"] = video.start
+        if video.end is not None:
+            row["end"] = video.end
+        if c.tags:
+            row["tags"] = sorted(c.tags)
+        lines.append(json.dumps(row, ensure_ascii=False))
+    path.write_text("\n".join(lines) + "\n")
+    return path
