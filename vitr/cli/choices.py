@@ -19,5 +19,6 @@ SEGMENT_KINDS = ("windows", "shots", "shots+windows")  # vitr.index.video_index.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # vitr.model.fast.PRECISION_CHOICES
 SEARCH_MODES = ("visual", "text", "hybrid")  # vitr.index.hybrid.MODES
 FUSIONS = ("rrf", "weighted")  # vitr.index.hybrid.FUSIONS
+DEFAULT_FUSION = "weighted"  # vitr.index.hybrid.DEFAULT_FUSION
 WEAK_QUANTILE = 0.95  # vitr.index.calibration.WEAK_QUANTILE
 HEADER_TIMEOUT_S = 10.0  # vitr.serve.server.HEADER_TIMEOUT_S
