@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from common import machine_line, markdown_table, write_results_section  # noqa: E402
 
-from vitr.index.hybrid import FUSIONS, search  # noqa: E402
+from vitr.index.hybrid import DEFAULT_FUSION, FUSIONS, search  # noqa: E402
 from vitr.index.indexer import update_index  # noqa: E402
 from vitr.index.text_tracks import TEXT_SOURCES  # noqa: E402
 from vitr.index.video_index import VideoIndex  # noqa: E402
@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         [[stage, n, s, s / minutes if isinstance(s, float) else ""] for stage, n, s in costs],
     )
     counts = {name: len(q) for name, q in sets.items()}
+    summary = _summary(rows)
     body = "\n".join([
         f"The text-track lab: the quick lab's first {args.videos} test videos ({minutes:.1f} minutes of video), "
         f"{counts['spoken']} of them speaking one phrase (espeak-ng, with a sidecar .srt) and showing another "
@@ -151,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         "3-second clip). Lab CLIP: zero-shot, meanP over 12 frames; text: FTS5 BM25 over the spans.",
         "",
         table,
+        "",
+        summary,
         "",
         cost_table,
         "",
@@ -163,6 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_doc:
         write_results_section(SECTION, body)
     return 0
+
+
+def _summary(rows: list[list[object]]) -> str:
+    """One line per text-source run: R@1 of visual search -> hybrid search with the default fusion, per set."""
+    visual = {r[0]: r[3] for r in rows if r[1] == "visual"}
+    runs: dict[str, list[str]] = {}
+    for r in rows:
+        if r[1] == f"hybrid ({DEFAULT_FUSION})":
+            runs.setdefault(str(r[2]), []).append(f"{r[0]} {visual[r[0]]} -> {r[3]}")
+    return "\n".join(f"R@1 %, visual -> hybrid ({DEFAULT_FUSION}, the default) with {label}: {'; '.join(parts)}."
+                     for label, parts in runs.items())
 
 
 def _cells(scores: Scores) -> list[object]:
