@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+import numpy as np
+
 from vitr.errors import ConfigError
 from vitr.index.metadata import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from vitr.index.video_index import Accept, Evidence, Hit, VideoIndex
@@ -85,12 +87,33 @@ def search(
         text_hits = search_spans(index, text, max(wanted, _CANDIDATES), accept)
         if mode == "text":
             return text_hits[offset:wanted]
-        visual = index.search_text(text, max(wanted, _CANDIDATES), 0, accept)
+        query = index.embed_texts([text])[0]  # (D,)
+        visual = index.search_vectors(query[None], max(wanted, _CANDIDATES), 0, accept)[0]
+        visual = _with_visual_scores(index, query, visual, text_hits)
     visual_hits = [replace(h, evidence=(Evidence("visual", h.start, h.end, h.score),)) for h in visual]
     fused = fuse_rrf(visual_hits, text_hits) if fusion == "rrf" else fuse_weighted(visual_hits, text_hits, text_weight)
     if min_score is not None:
         fused = [h for h in fused if h.score >= min_score]
     return fused[offset:wanted]
+
+
+def _with_visual_scores(index: VideoIndex, query: np.ndarray, visual: list[Hit], text: list[Hit]) -> list[Hit]:
+    """The visual candidates plus every text-matched video they miss, scored by its best stored segment.
+
+    The visual list holds only the top candidates; a video found by its words but outside them would otherwise
+    score 0 for sight, as if it looked like nothing the query says, and lose to any candidate that shares a word."""
+    have = {h.video_id for h in visual}
+    extra = []
+    for hit in text:
+        if hit.video_id in have:
+            continue
+        segments = index.meta.video_segments(hit.video_id)
+        if not segments:
+            continue
+        scores = [float(np.dot(s.vector, query)) for s in segments]
+        best = segments[int(np.argmax(scores))]
+        extra.append(Hit(hit.path, max(scores), hit.video_id, best.start, best.end))
+    return sorted(visual + extra, key=lambda h: -h.score) if extra else visual
 
 
 def _with_min_score(accept: Accept | None, min_score: float) -> Accept:
