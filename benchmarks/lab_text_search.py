@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         f"docs/text-search.md). Query sets: visual (each video's first caption, {counts['visual']} queries), spoken "
         f"({counts['spoken']}) and on-screen ({counts['onscreen']}), each with its true video and span. Moment R@1: "
         "the top hit is the true video and its moment overlaps the truth span (a visual hit's moment is the whole "
-        "3-second clip). Lab CLIP: zero-shot, meanP over 12 frames; text: FTS5 BM25 over the spans.",
+        "3-second clip). Lab CLIP: zero-shot, meanP over 12 frames; text: FTS5 BM25 over the spans. Hybrid rows "
+        f"give both fusions; {DEFAULT_FUSION} is the default (docs/text-search.md, \"Search modes and fusion\", "
+        "says why).",
         "",
         table,
         "",
