@@ -159,3 +159,25 @@ def test_index_merge_refuses_another_store_for_an_existing_target(tmp_path: Path
     VideoIndex.create(tmp_path / "merged", TINY_MODEL).close()  # flat
     with pytest.raises(IndexStoreError, match="already exists with store 'flat', not 'milvus'"):
         merge_indexes(tmp_path / "merged", [tmp_path / "shard"], store="milvus")
+
+
+def test_hybrid_search_fuses_milvus_vectors_with_the_index_text(tmp_path: Path, milvus_index: VideoIndex) -> None:
+    """Visual ranking from Milvus, text ranking from the index's SQLite FTS5: the same fusion as the FAISS store."""
+    from tests.index.test_text_tracks import srt
+    from vitr.index.hybrid import search
+
+    root = tmp_path / "videos"
+    for colour in ("red", "green", "blue"):
+        write_shape_video(root / f"{colour}.mp4", [colour, colour], seconds_each=1.0)
+    (root / "green.en.srt").write_text(srt((0.2, 0.8, "welcome aboard"), (1.2, 1.9, "the lighthouse keeper sings")))
+    update_index(milvus_index, root, window=1.0, stride=0.5, progress=False, workers=0)
+    assert isinstance(milvus_index.store(), MilvusStore)
+
+    for fusion in ("weighted", "rrf"):
+        hits = search(milvus_index, "the lighthouse keeper", k=3, mode="hybrid", fusion=fusion)
+        assert [Path(h.path).name for h in hits][0] == "green.mp4" and len(hits) == 3
+        assert hits[0].sources == ("visual", "subtitles") and (hits[0].start, hits[0].end) == (1.2, 1.9)
+    # a query no span matches ("a" is a function word) keeps Milvus's visual order
+    visual = search(milvus_index, "a square", k=3, mode="visual")
+    assert [h.path for h in search(milvus_index, "a square", k=3, mode="hybrid")] == [h.path for h in visual]
+    assert search(milvus_index, "a square", k=3, mode="text") == []

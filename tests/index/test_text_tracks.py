@@ -139,3 +139,21 @@ def test_merged_shards_keep_their_text(folder: Path, tmp_path: Path) -> None:
     rerun = update_index(merged, folder, progress=False, workers=0)  # sidecar states came along: nothing to re-read
     assert (rerun.text_read, list(rerun.text_failed)) == (0, [str(folder / "yellow.srt")])
     merged.close()
+
+
+def test_a_video_found_by_its_words_keeps_its_visual_score_outside_the_visual_candidates(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vitr.index import hybrid
+
+    index = VideoIndex.create(tmp_path / "index", TINY_MODEL)
+    update_index(index, folder, progress=False, workers=0)
+    query = index.embed_texts(["lighthouse keeper"])[0]
+    visual = index.search_vectors(query[None], k=4)[0]
+    assert Path(visual[0].path).name != "green.mp4"  # else this test would not leave it out of the candidates
+    monkeypatch.setattr(hybrid, "_CANDIDATES", 1)
+    hits = search(index, "lighthouse keeper", k=1, mode="hybrid")  # one visual candidate, not green.mp4
+    seen = next(e for e in hits[0].evidence if e.source == "visual")
+    green = next(h for h in visual if Path(h.path).name == "green.mp4")
+    assert Path(hits[0].path).name == "green.mp4" and seen.score == pytest.approx(green.score)
+    index.close()

@@ -97,8 +97,13 @@ def test_text_sources_are_checked() -> None:
 
 
 def test_queries_cannot_break_fts_syntax_and_highlights_become_ranges() -> None:
-    assert fts_query('keeper "NEAR( OR * -x') == '"keeper" OR "near" OR "or" OR "x"'
+    assert fts_query('keeper "NEAR( OR * -x') == '"keeper" OR "near" OR "x"'
     assert fts_query("!!! ...") is None
+
+
+def test_function_words_are_not_text_evidence_unless_the_query_is_nothing_else() -> None:
+    assert fts_query("a lighthouse on the hill") == '"lighthouse" OR "hill"'
+    assert fts_query("The Who") == '"the" OR "who"'  # only function words: search them rather than nothing
     assert _unmark("the \x02lighthouse\x03 keeper \x02sings\x03") == ("the lighthouse keeper sings",
                                                                      ((4, 14), (22, 27)))
 
@@ -116,6 +121,6 @@ def test_rrf_and_weighted_fusion() -> None:
 
 def test_cli_choices_equal_their_sources() -> None:
     from vitr.cli import choices
-    from vitr.index.hybrid import FUSIONS, MODES
+    from vitr.index.hybrid import DEFAULT_FUSION, FUSIONS, MODES
 
-    assert choices.SEARCH_MODES == MODES and choices.FUSIONS == FUSIONS
+    assert choices.SEARCH_MODES == MODES and choices.FUSIONS == FUSIONS and choices.DEFAULT_FUSION == DEFAULT_FUSION

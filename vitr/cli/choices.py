@@ -20,5 +20,6 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # vitr.model.fast.PRECISION_CHOIC
 SEARCH_MODES = ("visual", "text", "hybrid")  # vitr.index.hybrid.MODES
 FUSIONS = ("rrf", "weighted")  # vitr.index.hybrid.FUSIONS
 ASR_ENGINES = ("pocketsphinx", "faster-whisper")  # vitr.index.asr.ENGINES
+DEFAULT_FUSION = "weighted"  # vitr.index.hybrid.DEFAULT_FUSION
 WEAK_QUANTILE = 0.95  # vitr.index.calibration.WEAK_QUANTILE
 HEADER_TIMEOUT_S = 10.0  # vitr.serve.server.HEADER_TIMEOUT_S

@@ -7,7 +7,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vitr.cli.choices import ASR_ENGINES, FUSIONS, SEARCH_MODES, SEGMENT_KINDS, STORE_KINDS, WEAK_QUANTILE
+from vitr.cli.choices import (
+    ASR_ENGINES,
+    DEFAULT_FUSION,
+    FUSIONS,
+    SEARCH_MODES,
+    SEGMENT_KINDS,
+    STORE_KINDS,
+    WEAK_QUANTILE,
+)
 from vitr.cli.model_args import add_model_args, check_model_args, device_from_args, model_spec_from_args
 from vitr.cli.validate import add_device_arg, int_range, require_dir, require_file, require_index
 from vitr.errors import ConfigError
@@ -78,9 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--mode", choices=SEARCH_MODES, default=None,
                    help="visual (what is shown), text (what subtitles say) or hybrid (both, fused); default hybrid "
                         "where the index holds text, else visual")
-    s.add_argument("--fusion", choices=FUSIONS, default="rrf",
-                   help="how hybrid mode fuses the rankings: rrf (reciprocal rank fusion, k=60) or weighted "
-                        "(normalised scores, see --text-weight)")
+    s.add_argument("--fusion", choices=FUSIONS, default=DEFAULT_FUSION,
+                   help="how hybrid mode fuses the rankings: weighted (default: normalised scores, see "
+                        "--text-weight) or rrf (reciprocal rank fusion, k=60)")
     s.add_argument("--text-weight", type=float, default=0.5,
                    help="weight of the text score in --fusion weighted, 0 to 1 (visual gets the rest)")
     s.add_argument("--refine", action="store_true",

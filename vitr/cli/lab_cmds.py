@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--long-videos", type=int, default=0, metavar="N",
                    help="also write N long videos of test clips with known boundaries, and a query per clip, for "
                         "measuring moment search (OUT/long_videos; see vitr.lab.long_videos)")
+    s.add_argument("--text-tracks", type=float, default=0.0, metavar="FRACTION",
+                   help="give this fraction of the test videos espeak-ng speech with a sidecar .srt and on-screen "
+                        "text, and write the visual, spoken and on-screen query sets (docs/text-search.md)")
     s.set_defaults(func=run_synth)
 
     p = sub.add_parser("pretrain", help="pretrain the lab's small CLIP on the lab's still frames")
@@ -74,7 +77,8 @@ def run_synth(args: argparse.Namespace) -> int:
         raise ConfigError(f"--long-videos must be 0 or more, got {args.long_videos}")
     from vitr.lab.synth import LabConfig, generate_lab
 
-    manifest = generate_lab(args.out, LabConfig(scale=args.scale, seed=args.seed, workers=args.workers))
+    manifest = generate_lab(args.out, LabConfig(scale=args.scale, seed=args.seed, workers=args.workers,
+                                                text_track_share=args.text_tracks))
     counts = ", ".join(f"{k} {len(v)}" for k, v in manifest.split_ids.items())
     print(f"lab at {args.out}: {counts}; {manifest.config.n_pretrain} still images; wrote {manifest.written} files, "
           f"{manifest.skipped} already there")
@@ -233,7 +237,8 @@ def run_quickstart(args: argparse.Namespace) -> int:
     with stages.stage(f"generate the {args.scale} lab", f"{config.n_pretrain:,} still images; {config.n_train:,} "
                       f"train, {config.n_pool:,} pool and {config.n_test:,} test videos, and a time-reversed twin of "
                       f"each temporal test video, in {_shown(out)}"):
-        run_synth(argparse.Namespace(out=out, scale=args.scale, seed=0, workers=args.workers, long_videos=0))
+        run_synth(argparse.Namespace(out=out, scale=args.scale, seed=0, workers=args.workers, long_videos=0,
+                                       text_tracks=0.0))
     with stages.stage("pretrain the lab CLIP on still frames",
                       f"{steps:,} steps of batch {batch}, hard negatives: {negatives}; then zero-shot "
                       "recognition on held-out stills"):

@@ -1,15 +1,25 @@
 """Search by what a video shows, says, or both: visual ranking, lexical (FTS5) ranking of text spans, and their fusion.
 
-Two fusions, named on the command line: reciprocal rank fusion (each list adds 1 / (k + rank), k = 60, the constant
-of Cormack et al. 2009; needs no score calibration) and a weighted sum of each list's min-max normalised scores
-(`text_weight` for text, 1 - text_weight for visual). A fused hit's moment is its best text span when text matched
-(the moment is where the evidence is), else its best visual segment.
+Two fusions, named on the command line: a weighted sum of each list's scores as fractions of its best (`text_weight`
+for text, 1 - text_weight for visual; the default) and reciprocal rank fusion (each list adds 1 / (k + rank), k =
+60, the constant of Cormack et al. 2009; needs no score calibration). Weighted is the default because rank fusion
+throws away what the lexical list knows best: a span with every query word outscores one with a single word by far,
+yet RRF gives ranks 1 and 2 nearly the same share (1/61 vs 1/62), so a video first by text loses to one second by
+text and first by an unrelated visual ranking (measured on the lab's spoken queries in docs/results.md, "Search what
+is said and shown"). Scores are divided by the list's best, not min-max stretched: a visual ranking's similarities
+lie close together, and stretching them to [0, 1] would give its first video the full visual weight and its last
+none, so a video first by text and last by sight would only tie one first by sight alone. Where no span matches, the
+text list is empty and both fusions keep the visual order; function words never count as a match (`fts_query`). A
+fused hit's moment is its best text span when text matched (the moment is where the evidence is), else its best
+visual segment.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import replace
+
+import numpy as np
 
 from vitr.errors import ConfigError
 from vitr.index.metadata import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
@@ -18,9 +28,17 @@ from vitr.index.video_index import Accept, Evidence, Hit, VideoIndex
 
 MODES = ("visual", "text", "hybrid")
 FUSIONS = ("rrf", "weighted")
+DEFAULT_FUSION = "weighted"
 RRF_K = 60
 EVIDENCE_PER_HIT = 3  # text spans shown per hit, best first
 _CANDIDATES = 100  # each list offers at least this many videos to the fusion
+# English function words: a query's words that say nothing of what a span is about (the usual short list of
+# lexical search engines, e.g. Lucene's English stop set, with the pronouns and auxiliaries added)
+STOPWORDS = frozenset(
+    "a an and are as at be been but by did do does for from had has have he her his i if in into is it its me my no "
+    "not of on or our she so such than that the their them then there these they this those to us was we were what "
+    "when where which who whom why will with you your".split()
+)
 
 
 def default_mode(index: VideoIndex) -> str:
@@ -30,9 +48,14 @@ def default_mode(index: VideoIndex) -> str:
 
 def fts_query(text: str) -> str | None:
     """A user's words as an FTS5 query (any word matches, BM25 ranks spans with more and rarer words first); FTS5
-    syntax in the query is taken literally, so no query can be an error. None when it has no words."""
-    words = re.findall(r"\w+", text.lower())
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words)) or None
+    syntax in the query is taken literally, so no query can be an error. None when it has no words.
+
+    Function words (`STOPWORDS`) are left out unless the query has nothing else ("the who"): with any-word
+    matching, "a dog on the beach" would otherwise match every span that says "the", and fusion would take that
+    for text evidence."""
+    words = list(dict.fromkeys(re.findall(r"\w+", text.lower())))
+    content = [w for w in words if w not in STOPWORDS] or words
+    return " OR ".join(f'"{w}"' for w in content) or None
 
 
 def search(
@@ -40,7 +63,7 @@ def search(
     text: str,
     k: int = 10,
     mode: str | None = None,
-    fusion: str = "rrf",
+    fusion: str = DEFAULT_FUSION,
     text_weight: float = 0.5,
     offset: int = 0,
     accept: Accept | None = None,
@@ -70,6 +93,7 @@ def search(
         with index.meta.snapshot():  # text and visual lists of the same committed state
             text_hits = search_spans(index, text, max(wanted, _CANDIDATES), accept)
             visual = index.search_vectors(query, max(wanted, _CANDIDATES), 0, accept)[0]
+            visual = _with_visual_scores(index, np.ravel(query), visual, text_hits)
         visual_hits = [replace(h, evidence=(Evidence("visual", h.start, h.end, h.score),)) for h in visual]
         fused = (fuse_rrf(visual_hits, text_hits) if fusion == "rrf"
                  else fuse_weighted(visual_hits, text_hits, text_weight))
@@ -77,6 +101,25 @@ def search(
             fused = [h for h in fused if h.score >= min_score]
         hits = fused[offset:wanted]
     return hits if refine is None else refine_hits(index, hits, query, refine)
+
+
+def _with_visual_scores(index: VideoIndex, query: np.ndarray, visual: list[Hit], text: list[Hit]) -> list[Hit]:
+    """The visual candidates plus every text-matched video they miss, scored by its best stored segment.
+
+    The visual list holds only the top candidates; a video found by its words but outside them would otherwise
+    score 0 for sight, as if it looked like nothing the query says, and lose to any candidate that shares a word."""
+    have = {h.video_id for h in visual}
+    extra = []
+    for hit in text:
+        if hit.video_id in have:
+            continue
+        segments = index.meta.video_segments(hit.video_id)
+        if not segments:
+            continue
+        scores = [float(np.dot(s.vector, query)) for s in segments]
+        best = segments[int(np.argmax(scores))]
+        extra.append(Hit(hit.path, max(scores), hit.video_id, best.start, best.end))
+    return sorted(visual + extra, key=lambda h: -h.score) if extra else visual
 
 
 def _with_min_score(accept: Accept | None, min_score: float) -> Accept:
@@ -126,12 +169,15 @@ def fuse_rrf(visual: list[Hit], text: list[Hit], k: int = RRF_K) -> list[Hit]:
 
 
 def fuse_weighted(visual: list[Hit], text: list[Hit], text_weight: float) -> list[Hit]:
-    """text_weight * (min-max normalised text score) + (1 - text_weight) * (normalised visual score); a video
+    """text_weight * (text score / best text score) + (1 - text_weight) * (visual / best visual), the visual
+    cosine similarity first mapped from [-1, 1] to [0, 1] and BM25 (negated, so positive) taken as it is; a video
     missing from a list scores 0 there."""
     scores: dict[int, float] = {}
-    for hits, weight in ((visual, 1.0 - text_weight), (text, text_weight)):
-        for hit, norm in zip(hits, _normalised([h.score for h in hits]), strict=True):
-            scores[hit.video_id] = scores.get(hit.video_id, 0.0) + weight * norm
+    lists = ((visual, 1.0 - text_weight, [(1.0 + h.score) / 2.0 for h in visual]),
+             (text, text_weight, [h.score for h in text]))
+    for hits, weight, values in lists:
+        for hit, fraction in zip(hits, _of_best(values), strict=True):
+            scores[hit.video_id] = scores.get(hit.video_id, 0.0) + weight * fraction
     return _combine(visual, text, scores)
 
 
@@ -150,13 +196,10 @@ def _combine(visual: list[Hit], text: list[Hit], scores: dict[int, float]) -> li
     return fused
 
 
-def _normalised(scores: list[float]) -> list[float]:
-    if not scores:
-        return []
-    low, high = min(scores), max(scores)
-    if high - low < 1e-12:
-        return [1.0] * len(scores)
-    return [(s - low) / (high - low) for s in scores]
+def _of_best(scores: list[float]) -> list[float]:
+    """Non-negative scores as fractions of the best (all 0 when the best is 0)."""
+    best = max(scores, default=0.0)
+    return [max(s, 0.0) / best if best > 0 else 0.0 for s in scores]
 
 
 def _unmark(marked: str) -> tuple[str, tuple[tuple[int, int], ...]]:

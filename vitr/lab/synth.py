@@ -38,6 +38,14 @@ from tqdm import tqdm
 
 from vitr.errors import ConfigError
 from vitr.lab.captions import LabCaption, concept_vocabulary, still_caption, video_captions
+from vitr.lab.speech import (
+    TEXT_UPSCALE,
+    TextTrackPlan,
+    plan_text_tracks,
+    require_espeak,
+    write_query_sets,
+    write_text_video,
+)
 from vitr.lab.world import (
     Scene,
     SceneMix,
@@ -86,6 +94,7 @@ class LabConfig:
     pretrain_empty_share: float = 0.05  # stills of an empty background
     shard_size: int = 5_000
     workers: int = 2  # processes writing files; does not change any output
+    text_track_share: float = 0.0  # of test videos: speech, a sidecar .srt and on-screen text (vitr.lab.speech)
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -101,7 +110,8 @@ class LabConfig:
             least = 0 if name.startswith("n_") else 1
             if getattr(self, name) < least:
                 raise ConfigError(f"{name} must be >= {least}, got {getattr(self, name)}")
-        for name in ("temporal_share", "composed_share", "two_object_share", "pretrain_empty_share"):
+        for name in ("temporal_share", "composed_share", "two_object_share", "pretrain_empty_share",
+                     "text_track_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -114,8 +124,10 @@ class LabConfig:
         return cls(**json.loads(stamp.read_text(encoding="utf-8")))
 
     def identity(self) -> dict[str, object]:
-        """Every field that changes the generated files (all but `workers`)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "workers"}
+        """Every field that changes the generated files (all but `workers`; `text_track_share` only when set, so
+        labs made before it existed keep their identity)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "workers" and (f.name != "text_track_share" or self.text_track_share)}
 
     def mix(self, temporal: bool) -> SceneMix:
         return SceneMix(
@@ -215,6 +227,7 @@ class _VideoJob:
     size: int
     noise: float
     fps: float
+    text: TextTrackPlan | None = None  # rendered TEXT_UPSCALE times larger, with speech, .srt and on-screen text
 
 
 @dataclass(frozen=True)
@@ -228,10 +241,14 @@ class _ShardJob:
 
 def _run_job(job: _VideoJob | _ShardJob) -> None:
     if isinstance(job, _VideoJob):
-        frames = render_video(job.scene, job.num_frames, job.size, job.noise)  # (T, S, S, 3)
+        size = job.size * (TEXT_UPSCALE if job.text else 1)
+        frames = render_video(job.scene, job.num_frames, size, job.noise)  # (T, S, S, 3)
         if job.reversed_frames:
             frames = np.ascontiguousarray(frames[::-1])
-        write_video(job.path, frames, job.fps)
+        if job.text:
+            write_text_video(job.path, frames, job.text, job.fps)
+        else:
+            write_video(job.path, frames, job.fps)
         return
     images = np.stack([render_frame(scene, t, job.num_frames, job.size, job.noise) for scene, t in job.items])
     tmp = job.path.with_name(f".{job.path.name}.partial")
@@ -431,6 +448,10 @@ def generate_lab(root: str | Path, config: LabConfig, progress: bool = True) -> 
         else:
             jobs.append(_ShardJob(path, chunk, config.num_frames, config.image_size, config.noise))
     scenes = {video.video_id: video.scene for video in videos}
+    tests = [v for v in videos if v.split == "test"]
+    plans = plan_text_tracks(config.seed, [v.video_id for v in tests], config.text_track_share, config.num_frames)
+    if plans:
+        require_espeak()
     for video in videos:
         twin = video.split == "test_twins"
         path = root / ("videos_twins" if twin else "videos") / f"{video.video_id}.mp4"
@@ -438,10 +459,14 @@ def generate_lab(root: str | Path, config: LabConfig, progress: bool = True) -> 
             skipped += 1
             continue
         scene = scenes[video.original] if twin else video.scene  # a twin is rendered from its original, reversed
-        jobs.append(_VideoJob(path, scene, twin, config.num_frames, config.image_size, config.noise, config.fps))
+        jobs.append(_VideoJob(path, scene, twin, config.num_frames, config.image_size, config.noise, config.fps,
+                              None if twin else plans.get(video.video_id)))
     (root / "videos").mkdir(exist_ok=True)
     (root / "videos_twins").mkdir(exist_ok=True)
     _run_all(jobs, min(config.workers, os.cpu_count() or 1), progress)
+    if plans:
+        write_query_sets(root / "annotations", root, [(v.video_id, v.captions[0].text) for v in tests], plans,
+                         config.fps, config.num_frames / config.fps)
 
     split_ids: dict[str, list[str]] = {}
     for video in videos:

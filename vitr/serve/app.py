@@ -229,9 +229,9 @@ def create_app(
             "hybrid (both, fused); default: hybrid when the index holds text spans, else visual",
         ),
         fusion: Literal["rrf", "weighted"] = Query(
-            "rrf",
-            description="how hybrid mode fuses the rankings: rrf (reciprocal rank fusion, k=60) or weighted "
-            "(text_weight * text + (1 - text_weight) * visual over min-max normalised scores)",
+            hybrid.DEFAULT_FUSION,
+            description="how hybrid mode fuses the rankings: weighted (text_weight * text + (1 - text_weight) * "
+            "visual, each as a fraction of its best score) or rrf (reciprocal rank fusion, k=60)",
         ),
         text_weight: float = Query(0.5, ge=0.0, le=1.0, description="weight of the text score in fusion=weighted"),
         refine: bool = refine_param,

@@ -11,6 +11,7 @@ from vitr.teachers.text_encoders import (
     minilm_model_dir,
     tokenize_words,
 )
+from vitr.teachers.text_tracks import TextTrackExpert
 
 __all__ = [
     "BagOfWordsText",
@@ -21,6 +22,7 @@ __all__ = [
     "Teacher",
     "TeacherBank",
     "TeacherFitConfig",
+    "TextTrackExpert",
     "build_teacher_bank",
     "content_key",
     "fit_teacher",
