@@ -72,11 +72,11 @@ def test_the_shown_phrase_is_in_the_planned_frames_only(lab: Path) -> None:
         size = CONFIG.image_size * TEXT_UPSCALE
         assert frames.shape == (CONFIG.num_frames, size, size, 3)
         plain = render_video(scenes[video_id], CONFIG.num_frames, size, CONFIG.noise)
-        band = slice(size * 3 // 4, size)  # the phrase is written near the bottom
+        band = slice(size // 2, size)  # the phrase is written in the lower half, a word a line
         change = np.abs(frames[:, band].astype(int) - plain[:, band].astype(int)).mean(axis=(1, 2, 3))
         shown = np.zeros(CONFIG.num_frames, bool)
         shown[plan.screen_start : plan.screen_end] = True
-        assert change[shown].min() > 5 * change[~shown].max(), change  # letters vs compression noise
+        assert change[shown].min() > 3 * change[~shown].max(), change  # letters vs compression noise
 
 
 def test_query_sets_name_each_video_once_with_its_span(lab: Path) -> None:

@@ -33,6 +33,20 @@ def test_the_same_line_on_neighbouring_frames_is_one_span() -> None:
     assert merge_lines(iter([(0.0, []), (1.0, [" ", "..."])])) == []
 
 
+def test_lines_that_appear_and_vanish_together_are_one_span_in_reading_order() -> None:
+    # a caption the detector read as three boxes, and a score that changes on its own beside it
+    frames = [
+        (0.0, ["BEAVER", "55", "FINLAND", "Score 1-0"]),
+        (1.0, ["BEAVER", "55", "FINLAND", "Score 2-0"]),
+        (2.0, ["Score 2-0"]),
+    ]
+    assert merge_lines(iter(frames)) == [
+        TextSpan(0.0, 1.0, "Score 1-0", "ocr"),
+        TextSpan(0.0, 2.0, "BEAVER 55 FINLAND", "ocr"),
+        TextSpan(1.0, 2.0, "Score 2-0", "ocr"),
+    ]
+
+
 def test_a_repeated_frame_reuses_its_reading_but_a_small_change_is_read_again() -> None:
     from vitr.index.ocr import _read_frames
 

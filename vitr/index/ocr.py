@@ -55,11 +55,14 @@ def read_onscreen_text(video: str, engine: OcrEngine, interval: float = 1.0) -> 
 
 
 def merge_lines(frames: Iterator[tuple[float, list[str]]]) -> list[TextSpan]:
-    """(time, lines) of successive sampled frames -> one span per line per run of frames showing it.
+    """(time, lines) of successive sampled frames -> one span per block of lines shown over the same frames.
 
-    Lines are matched by their letters and digits, case folded, so "SCORE 3-1" and "Score 3 - 1" read from two
-    frames are one line; the text kept is the first reading. A span ends at the first frame that no longer shows
-    it (the last frame's time where it is still on screen at the end).
+    A line's span runs from the first frame that shows it to the first that no longer does; lines whose spans are
+    the same (they appeared and vanished together: a caption on two lines, a title card, words a detector split
+    into several boxes) become one span, in reading order, so a query can match all their words at once; a line
+    that changes on its own (a score in a corner) stays a span of its own. Lines are matched by their letters and
+    digits, case folded, so "SCORE 3-1" and "Score 3 - 1" read from two frames are one line; the text kept is the
+    first reading. At the end of the video a span ends at the last sampled frame.
     """
     open_spans: dict[str, tuple[float, str]] = {}  # key -> (start, text)
     spans: list[TextSpan] = []
@@ -78,8 +81,15 @@ def merge_lines(frames: Iterator[tuple[float, list[str]]]) -> list[TextSpan]:
         last = time
     for start, text in open_spans.values():
         spans.append(TextSpan(round(start, 3), round(last, 3), text, "ocr"))
-    spans.sort(key=lambda span: (span.start, span.end, span.text))
-    return spans
+    return _blocks(spans)
+
+
+def _blocks(lines: list[TextSpan]) -> list[TextSpan]:
+    """Lines with the same start and end joined into one span, in the order the engine read them (top to bottom)."""
+    blocks: dict[tuple[float, float], list[str]] = {}
+    for line in lines:
+        blocks.setdefault((line.start, line.end), []).append(line.text)
+    return [TextSpan(start, end, " ".join(texts), "ocr") for (start, end), texts in sorted(blocks.items())]
 
 
 def _read_frames(frames: Iterator[tuple[float, np.ndarray]], engine: OcrEngine) -> Iterator[tuple[float, list[str]]]:

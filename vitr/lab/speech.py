@@ -44,7 +44,7 @@ COUNTRIES = ("norway", "peru", "kenya", "chile", "nepal", "japan", "ghana", "pol
 SPEECH_TEMPLATES = ("{number} {fruit} from {city}", "we sold {number} {fruit} in {city}",
                     "the {city} order is {number} {fruit}", "{city} wants {number} {fruit}")
 SPOKEN_QUERY = "{number} {fruit} in {city}"
-SCREEN_TEXT = "{animal}   {code}   {country}"  # three spaces: PP-OCR reads one space (with one, none)
+SCREEN_TEXT = "{animal}\n{code}\n{country}"  # a word a line: PP-OCR reads caps words on one line as one
 ONSCREEN_QUERY = "{animal} {code} {country}"
 QUERY_SETS = ("visual", "spoken", "onscreen")
 TEXT_UPSCALE = 4  # frames of a video with text: 4 x 64 = 256 pixels square
@@ -176,14 +176,15 @@ def speech_track(plan: TextTrackPlan, duration: float) -> tuple[np.ndarray, floa
 
 def draw_screen_text(frames: np.ndarray, plan: TextTrackPlan) -> np.ndarray:
     """frames: (T, S, S, 3) uint8 -> the same with the plan's phrase written near the bottom of frames
-    [screen_start, screen_end): white letters with a dark outline, up to a tenth of the frame high."""
+    [screen_start, screen_end): a word a line, centred, white letters with a dark outline, each line up to a tenth
+    of the frame high."""
     from PIL import Image, ImageDraw, ImageFont
 
     size = frames.shape[1]
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     for points in range(max(8, size // 10), 5, -1):  # the largest font whose line fits in 94 % of the width
         font = ImageFont.load_default(size=points)
-        left, top, right, bottom = measure.textbbox((0, 0), plan.screen, font=font, stroke_width=2)
+        left, top, right, bottom = measure.textbbox((0, 0), plan.screen, font=font, stroke_width=2, align="center")
         if right - left <= 0.94 * size:
             break
     out = frames.copy()
@@ -191,7 +192,8 @@ def draw_screen_text(frames: np.ndarray, plan: TextTrackPlan) -> np.ndarray:
         image = Image.fromarray(out[t])
         draw = ImageDraw.Draw(image)
         x, y = (size - (right - left)) // 2 - left, size - (bottom - top) - size // 20 - top
-        draw.text((x, y), plan.screen, font=font, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
+        draw.text((x, y), plan.screen, font=font, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0),
+                  align="center")
         out[t] = np.asarray(image)
     return out
 
