@@ -189,3 +189,33 @@ def test_train_builds_on_the_device_flag_or_the_configs(device, fake_gpu, monkey
         main(argv + (["--device", device] if device else []))
     assert seen["device"] == (device or "cuda:0")
 
+
+
+def test_index_hands_the_decoder_down_and_refuses_one_that_cannot_load(monkeypatch, tmp_path, capsys) -> None:
+    import vitr.video.decode
+
+    seen = capture_index(monkeypatch)
+    update = vitr.index.indexer.update_index
+
+    def update_with_decoder(index, root, decoder="pyav", **kwargs):  # noqa: ANN001
+        seen["decoder"] = decoder
+        update(index, root, **kwargs)
+
+    monkeypatch.setattr(vitr.index.indexer, "update_index", update_with_decoder)
+    monkeypatch.setattr(vitr.video.decode, "torchcodec_decoder", lambda: object)
+    (tmp_path / "videos").mkdir()
+    args = ["index", str(tmp_path / "videos"), "--index", str(tmp_path / "i"), "--model", "vitr-lab-tiny",
+            "--random-init", "--device", "cpu"]
+    with pytest.raises(Reached):
+        main([*args, "--decoder", "torchcodec"])
+    assert seen["decoder"] == "torchcodec"
+    with pytest.raises(Reached):
+        main(args)
+    assert seen["decoder"] == "pyav"
+
+    def unusable() -> type:
+        raise ConfigError("decoder torchcodec is not usable here (no FFmpeg)")
+
+    monkeypatch.setattr(vitr.video.decode, "torchcodec_decoder", unusable)
+    assert main([*args, "--decoder", "torchcodec"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("decoder torchcodec is not usable here (no FFmpeg)")

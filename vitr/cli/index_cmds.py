@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vitr.cli.choices import FUSIONS, SEARCH_MODES, SEGMENT_KINDS, STORE_KINDS, WEAK_QUANTILE
+from vitr.cli.choices import DECODERS, FUSIONS, SEARCH_MODES, SEGMENT_KINDS, STORE_KINDS, WEAK_QUANTILE
 from vitr.cli.model_args import add_model_args, check_model_args, device_from_args, model_spec_from_args
 from vitr.cli.validate import add_device_arg, int_range, require_dir, require_file, require_index
 from vitr.errors import ConfigError
@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "a CPU, up to 8 on a GPU)")
     p.add_argument("--batch-size", type=int_range(1, 4096), default=None,
                    help="videos per encoder batch (default: the device's inference plan, 8 on a CPU, 32 on a GPU)")
+    p.add_argument("--decoder", choices=DECODERS, default="pyav",
+                   help="video decoder: pyav (the reference, CPU) or torchcodec (on --device: NVDEC on a GPU; "
+                        "needs vitr[torchcodec] and FFmpeg's shared libraries); its features are cached apart")
     p.add_argument("--text", default=None,
                    help="text sources to index beside the frames, comma separated: subtitles (sidecar .srt/.vtt "
                         "files, e.g. movie.srt or movie.en.vtt), or none (default: the index's, subtitles for a new "
@@ -105,10 +108,14 @@ def run_index(args: argparse.Namespace) -> int:
     device = device_from_args(args)
     spec = model_spec_from_args(args, device)
     plan = plan_inference(device, spec.precision)
+    if args.decoder == "torchcodec":
+        from vitr.video.decode import torchcodec_decoder
+
+        torchcodec_decoder()  # a missing package or FFmpeg library is one clear error, not a failure per video
     index = VideoIndex.create(index_dir, spec, store=args.store, windowing=windowing, device=device)
     report = update_index(index, args.folder, batch_size=args.batch_size or plan.batch_videos,
                           workers=plan.decode_workers if args.workers is None else args.workers, shard=shard,
-                          text_sources=text_sources)
+                          text_sources=text_sources, decoder=args.decoder)
     print(f"{index_dir}: {report.summary()}; {index.stats()['videos']} videos indexed")
     for path, reason in sorted(report.failed.items()):
         print(f"  skipped {path}: {reason}")

@@ -121,6 +121,7 @@ def update_index(
     shard: tuple[int, int] | None = None,
     only: Collection[str | Path] | None = None,
     text_sources: Sequence[str] | None = None,
+    decoder: str = "pyav",
 ) -> IndexReport:
     """Bring `index` in line with the videos under `root` (other roots' videos are left alone).
 
@@ -132,6 +133,8 @@ def update_index(
     treated as absent, so they are never indexed and dropped if they were.
     `text_sources` (None: those the index was made with, subtitles for a new one) are recorded in index.json; a
     video's text is re-read when it changes or when its sidecar files do, and a text source it lacks is dropped.
+    `decoder` ("pyav" or "torchcodec", which decodes on the index's device) decodes the new videos; its frame
+    features are cached apart from PyAV's.
     """
     if window is not None or segments is not None:
         index.set_windowing(make_windowing(segments, window, stride))
@@ -176,7 +179,9 @@ def update_index(
                  embedded=subtitles)
 
     model = index.model
-    spec = frame_spec_for(model.backbone, index.model_spec.num_frames)
+    spec = frame_spec_for(
+        model.backbone, index.model_spec.num_frames, decoder=decoder, decode_device=str(index.device)
+    )
     with _cache_writes(index.dir / "cache"):
         cache = open_cache(index.dir / "cache", model.backbone, spec)
     bar = tqdm(total=len(todo), desc=f"indexing {root.name}", unit="video", disable=not progress or not todo)
