@@ -218,4 +218,5 @@ def test_index_hands_the_decoder_down_and_refuses_one_that_cannot_load(monkeypat
 
     monkeypatch.setattr(vitr.video.decode, "torchcodec_decoder", unusable)
     assert main([*args, "--decoder", "torchcodec"]) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("decoder torchcodec is not usable here (no FFmpeg)")
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.endswith("decoder torchcodec is not usable here (no FFmpeg)")
