@@ -16,7 +16,7 @@ from vitr.cli.main import build_parser, main
 from vitr.errors import ConfigError
 from vitr.index.video_index import VideoIndex
 from vitr.model.factory import ModelSpec, build_model
-from vitr.model.fast import available_cores, resolve_device, run_dtypes
+from vitr.model.fast import SMALL_CPU_CORES, available_cores, resolve_device, run_dtypes
 
 EMBEDDING_COMMANDS = ("index", "search", "eval", "serve", "pseudo-label", "train", "train-pseudo", "pretrain",
                       "quickstart")
@@ -116,7 +116,7 @@ def test_index_with_device_cpu_uses_the_cpu_plan(fake_gpu, monkeypatch, tmp_path
         main(["index", str(tmp_path / "videos"), "--index", str(tmp_path / "i"), "--model", "vitr-lab-tiny",
               "--random-init", "--device", "cpu", "--precision", "fp32", "--batch-size", "4"])
     assert seen["device"] == "cpu" and seen["spec"].precision == "fp32"
-    assert seen["batch_size"] == 4 and seen["workers"] == 1
+    assert seen["batch_size"] == 4 and seen["workers"] == (0 if available_cores() <= SMALL_CPU_CORES else 1)
 
 
 def test_an_index_opened_on_a_gpu_encodes_under_autocast(fake_gpu, tmp_path) -> None:
