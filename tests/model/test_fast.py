@@ -11,8 +11,8 @@ import torch
 from vitr.backbones import load_backbone, save_backbone
 from vitr.data.types import VideoItem
 from vitr.errors import ConfigError
-from vitr.model.extract import encode_pixels, extract_features, frame_spec_for, open_cache
 from vitr.model import fast
+from vitr.model.extract import encode_pixels, extract_features, frame_spec_for, open_cache
 from vitr.model.fast import (
     InferencePlan,
     available_cores,
