@@ -92,6 +92,7 @@ def main() -> None:
         help="faiss OpenMP threads per query (a server runs "
         "one query per core; more threads only add synchronisation to a single query)",
     )
+    parser.add_argument("--kinds", default="flat,hnsw,ivf", help="index kinds to build (flat, the ground truth, always)")
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
 
@@ -104,6 +105,8 @@ def main() -> None:
         "hnsw": [int(v) for v in args.ef.split(",")],
         "ivf": [int(v) for v in args.nprobe.split(",")],
     }
+    kinds = {"flat", *args.kinds.split(",")}
+    sweeps = {kind: values for kind, values in sweeps.items() if kind in kinds}
     knob_name = {"flat": "-", "hnsw": "efSearch", "ivf": "nprobe"}
     rows, exact, best = [], None, {}
     for kind, values in sweeps.items():
@@ -148,7 +151,8 @@ def main() -> None:
     )
     body = "\n\n".join(
         [
-            f"Measured by `python benchmarks/search_scale.py --n {args.n} --dim {args.dim} --centres {args.centres}` "
+            f"Measured by `python benchmarks/search_scale.py --n {args.n} --dim {args.dim} --centres {args.centres} "
+            f"--kinds {args.kinds}` "
             f"on {machine}, faiss {faiss.__version__}. {args.queries} queries, each searched alone on "
             f"{args.threads} thread(s); recall@10 "
             "against the flat (exact) result; memory is the growth of the resident set while building.",
