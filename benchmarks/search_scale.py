@@ -92,7 +92,7 @@ def main() -> None:
         help="faiss OpenMP threads per query (a server runs "
         "one query per core; more threads only add synchronisation to a single query)",
     )
-    parser.add_argument("--kinds", default="flat,hnsw,ivf", help="index kinds to build (flat, the ground truth, always)")
+    parser.add_argument("--kinds", default="flat,hnsw,ivf", help="index kinds to build (flat, the truth, always)")
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
 
