@@ -340,7 +340,9 @@ def main() -> None:
             "the median of the per-round ratios. Decode and encode columns time each stage alone (decode in one "
             f"thread); the pipeline overlaps them. The plan here: {plan_line(fast)}.",
             markdown_table(header, rows),
-            f"Fast path vs naive: **{speedups[FAST]:.2f}x** videos/s. In the fast path "
+            f"Fast path vs naive: **{speedups[FAST]:.2f}x** videos/s (per round: "
+            + ", ".join(f"{n['seconds'] / r['seconds']:.2f}x" for n, r in zip(rounds[NAIVE], rounds[FAST], strict=True))
+            + f"). In the fast path "
             f"{bottleneck} is the slower stage ({fast['decode_s'] / n * 1000:.0f} ms decode vs "
             f"{fast['encode_s'] / n * 1000:.0f} ms encode per video).",
             "Quality against the naive fp32 features (frame-embedding cosine; even-frames-to-odd-frames video "
