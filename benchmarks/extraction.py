@@ -330,7 +330,7 @@ def main() -> None:
             markdown_table(lab_header, lab_retrieval_quality(args.lab, fast["precision"])),
         ]
     else:
-        lab_part = [f"(No lab at {args.lab}: the retrieval check with trained weights was skipped.)"]
+        lab_part = [f"(No lab at `{shown_path(args.lab)}`: the retrieval check with trained weights was skipped.)"]
     body = "\n\n".join(
         [
             f"Measured by `python benchmarks/extraction.py --videos {args.videos} --seconds {args.seconds:g} "
