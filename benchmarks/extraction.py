@@ -17,6 +17,7 @@ with both. Writes the `extraction` section of docs/performance.md.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from common import (
 )
 
 NUM_FRAMES = 12
+NAIVE = "naive (fp32, decode all, one video at a time)"
+FAST = "vitr fast (the plan: precision, threads, batch, decode placement)"
 
 
 def naive_worker(model_dir: str, paths: list[str]) -> dict[str, Any]:
@@ -112,7 +115,22 @@ def vitr_worker(model_dir: str, paths: list[str], precision: str, batch_videos: 
         "threads": threads.intra_op,
         "precision": plan.weights_precision,
         "batch": batch,
+        "decode_workers": plan.decode_workers,
     }
+
+
+def plan_line(run: dict[str, Any]) -> str:
+    """The fast run's plan in words: what `plan_inference("cpu", "auto")` chose on this machine."""
+    decode = "in the encoder's thread" if run["decode_workers"] == 0 else f"{run['decode_workers']} thread(s) ahead"
+    return (
+        f"{run['precision']} weights, {run['threads']} torch thread(s), {run['batch']} video(s) a batch, "
+        f"decoding {decode}"
+    )
+
+
+def median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median wall time among one configuration's rounds (its stage timings come with it)."""
+    return sorted(results, key=lambda r: r["seconds"])[(len(results) - 1) // 2]
 
 
 def video_vectors(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -220,25 +238,38 @@ def main() -> None:
         help="a lab made by `vitr quickstart` (its trained CLIP scores the fast path on real retrieval); skipped "
         "when absent",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="alternate the configurations this many times; report medians"
+    )
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
     machine = machine_line()
     paths = [str(p) for p in ensure_videos(args.video_dir, args.videos, args.seconds, args.fps, width, height)]
+    configs = {
+        NAIVE: (naive_worker,),
+        "vitr fp32 (prefetch, sampled frames, batched)": (vitr_worker, "fp32", args.batch_videos),
+        FAST: (vitr_worker, "auto", args.batch_videos),
+    }
+    from vitr.model.fast import plan_inference
+
+    if plan_inference("cpu", "auto").weights_precision == "fp32":  # the fast path is the fp32 row: run it once
+        del configs["vitr fp32 (prefetch, sampled frames, batched)"]
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = prepare_model(args.model, Path(tmp) / "backbone")
-        runs = {
-            "naive (fp32, decode all, one video at a time)": run_isolated(naive_worker, model_dir, paths),
-            "vitr fp32 (prefetch, sampled frames, batched)": run_isolated(
-                vitr_worker, model_dir, paths, "fp32", args.batch_videos
-            ),
-            "vitr fast (+ bf16 weights, all cores)": run_isolated(
-                vitr_worker, model_dir, paths, "auto", args.batch_videos
-            ),
-        }
-    naive = runs["naive (fp32, decode all, one video at a time)"]
-    fast = runs["vitr fast (+ bf16 weights, all cores)"]
+        for r in range(args.rounds):  # configurations alternate, so a change in the machine's load hits them all
+            for name, (worker, *extra) in configs.items():
+                rounds[name].append(run_isolated(worker, model_dir, paths, *extra))
+                print(f"round {r + 1}/{args.rounds} {name}: {rounds[name][-1]['seconds']:.1f} s, "
+                      f"load {os.getloadavg()[0]:.1f}", flush=True)
+    runs = {name: median_run(results) for name, results in rounds.items()}
+    speedups = {
+        name: float(np.median([n["seconds"] / r["seconds"] for n, r in zip(rounds[NAIVE], results, strict=True)]))
+        for name, results in rounds.items()
+    }
+    naive, fast = runs[NAIVE], runs[FAST]
     n, frames = len(paths), len(paths) * NUM_FRAMES
     rows = []
     for name, r in runs.items():
@@ -247,7 +278,7 @@ def main() -> None:
                 name,
                 n / r["seconds"],
                 frames / r["seconds"],
-                naive["seconds"] / r["seconds"],
+                speedups[name],
                 r["decode_s"] / n * 1000,
                 r["encode_s"] / n * 1000,
                 r["rss_loaded_mb"],
@@ -299,15 +330,19 @@ def main() -> None:
             markdown_table(lab_header, lab_retrieval_quality(args.lab, fast["precision"])),
         ]
     else:
-        lab_part = [f"(No lab at {args.lab}: the retrieval check with trained weights was skipped.)"]
+        lab_part = [f"(No lab at `{shown_path(args.lab)}`: the retrieval check with trained weights was skipped.)"]
     body = "\n\n".join(
         [
             f"Measured by `python benchmarks/extraction.py --videos {args.videos} --seconds {args.seconds:g} "
-            f"--fps {args.fps:g} --size {args.size} --model {args.model}` on {machine}. {n} videos, "
-            f"{NUM_FRAMES} uniform frames each. Decode and encode columns time each stage alone (decode in one "
-            "thread); the pipeline overlaps them.",
+            f"--fps {args.fps:g} --size {args.size} --model {args.model} --rounds {args.rounds}` on {machine}, "
+            f"load average {os.getloadavg()[0]:.1f} at the end. {n} videos, {NUM_FRAMES} uniform frames each; "
+            f"the configurations ran in turn {args.rounds} time(s), each row is its median run and the speed-up "
+            "the median of the per-round ratios. Decode and encode columns time each stage alone (decode in one "
+            f"thread); the pipeline overlaps them. The plan here: {plan_line(fast)}.",
             markdown_table(header, rows),
-            f"Fast path vs naive: **{naive['seconds'] / fast['seconds']:.2f}x** videos/s. In the fast path "
+            f"Fast path vs naive: **{speedups[FAST]:.2f}x** videos/s (per round: "
+            + ", ".join(f"{n['seconds'] / r['seconds']:.2f}x" for n, r in zip(rounds[NAIVE], rounds[FAST], strict=True))
+            + f"). In the fast path "
             f"{bottleneck} is the slower stage ({fast['decode_s'] / n * 1000:.0f} ms decode vs "
             f"{fast['encode_s'] / n * 1000:.0f} ms encode per video).",
             "Quality against the naive fp32 features (frame-embedding cosine; even-frames-to-odd-frames video "
@@ -318,7 +353,7 @@ def main() -> None:
     )
     print(body)
     if not args.no_doc:
-        write_doc_section("extraction", body)
+        write_doc_section(f"extraction-{torch.backends.cpu.get_cpu_capability().lower()}", body)
 
 
 if __name__ == "__main__":

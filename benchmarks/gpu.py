@@ -10,8 +10,8 @@ one), with the inference plan `vitr.model.fast.plan_inference` chooses there:
 
 extraction   naive: one video at a time, PyAV decodes every frame, 12 uniform frames are encoded in fp32 on the
              device; vitr: `extract_features` with the plan's autocast, video batch and decode threads, decoding
-             on the CPU with PyAV (the reference decoder). GPU decoding is reported as not measured until vitr has
-             a GPU decoder.
+             on the CPU with PyAV (the reference decoder), then again with torchcodec decoding on the device
+             (NVDEC on a GPU); where torchcodec cannot load, the row says why.
 encoder      images/s of the visual tower alone at the plan's precision, and the FLOP rate that implies against
              the card's dense bf16 peak (a table of known cards; unknown cards leave the share empty).
 serve        p50/p99 of `GET /api/search` against a `vitr serve --device DEVICE` process on 127.0.0.1.
@@ -82,11 +82,14 @@ def naive_extraction(model_dir: str, paths: list[Path], device: torch.device) ->
     return len(paths) / clock.seconds
 
 
-def vitr_extraction(model_dir: str, paths: list[Path], device: torch.device) -> tuple[float, dict[str, Any]]:
-    """Videos/s of `extract_features` under the device's inference plan (PyAV decoding on the CPU)."""
+def vitr_extraction(
+    model_dir: str, paths: list[Path], device: torch.device, decoder: str = "pyav"
+) -> tuple[float, dict[str, Any]]:
+    """Videos/s of `extract_features` under the device's inference plan; PyAV decodes on the CPU, torchcodec on
+    the device."""
     plan = plan_inference(device, "auto")
     backbone = load_backbone(model_dir, device=str(device), precision=plan.weights_precision)
-    spec = frame_spec_for(backbone, NUM_FRAMES)
+    spec = frame_spec_for(backbone, NUM_FRAMES, decoder=decoder, decode_device=str(device))
     encode_pixels(backbone, torch.zeros(plan.batch_videos, NUM_FRAMES, 3, spec.size, spec.size),
                   plan.autocast_precision)  # warm-up
     items = [VideoItem(f"v{i}", str(p)) for i, p in enumerate(paths)]
@@ -99,6 +102,18 @@ def vitr_extraction(model_dir: str, paths: list[Path], device: torch.device) -> 
         raise RuntimeError(f"benchmark videos failed to decode: {result.failures}")
     return len(paths) / clock.seconds, {"batch_videos": plan.batch_videos, "decode_workers": plan.decode_workers,
                                         "weights": plan.weights_precision, "autocast": plan.autocast_precision}
+
+
+def gpu_decoding_extraction(model_dir: str, paths: list[Path], device: torch.device) -> float | str:
+    """Videos/s of vitr's extraction with torchcodec decoding on the device, or why it could not run."""
+    from vitr.errors import ConfigError
+    from vitr.video.decode import torchcodec_decoder
+
+    try:
+        torchcodec_decoder()
+    except ConfigError as exc:
+        return f"not measured: {exc}"
+    return vitr_extraction(model_dir, paths, device, decoder="torchcodec")[0]
 
 
 def encoder_rate(model_dir: str, device: torch.device, batch: int, iters: int) -> dict[str, Any]:
@@ -224,7 +239,8 @@ def main() -> None:
         steps = [
             ("extraction", lambda: {"naive_videos_s": naive_extraction(model_dir, paths, device),
                                     **dict(zip(("vitr_videos_s", "plan"),
-                                               vitr_extraction(model_dir, paths, device), strict=True))}),
+                                               vitr_extraction(model_dir, paths, device), strict=True)),
+                                    "vitr_torchcodec_videos_s": gpu_decoding_extraction(model_dir, paths, device)}),
             ("encoder", lambda: encoder_rate(model_dir, device, scale["encoder_batch"], scale["encoder_iters"])),
             ("serve", lambda: serve_latency(model_dir, video_dir, work, device, scale["queries"])),
             ("training", lambda: training_rates(model_dir, paths, work, device, scale)),
@@ -247,7 +263,8 @@ def markdown(report: dict[str, Any]) -> str:
         [f"extraction, vitr, PyAV decoding (videos/s; {ext['plan']['autocast']} autocast, "
          f"{ext['plan']['batch_videos']} videos a batch, {ext['plan']['decode_workers']} decode threads)",
          ext["vitr_videos_s"]],
-        ["extraction, vitr, GPU decoding (videos/s)", "not measured: vitr has no GPU decoder yet"],
+        [f"extraction, vitr, torchcodec decoding on {report['device']} (videos/s; NVDEC on a GPU)",
+         ext["vitr_torchcodec_videos_s"]],
         [f"encoder images/s ({enc['precision']})", enc["images_s"]],
         [f"encoder TFLOP/s ({enc['gflops_per_image']:.2f} GFLOP an image; share of dense bf16 peak)",
          f"{enc['tflops']:.1f} {share}".strip()],

@@ -16,7 +16,7 @@ from vitr.cli.main import build_parser, main
 from vitr.errors import ConfigError
 from vitr.index.video_index import VideoIndex
 from vitr.model.factory import ModelSpec, build_model
-from vitr.model.fast import available_cores, resolve_device, run_dtypes
+from vitr.model.fast import SMALL_CPU_CORES, available_cores, resolve_device, run_dtypes
 
 EMBEDDING_COMMANDS = ("index", "search", "eval", "serve", "pseudo-label", "train", "train-pseudo", "pretrain",
                       "quickstart")
@@ -116,7 +116,7 @@ def test_index_with_device_cpu_uses_the_cpu_plan(fake_gpu, monkeypatch, tmp_path
         main(["index", str(tmp_path / "videos"), "--index", str(tmp_path / "i"), "--model", "vitr-lab-tiny",
               "--random-init", "--device", "cpu", "--precision", "fp32", "--batch-size", "4"])
     assert seen["device"] == "cpu" and seen["spec"].precision == "fp32"
-    assert seen["batch_size"] == 4 and seen["workers"] == 1
+    assert seen["batch_size"] == 4 and seen["workers"] == (0 if available_cores() <= SMALL_CPU_CORES else 1)
 
 
 def test_an_index_opened_on_a_gpu_encodes_under_autocast(fake_gpu, tmp_path) -> None:
@@ -189,3 +189,34 @@ def test_train_builds_on_the_device_flag_or_the_configs(device, fake_gpu, monkey
         main(argv + (["--device", device] if device else []))
     assert seen["device"] == (device or "cuda:0")
 
+
+
+def test_index_hands_the_decoder_down_and_refuses_one_that_cannot_load(monkeypatch, tmp_path, capsys) -> None:
+    import vitr.video.decode
+
+    seen = capture_index(monkeypatch)
+    update = vitr.index.indexer.update_index
+
+    def update_with_decoder(index, root, decoder="pyav", **kwargs):  # noqa: ANN001
+        seen["decoder"] = decoder
+        update(index, root, **kwargs)
+
+    monkeypatch.setattr(vitr.index.indexer, "update_index", update_with_decoder)
+    monkeypatch.setattr(vitr.video.decode, "torchcodec_decoder", lambda: object)
+    (tmp_path / "videos").mkdir()
+    args = ["index", str(tmp_path / "videos"), "--index", str(tmp_path / "i"), "--model", "vitr-lab-tiny",
+            "--random-init", "--device", "cpu"]
+    with pytest.raises(Reached):
+        main([*args, "--decoder", "torchcodec"])
+    assert seen["decoder"] == "torchcodec"
+    with pytest.raises(Reached):
+        main(args)
+    assert seen["decoder"] == "pyav"
+
+    def unusable() -> type:
+        raise ConfigError("decoder torchcodec is not usable here (no FFmpeg)")
+
+    monkeypatch.setattr(vitr.video.decode, "torchcodec_decoder", unusable)
+    assert main([*args, "--decoder", "torchcodec"]) == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.endswith("decoder torchcodec is not usable here (no FFmpeg)")

@@ -11,6 +11,7 @@ import torch
 from vitr.backbones import load_backbone, save_backbone
 from vitr.data.types import VideoItem
 from vitr.errors import ConfigError
+from vitr.model import fast
 from vitr.model.extract import encode_pixels, extract_features, frame_spec_for, open_cache
 from vitr.model.fast import (
     InferencePlan,
@@ -70,7 +71,20 @@ def test_cpu_plan_uses_bf16_weights_only_where_the_cpu_runs_them_fast() -> None:
     plan = plan_inference("cpu")
     assert plan.weights_precision == ("bf16" if cpu_has_fast_bf16() else "fp32")
     assert plan.autocast_precision == "fp32"  # autocast over fp32 weights is slower than fp32 on a CPU
-    assert plan.decode_workers >= 1 and plan.batch_videos > 1
+    if cpu_has_fast_bf16():
+        assert plan.decode_workers >= 1 and plan.batch_videos > 1
+    else:
+        assert plan.batch_videos == 1
+
+
+def test_an_fp32_encoder_on_two_cores_decodes_in_its_own_thread_and_encodes_one_video_a_batch(monkeypatch) -> None:
+    monkeypatch.setattr(fast, "available_cores", lambda: 2)
+    small = plan_inference("cpu", "fp32")
+    assert (small.batch_videos, small.decode_workers) == (1, 0)
+    bf16 = plan_inference("cpu", "bf16")  # a fast encoder: decoding is the larger part, overlapping it pays
+    assert (bf16.batch_videos, bf16.decode_workers) == (8, 1)
+    monkeypatch.setattr(fast, "available_cores", lambda: 8)
+    assert plan_inference("cpu", "fp32").decode_workers == 1
 
 
 def test_gpu_plan_is_amp_with_channels_last_and_compile() -> None:

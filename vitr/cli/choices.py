@@ -17,6 +17,7 @@ HEADS = ("clip2video", "meanP", "seqTransf", "tab", "tdb")  # vitr.heads.availab
 STORE_KINDS = ("flat", "hnsw", "ivf", "milvus")  # vitr.index.store.STORE_KINDS
 SEGMENT_KINDS = ("windows", "shots", "shots+windows")  # vitr.index.video_index.SEGMENT_KINDS
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # vitr.model.fast.PRECISION_CHOICES
+DECODERS = ("pyav", "torchcodec")  # vitr.video.decode.DECODERS
 SEARCH_MODES = ("visual", "text", "hybrid")  # vitr.index.hybrid.MODES
 FUSIONS = ("rrf", "weighted")  # vitr.index.hybrid.FUSIONS
 ASR_ENGINES = ("pocketsphinx", "faster-whisper")  # vitr.index.asr.ENGINES

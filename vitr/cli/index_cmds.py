@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from vitr.cli.choices import (
     ASR_ENGINES,
+    DECODERS,
     DEFAULT_FUSION,
     FUSIONS,
     SEARCH_MODES,
@@ -52,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "a CPU, up to 8 on a GPU)")
     p.add_argument("--batch-size", type=int_range(1, 4096), default=None,
                    help="videos per encoder batch (default: the device's inference plan, 8 on a CPU, 32 on a GPU)")
+    p.add_argument("--decoder", choices=DECODERS, default="pyav",
+                   help="video decoder: pyav (the reference, CPU) or torchcodec (on --device: NVDEC on a GPU; "
+                        "needs vitr[torchcodec] and FFmpeg's shared libraries); its features are cached apart")
     p.add_argument("--text", default=None,
                    help="text sources to index beside the frames, comma separated: subtitles (sidecar .srt/.vtt "
                         "files such as movie.en.srt, and subtitle streams), ocr (on-screen text), asr (speech), or "
@@ -130,10 +134,15 @@ def run_index(args: argparse.Namespace) -> int:
     device = device_from_args(args)
     spec = model_spec_from_args(args, device)
     plan = plan_inference(device, spec.precision)
+    if args.decoder == "torchcodec":
+        from vitr.video.decode import torchcodec_decoder
+
+        torchcodec_decoder()  # a missing package or FFmpeg library is one clear error, not a failure per video
     index = VideoIndex.create(index_dir, spec, store=args.store, windowing=windowing, device=device)
     report = update_index(index, args.folder, batch_size=args.batch_size or plan.batch_videos,
                           workers=plan.decode_workers if args.workers is None else args.workers, shard=shard,
-                          text_sources=text_sources, text_options=text_options)
+                          text_sources=text_sources, text_options=text_options,
+                          decoder=args.decoder)
     print(f"{index_dir}: {report.summary()}; {index.stats()['videos']} videos indexed")
     for path, reason in sorted(report.failed.items()):
         print(f"  skipped {path}: {reason}")

@@ -129,6 +129,7 @@ def update_index(
     only: Collection[str | Path] | None = None,
     text_sources: Sequence[str] | None = None,
     text_options: TextOptions | None = None,
+    decoder: str = "pyav",
 ) -> IndexReport:
     """Bring `index` in line with the videos under `root` (other roots' videos are left alone).
 
@@ -142,6 +143,8 @@ def update_index(
     video's text is re-read when it changes or when its sidecar files do, and a text source it lacks is dropped.
     A source newly enabled is read for every video, one that failed on a video (OCR, speech) is retried there, and
     nothing else is read again. `text_options` (OCR interval, speech engine) are recorded in index.json too.
+    `decoder` ("pyav" or "torchcodec", which decodes on the index's device) decodes the new videos; its frame
+    features are cached apart from PyAV's.
     """
     if window is not None or segments is not None:
         index.set_windowing(make_windowing(segments, window, stride))
@@ -189,7 +192,9 @@ def update_index(
                  reader, progress)
 
     model = index.model
-    spec = frame_spec_for(model.backbone, index.model_spec.num_frames)
+    spec = frame_spec_for(
+        model.backbone, index.model_spec.num_frames, decoder=decoder, decode_device=str(index.device)
+    )
     with _cache_writes(index.dir / "cache"):
         cache = open_cache(index.dir / "cache", model.backbone, spec)
     bar = tqdm(total=len(todo), desc=f"indexing {root.name}", unit="video", disable=not progress or not todo)

@@ -26,13 +26,17 @@ class ExtractionResult:
 def spec_repr(spec: FrameSpec) -> str:
     """What about the sampling changes the features; part of the cache namespace."""
     text = f"n={spec.num_frames},fps={spec.fps},size={spec.size},mean={tuple(spec.mean)},std={tuple(spec.std)}"
-    return text if spec.decimation is None else f"{text},decimation={spec.decimation}"  # older caches keep their key
+    if spec.decimation is not None:  # fields at their default add nothing, so older caches keep their key
+        text = f"{text},decimation={spec.decimation}"
+    if spec.decoder != "pyav":  # another decoder's pixels differ from PyAV's
+        text = f"{text},decoder={spec.decoder}@{torch.device(spec.decode_device).type}"
+    return text
 
 
 def frame_spec_for(backbone: Backbone, num_frames: int = 12, fps: float | None = None,
-                   decimation: int | None = None) -> FrameSpec:
+                   decimation: int | None = None, decoder: str = "pyav", decode_device: str = "cpu") -> FrameSpec:
     return FrameSpec(num_frames=num_frames, fps=fps, size=backbone.image_size, mean=backbone.image_mean,
-                     std=backbone.image_std, decimation=decimation)
+                     std=backbone.image_std, decimation=decimation, decoder=decoder, decode_device=decode_device)
 
 
 def open_cache(cache_root: str | Path, backbone: Backbone, spec: FrameSpec) -> FeatureCache:

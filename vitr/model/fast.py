@@ -4,6 +4,11 @@ On a CPU the frame encoder is compute-bound and the cores are shared with video 
 every core for torch's intra-op pool, weights cast to bf16 once (CPUs with AVX512-BF16/AMX run bf16 matmuls
 several times faster than fp32; autocast over fp32 weights is *slower* than plain fp32 because it re-casts
 every weight on every call), decoding in one thread ahead of the encoder, frames of several videos per batch.
+Where the encoder runs fp32 (CPUs without fast bf16, e.g. AVX2 only) it takes about 1 s a video against 0.2 s
+of decoding, and two things that pay with bf16 cost time instead: 96-frame batches encode slower per frame than
+one video's 12 frames (their activations leave the caches), and on two cores or fewer a decode thread (with
+FFmpeg's own threads) pre-empts the encoder's OpenMP team, whose threads then wait for each other. So fp32 on a
+CPU encodes one video a batch, and on two cores or fewer decodes in the encoder's thread (docs/performance.md).
 
 On a GPU the plan is AMP: fp32 weights under bf16 autocast (fp16 where bf16 is missing), channels-last
 input for the convolutional patch embedding, and `torch.compile` of the visual tower, whose compile time is
@@ -25,6 +30,7 @@ from vitr.errors import ConfigError
 from vitr.precision import DTYPES as PRECISION_DTYPES
 
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+SMALL_CPU_CORES = 2  # at most this many cores: an fp32 encoder gets them all and decoding takes turns with it
 DTYPES = PRECISION_DTYPES  # the one map (vitr.precision), named here for the model's callers
 
 
@@ -148,14 +154,15 @@ def plan_inference(
     if precision == "fp16":
         raise ConfigError("fp16 inference is for GPUs; on a CPU use bf16 (or fp32 where bf16 is not fast)")
     weights, autocast = run_dtypes(precision, device)
+    encoder_bound = weights == "fp32"  # encoding ~5x decoding: overlap hides little, contention costs much
     return InferencePlan(
         device=str(device),
         weights_precision=weights,
         autocast_precision=autocast,
         channels_last=False,
         compile=bool(compile),
-        batch_videos=8,
-        decode_workers=1,
+        batch_videos=1 if encoder_bound else 8,
+        decode_workers=0 if encoder_bound and available_cores() <= SMALL_CPU_CORES else 1,
     )
 
 

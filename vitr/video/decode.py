@@ -1,4 +1,4 @@
-"""Decode and sample video frames with PyAV.
+"""Decode and sample video frames with PyAV (the reference decoder), or with torchcodec on a CPU or a GPU.
 
 Frame times come from the decoded presentation timestamps (PTS), measured in seconds from the video stream's
 start, never from a header's frame count: headers of real-world files are often wrong. For each target time
@@ -7,6 +7,10 @@ that moment).
 
 Two decoding paths give identical frames: a single forward pass (short videos), and sparse seeking to the
 keyframe before each far-away target (long videos, where decoding everything would waste minutes).
+
+`decoder="torchcodec"` keeps PyAV for the header (the same window, targets and errors) and asks torchcodec for
+the frame shown at each target time, on the CPU or on the GPU's NVDEC. Its RGB conversion is not PyAV's, so
+its pixels differ slightly (docs/performance.md); features of the two never share a cache entry.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vitr.errors import VideoDecodeError
+from vitr.errors import ConfigError, VideoDecodeError
 
 # Videos longer than this are sampled by seeking; shorter ones are decoded in one pass.
 LONG_VIDEO_S = 30.0
@@ -37,6 +41,7 @@ _AVFMT_TS_DISCONT = 0x0200
 _AVFMT_NOTIMESTAMPS = 0x0080
 # Slack for float rounding when comparing a target time with a frame time.
 _TIME_EPS = 1e-6
+DECODERS = ("pyav", "torchcodec")
 
 
 @dataclass
@@ -79,6 +84,8 @@ def sample_frames(
     *,
     decimation: int | None = None,
     seek: bool | None = None,
+    decoder: str = "pyav",
+    decode_device: str = "cpu",
 ) -> SampledClip:
     """Sample frames from the window [start, end] (seconds; default the whole video).
 
@@ -100,7 +107,11 @@ def sample_frames(
     timestamps are unreliable after a seek); True/False force it (raw streams without timestamps never seek).
     Any failure raises VideoDecodeError naming the file and the reason, including frames that stop well before
     the end the stream header declares (a cut-off download) when a requested time lies in the missing part.
+
+    decoder: "pyav" (the reference) or "torchcodec" on `decode_device` ("cpu", or "cuda"/"cuda:N" for NVDEC).
     """
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}")
     if fps is not None and fps <= 0:
@@ -118,8 +129,12 @@ def sample_frames(
         else:
             targets = _rate_targets(first, last, fps, max_frames)
         raw_stream = bool(container.format.flags & _AVFMT_NOTIMESTAMPS)  # cannot seek at all
-        use_seek = not raw_stream and (_prefers_seeking(container, info) if seek is None else seek)
-        times, frames = _frames_at(container, stream, info, targets, use_seek)
+        if decoder == "torchcodec":
+            origin = float((stream.start_time or 0) * stream.time_base) if stream.time_base else 0.0
+            times, frames = _torchcodec_frames_at(path, targets, origin, decode_device)
+        else:
+            use_seek = not raw_stream and (_prefers_seeking(container, info) if seek is None else seek)
+            times, frames = _frames_at(container, stream, info, targets, use_seek)
     if not frames:
         raise VideoDecodeError(path, "the video stream has no decodable frames")
     if len({frame.shape for frame in frames}) > 1:  # a damaged display rotation that changes midway
@@ -253,6 +268,44 @@ def _jpeg_targets(first: float, last: float, fps: float, decimation: int, max_fr
 def _distinct(times: list[float], frames: list[np.ndarray]) -> tuple[list[float], list[np.ndarray]]:
     keep = [i for i in range(len(times)) if i == 0 or times[i] != times[i - 1]]
     return [times[i] for i in keep], [frames[i] for i in keep]
+
+
+def torchcodec_decoder() -> type:
+    """torchcodec's VideoDecoder class; a ConfigError saying what is missing where it cannot load (the package,
+    or the FFmpeg shared libraries it links against, which unlike PyAV it does not bundle)."""
+    try:
+        from torchcodec.decoders import VideoDecoder
+    except (ImportError, OSError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"decoder torchcodec is not usable here ({reason}); install vitr[torchcodec] and FFmpeg's shared "
+            "libraries (Debian: apt-get install libavcodec-dev libavformat-dev libavdevice-dev libavfilter-dev)"
+        ) from exc
+    return VideoDecoder
+
+
+def _torchcodec_frames_at(
+    path: str | Path, targets: np.ndarray, origin: float, device: str
+) -> tuple[list[float], list[np.ndarray]]:
+    """The frame shown at each target time (seconds from the stream's start), decoded by torchcodec on `device`.
+
+    Targets past the last frame (a header that overstates the duration) get the last frame, as PyAV's walk does.
+    """
+    VideoDecoder = torchcodec_decoder()  # noqa: N806 (a class)
+    try:
+        video = VideoDecoder(str(path), device=device, dimension_order="NHWC", num_ffmpeg_threads=0)
+        meta = video.metadata
+        first = meta.begin_stream_seconds or 0.0
+        last = meta.end_stream_seconds
+        absolute = [float(t) + origin for t in targets]
+        if last is not None:  # end_stream_seconds is where the last frame stops being shown
+            absolute = [min(t, last - _TIME_EPS) for t in absolute]
+        batch = video.get_frames_played_at([max(t, first) for t in absolute])
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise VideoDecodeError(path, f"torchcodec cannot decode it ({type(exc).__name__}: {exc})") from exc
+    frames = batch.data.cpu().numpy()  # (T, H, W, 3) uint8
+    times = [float(t) - origin for t in batch.pts_seconds]
+    return times, list(frames)
 
 
 def _frames_at(

@@ -25,6 +25,8 @@ class FrameSpec:
     fps None: `num_frames` uniform frames (CLIP4Clip/CLIP2Video default); fps set: frames at that rate, at most
     `num_frames` of them; fps and `decimation` set: CLIP2Video's JPEG pipeline (`sample_frames`). Either way
     clips are padded to `num_frames`. `frame_sampling` builds the named samplers.
+    `decoder` ("pyav", the reference, or "torchcodec") decodes on `decode_device` ("cpu" or a CUDA device, where
+    torchcodec uses NVDEC); both change the pixels slightly, so both are part of the feature cache's namespace.
     """
 
     num_frames: int = 12
@@ -33,6 +35,8 @@ class FrameSpec:
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
     decimation: int | None = None
+    decoder: str = "pyav"
+    decode_device: str = "cpu"
 
 
 # Named frame samplers (clip2video.md §8.1): uniform (both repos' default for pre-cut clips), CLIP4Clip's online
@@ -74,11 +78,18 @@ def decode_video(
 ) -> DecodedVideo | DecodeFailure:
     """Sample, preprocess and pad one video; a file that cannot be decoded becomes a DecodeFailure."""
     try:
+        decoding = {"decoder": spec.decoder, "decode_device": spec.decode_device}
         if spec.fps is None:
-            clip = sample_frames(path, num_frames=spec.num_frames, start=start, end=end)
+            clip = sample_frames(path, num_frames=spec.num_frames, start=start, end=end, **decoding)
         else:
             clip = sample_frames(
-                path, fps=spec.fps, start=start, end=end, max_frames=spec.num_frames, decimation=spec.decimation
+                path,
+                fps=spec.fps,
+                start=start,
+                end=end,
+                max_frames=spec.num_frames,
+                decimation=spec.decimation,
+                **decoding,
             )
     except VideoDecodeError as error:
         return DecodeFailure(key=key, path=str(path), error=error)
