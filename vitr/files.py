@@ -138,7 +138,7 @@ def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], sourc
     model. Non-persistent buffers (CLIP's causal mask) are recomputed by the model, so a file may carry them.
     """
     expected = model.state_dict()
-    derived = _derived_buffers(model)
+    derived = derived_buffers(model)
     state = {k: v for k, v in state.items() if k not in derived}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -189,7 +189,7 @@ def _kind(dtype: torch.dtype) -> str:
     return "bool" if dtype == torch.bool else "int"
 
 
-def _derived_buffers(model: nn.Module) -> set[str]:
+def derived_buffers(model: nn.Module) -> set[str]:
     """Non-persistent buffers (e.g. CLIP's causal mask): recomputed by the model, yet TorchScript archives
     list them with the weights because TorchScript does not record persistence."""
     return {

@@ -11,10 +11,11 @@ from pathlib import Path
 import open_clip
 import pytest
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
-import vitr.backbones.weights as weights
 from tests.backbones.builders import MICRO_CFG, random_clip
+from vitr import files
 from vitr.backbones import load_backbone, save_backbone
 from vitr.backbones.weights import is_torchscript_archive, read_state_dict
 from vitr.errors import CheckpointError
@@ -163,14 +164,17 @@ def test_a_failed_backbone_write_is_a_checkpoint_error_and_keeps_the_old_model(t
     target = save_backbone(backbone, tmp_path / "clip")
     before = {p.name: p.read_bytes() for p in target.iterdir()}
 
-    def full_disk(tensors: dict, filename: str | Path) -> None:
+    def full_disk(tensors: dict, filename: str | Path, metadata: dict | None = None) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(filename))
 
-    monkeypatch.setattr(weights, "save_file", full_disk)
+    monkeypatch.setattr(files, "save_file", full_disk)
     with pytest.raises(CheckpointError, match=f"cannot write the backbone to {target}: No space left on device"):
         save_backbone(backbone, target)
-    monkeypatch.undo()
-    (target / ".model.safetensors.partial").mkdir()  # safetensors itself fails (SafetensorError) on this path
-    with pytest.raises(CheckpointError, match=f"cannot write the backbone to {target}"):
+
+    def refused(tensors: dict, filename: str | Path, metadata: dict | None = None) -> None:
+        raise SafetensorError(f"Error while serializing: {filename}")
+
+    monkeypatch.setattr(files, "save_file", refused)
+    with pytest.raises(CheckpointError, match=f"cannot write the backbone to {target}: Error while serializing"):
         save_backbone(backbone, target)
-    assert {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()} == before
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before  # old model intact, no temporary left

@@ -24,10 +24,10 @@ from vitr.backbones.weights import (
     VITR_FORMAT,
     WEIGHTS_NAME,
     is_torchscript_archive,
-    load_weights_strict,
     read_state_dict,
 )
 from vitr.errors import CheckpointError, ConfigError
+from vitr.files import load_state_strict
 from vitr.precision import dtype_of
 
 HF_PREFIX = "hf:"
@@ -165,7 +165,7 @@ def _build_open_clip(
 ) -> OpenClipBackbone:
     model = build_open_clip_model(model_cfg, preprocess_cfg, precision)
     if state is not None:
-        load_weights_strict(model, state, source or name)
+        load_state_strict(model, state, source or name)
     cast_to_precision(model, precision)
     return OpenClipBackbone(model, name, model_cfg)
 

@@ -13,20 +13,17 @@ import re
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import nn
 
 from vitr.backbones.base import Backbone
 from vitr.backbones.hf_clip import HFClipBackbone
 from vitr.backbones.open_clip_backbone import OpenClipBackbone
 from vitr.errors import CheckpointError
-from vitr.files import follow_umask
+from vitr.files import atomic_write, listed, read_safetensors, save_safetensors
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
 VITR_FORMAT = "vitr.backbone"
@@ -36,7 +33,6 @@ WEIGHTS_NAME = "model.safetensors"
 # OpenAI's JIT CLIP keeps these ints next to its weights; they are not parameters of any module.
 _OPENAI_JIT_METADATA = ("input_resolution", "context_length", "vocab_size")
 _NESTED_STATE_KEYS = ("state_dict", "model")
-_MAX_LISTED_KEYS = 20
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -45,7 +41,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"weights file {str(path)!r} does not exist")
     if path.suffix == ".safetensors":
-        return _read_safetensors(path)
+        return read_safetensors(path)
     # CLIP4Clip / CLIP2Video save one file per epoch: pytorch_model.bin.{epoch}
     numbered = re.fullmatch(r"\.bin\.\d+", "".join(path.suffixes[-2:])) is not None
     if path.suffix not in PICKLE_SUFFIXES and not numbered:
@@ -65,13 +61,6 @@ def is_torchscript_archive(path: str | Path) -> bool:
             return any(name.split("/")[1:] == ["constants.pkl"] for name in archive.namelist())
     except zipfile.BadZipFile:
         return False
-
-
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(path, device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read safetensors file {str(path)!r}: {exc}") from exc
 
 
 def _read_torch_pickle(path: Path) -> dict[str, torch.Tensor]:
@@ -102,7 +91,7 @@ def _as_flat_state_dict(loaded: object, path: Path) -> dict[str, torch.Tensor]:
             break
     not_tensors = [str(k) for k, v in loaded.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
-        raise CheckpointError(f"{str(path)!r} is not a state dict: entries {_listed(not_tensors)} are not tensors")
+        raise CheckpointError(f"{str(path)!r} is not a state dict: entries {listed(not_tensors)} are not tensors")
     state = {str(k): v for k, v in loaded.items()}
     if state and all(k.startswith("module.") for k in state):
         state = {k.removeprefix("module."): v for k, v in state.items()}
@@ -250,67 +239,18 @@ def _flatten_module(
             yield f"{prefix}{name}", value
 
 
-def load_weights_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str | Path) -> None:
-    """Copy `state` into `model`, naming every missing, unexpected or wrongly shaped key on failure."""
-    expected = model.state_dict()
-    state = {k: v for k, v in state.items() if k not in _derived_buffers(model)}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    mismatched = [
-        f"{k} (file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
-        for k in sorted(set(expected) & set(state))
-        if state[k].shape != expected[k].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {_listed(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys {_listed(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatches {_listed(mismatched)}")
-    if problems:
-        raise CheckpointError(
-            f"weights {str(source)!r} do not match the {type(model).__name__} architecture: " + "; ".join(problems)
-        )
-    model.load_state_dict(state, strict=True)
-
-
-def _derived_buffers(model: nn.Module) -> set[str]:
-    """Non-persistent buffers (e.g. CLIP's causal mask): recomputed by the model, yet TorchScript archives
-    list them with the weights because TorchScript does not record persistence."""
-    return {
-        f"{prefix}.{name}" if prefix else name
-        for prefix, module in model.named_modules()
-        for name in module._non_persistent_buffers_set
-    }
-
-
-def _listed(keys: list[str]) -> str:
-    shown = ", ".join(keys[:_MAX_LISTED_KEYS])
-    more = len(keys) - _MAX_LISTED_KEYS
-    return f"[{shown}{f', ... and {more} more' if more > 0 else ''}]"
-
-
 def write_vitr_dir(directory: str | Path, config: dict[str, Any], state: Mapping[str, torch.Tensor]) -> Path:
     """Write `config.json` (tagged as a vitr backbone) and `model.safetensors` into `directory`.
 
-    Each file is written under a temporary name and renamed, so a killed or failed write never leaves a
-    half-written model; a full disk or a read-only target is a CheckpointError naming the directory.
+    Each file is written atomically (`vitr.files`), so a killed or failed write never leaves a half-written
+    model; a full disk or a read-only target is a CheckpointError naming the directory.
     """
     directory = Path(directory)
-    weights_tmp = directory / f".{WEIGHTS_NAME}.partial"
-    config_tmp = directory / f".{CONFIG_NAME}.partial"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, weights_tmp)
-        config_tmp.write_text(json.dumps({"format": VITR_FORMAT, **config}, indent=2) + "\n")
-        weights_tmp.replace(directory / WEIGHTS_NAME)
-        follow_umask(directory / WEIGHTS_NAME)
-        config_tmp.replace(directory / CONFIG_NAME)
+        save_safetensors(directory / WEIGHTS_NAME, {k: v.detach().contiguous().cpu() for k, v in state.items()})
+        atomic_write(directory / CONFIG_NAME, json.dumps({"format": VITR_FORMAT, **config}, indent=2) + "\n")
     except (OSError, SafetensorError) as exc:
-        for tmp in (weights_tmp, config_tmp):
-            with suppress(OSError):
-                tmp.unlink(missing_ok=True)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise CheckpointError(f"cannot write the backbone to {directory}: {reason}") from exc
     return directory

@@ -12,7 +12,8 @@ import torch
 
 from vitr.backbones.registry import load_backbone
 from vitr.backbones.weights import read_state_dict
-from vitr.errors import CheckpointError, ConfigError
+from vitr.errors import ConfigError
+from vitr.files import load_state_strict
 from vitr.heads.base import create_head
 from vitr.model.fast import run_dtypes
 from vitr.model.official import load_described_model
@@ -81,15 +82,9 @@ def _seeded(random_init: bool) -> Iterator[None]:
 
 
 def load_model_weights(model: VideoTextModel, path: str | Path) -> None:
-    """Load a trained model's state dict strictly; name every missing or unexpected key."""
+    """Load a trained model's state dict strictly (`vitr.files.load_state_strict`); a directory means its
+    model.safetensors."""
     path = Path(path)
     if path.is_dir():
         path = path / "model.safetensors"
-    state = read_state_dict(path)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise CheckpointError(f"{path} does not match the model: missing keys {missing[:20]}, "
-                              f"unexpected keys {unexpected[:20]}")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    load_state_strict(model, read_state_dict(path), path)

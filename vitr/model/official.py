@@ -25,12 +25,11 @@ from typing import Any
 
 import open_clip
 import torch
-from safetensors.torch import save_file
 
 from vitr.backbones.open_clip_backbone import OpenClipBackbone, build_open_clip_model, cast_to_precision
-from vitr.backbones.weights import load_weights_strict, read_state_dict
+from vitr.backbones.weights import read_state_dict
 from vitr.errors import CheckpointError, ConfigError
-from vitr.files import follow_umask
+from vitr.files import atomic_write, derived_buffers, load_state_strict, save_safetensors
 from vitr.heads.base import create_head
 from vitr.heads.temporal_transformer import default_heads
 from vitr.model.retrieval import VideoTextModel
@@ -160,7 +159,7 @@ def load_official_state(
     )
     mapped = _map_names(state, model, report, keep_fresh_head=bare_clip)
     _require_complete(mapped, model, report)
-    load_weights_strict(model, mapped, source)
+    load_state_strict(model, mapped, source)
     cast_to_precision(backbone.model, precision)
     if report.unknown:
         log.warning("%s: %d keys were not loaded: %s", source, len(report.unknown), _shown(report.unknown))
@@ -247,7 +246,7 @@ def _map_names(
 ) -> dict[str, torch.Tensor]:
     """Official names -> vitr names through NAME_TABLE, fp32; fills report.loaded/upcast/unknown."""
     own = model.state_dict()
-    derived = _derived_buffers(model)
+    derived = derived_buffers(model)
     mapped = {}
     for key, tensor in state.items():
         target = _vitr_name(key)
@@ -264,15 +263,6 @@ def _map_names(
         mapped.update({k: v for k, v in own.items() if k.startswith("head.")})
     report.loaded = len(mapped)
     return mapped
-
-
-def _derived_buffers(model: VideoTextModel) -> set[str]:
-    """Non-persistent buffers: recomputed by the model, never read from a file."""
-    return {
-        f"{prefix}.{name}" if prefix else name
-        for prefix, module in model.named_modules()
-        for name in module._non_persistent_buffers_set
-    }
 
 
 def _require_complete(
@@ -390,8 +380,7 @@ def write_model_dir(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, directory / WEIGHTS_NAME, metadata={"format": MODEL_DIR_FORMAT})
-    follow_umask(directory / WEIGHTS_NAME)
+    save_safetensors(directory / WEIGHTS_NAME, state, metadata={"format": MODEL_DIR_FORMAT})
     config = {
         "format": MODEL_DIR_FORMAT,
         "model_spec": {
@@ -403,7 +392,7 @@ def write_model_dir(
         "backbone": model.backbone.export_config(),
         "converted_from": {"path": report.source, "release": report.release, "not_loaded": report.unknown},
     }
-    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    atomic_write(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return directory
 
 
@@ -443,7 +432,7 @@ def load_model_dir(
     kwargs = {**spec.get("head_kwargs", {}), **(head_kwargs or {})}
     frames = num_frames if num_frames is not None else int(spec.get("num_frames", 12))
     model = VideoTextModel(backbone, create_head(head or spec["head"], backbone.embed_dim, num_frames=frames, **kwargs))
-    load_weights_strict(model, read_state_dict(directory / WEIGHTS_NAME), directory / WEIGHTS_NAME)
+    load_state_strict(model, read_state_dict(directory / WEIGHTS_NAME), directory / WEIGHTS_NAME)
     cast_to_precision(backbone.model, precision)
     return model.eval()
 
