@@ -14,6 +14,7 @@ import pytest
 
 import vitr.data.cache
 from tests.index.videos import TINY_MODEL, write_shape_video
+from vitr import files
 from vitr.cli.main import main
 from vitr.errors import IndexStoreError
 from vitr.index.indexer import update_index
@@ -29,16 +30,16 @@ def videos(tmp_path: Path) -> Path:
 
 def fail_cache_writes_after(monkeypatch: pytest.MonkeyPatch, ok: int, code: int = errno.ENOSPC) -> None:
     """The feature cache's shard writes succeed `ok` times, then fail with `code` (a full disk by default)."""
-    real_save = vitr.data.cache.save_file
+    real_save = vitr.data.cache.save_safetensors
     calls = []
 
-    def save_file(tensors: dict, filename: str) -> None:
-        calls.append(filename)
+    def save_safetensors(path: Path, tensors: dict, metadata: dict | None = None) -> Path:
+        calls.append(path)
         if len(calls) > ok:
-            raise OSError(code, os.strerror(code), filename)
-        real_save(tensors, filename)
+            raise OSError(code, os.strerror(code), str(path))
+        return real_save(path, tensors, metadata)
 
-    monkeypatch.setattr(vitr.data.cache, "save_file", save_file)
+    monkeypatch.setattr(vitr.data.cache, "save_safetensors", save_safetensors)
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
@@ -78,14 +79,14 @@ def test_a_full_metadata_database_rolls_back_the_batch(videos, tmp_path):
 
 def test_a_read_only_file_system_names_index_json(tmp_path, monkeypatch):
     index = VideoIndex.create(tmp_path / "index", TINY_MODEL)
-    real_write = Path.write_text
+    real_open = open
 
-    def write_text(self: Path, *args: object, **kwargs: object) -> int:
-        if self.name.endswith(".partial"):
-            raise OSError(errno.EROFS, "Read-only file system", str(self))
-        return real_write(self, *args, **kwargs)
+    def read_only(file: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if "w" in mode:
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_text", write_text)
+    monkeypatch.setattr(files, "open", read_only, raising=False)  # the one place vitr writes a file atomically
     with pytest.raises(IndexStoreError, match=f"cannot write {tmp_path}/index/index.json: Read-only file system"):
         index.set_windowing(Windowing(4.0, 2.0))
     assert json.loads((tmp_path / "index" / "index.json").read_text())["windows"] is None

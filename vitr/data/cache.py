@@ -19,10 +19,9 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from vitr.errors import IndexStoreError
-from vitr.files import follow_umask
+from vitr.files import save_safetensors
 
 _HASH_CHUNK = 1 << 20
 
@@ -130,10 +129,7 @@ class FeatureCache:
             tensors[f"{key}/frames"] = f.frames.contiguous()
             tensors[f"{key}/mask"] = f.mask.float().contiguous()
             tensors[f"{key}/timestamps"] = f.timestamps.float().contiguous()
-        tmp = self.dir / f".{name}.partial"
-        save_file(tensors, str(tmp))
-        follow_umask(tmp)
-        tmp.replace(self.dir / name)
+        save_safetensors(self.dir / name, tensors)
         with self._db:
             self._db.executemany("INSERT OR IGNORE INTO features (key, shard) VALUES (?, ?)",
                                  [(k, name) for k in items])

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from vitr.files import atomic_write
 
 COLUMN_LABELS = {"R1": "R@1", "R5": "R@5", "R10": "R@10", "MdR": "MdR", "MnR": "MnR", "n": "n"}
 
@@ -57,7 +58,4 @@ def write_json(path: str | Path, results: Any) -> Path:
     """Write results as indented JSON, via a temporary file so a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(_plain(results), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, json.dumps(_plain(results), indent=2, ensure_ascii=False) + "\n")

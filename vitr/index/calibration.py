@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from vitr.files import atomic_write
 
 if TYPE_CHECKING:
     from vitr.index.video_index import Hit, VideoIndex
@@ -225,10 +226,5 @@ def _load(index_dir: Path, generation: int, model: dict) -> Calibration | None:
 
 def _save(index_dir: Path, calibration: Calibration) -> None:
     """Kept beside index.json; a read-only index simply recomputes it once per process."""
-    tmp = index_dir / f".{CALIBRATION_FILE}.{os.getpid()}-{threading.get_ident()}.partial"
-    try:
-        tmp.write_text(json.dumps(calibration.to_dict(), indent=1))
-        tmp.replace(index_dir / CALIBRATION_FILE)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        atomic_write(index_dir / CALIBRATION_FILE, json.dumps(calibration.to_dict(), indent=1))

@@ -8,9 +8,6 @@ was committed.
 
 from __future__ import annotations
 
-import os
-import threading
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +16,7 @@ import faiss
 import numpy as np
 
 from vitr.errors import ConfigError, IndexStoreError
+from vitr.files import atomic_path
 
 INDEX_KINDS = ("flat", "hnsw", "ivf")
 HNSW_EF_SEARCH = 192  # candidates an HNSW search keeps: recall@10 >= 0.95 at 1M vectors, p50 under 2 ms
@@ -99,13 +97,10 @@ class FaissStore:
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
         try:
-            faiss.write_index(self.index, str(tmp))  # FAISS reports I/O failures as RuntimeError
-            tmp.replace(path)
+            with atomic_path(path) as tmp:
+                faiss.write_index(self.index, str(tmp))  # FAISS reports I/O failures as RuntimeError
         except (OSError, RuntimeError) as exc:
-            with suppress(OSError):
-                tmp.unlink(missing_ok=True)
             raise IndexStoreError(f"cannot write {path}: {exc}") from exc
 
     @classmethod

@@ -18,7 +18,6 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch
 
 from vitr.backbones.registry import LOCAL_DIR_PREFIX, backbone_directory, names_architecture
 from vitr.errors import ConfigError, IndexStoreError
+from vitr.files import atomic_write
 from vitr.index.metadata import Metadata
 from vitr.index.milvus_store import MilvusStore, collection_name
 from vitr.index.store import FaissStore, StoreSpec, VectorStore, parse_store_spec
@@ -576,11 +576,7 @@ def _writable(*paths: Path) -> bool:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(path)
+        atomic_write(path, json.dumps(data, indent=2))
     except OSError as exc:
-        with suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise IndexStoreError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vitr.errors import ConfigError
+from vitr.files import atomic_write
 from vitr.lab.synth import LabConfig, LabVideo, plan_videos
 from vitr.lab.world import render_video
 from vitr.video.writer import write_video
@@ -120,7 +121,5 @@ def write_long_videos(root: str | Path, config: LabConfig, settings: LongVideoSe
                     "clips": [asdict(c) for c in v.clips]} for v in videos],
         "queries": queries,
     }
-    tmp = out / ".moments.json.partial"
-    tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    tmp.replace(out / "moments.json")
+    atomic_write(out / "moments.json", json.dumps(manifest, indent=1))
     return videos

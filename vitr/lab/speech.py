@@ -30,6 +30,7 @@ import numpy as np
 import srt
 
 from vitr.errors import ConfigError
+from vitr.files import atomic_write
 
 CITIES = ("lisbon", "oslo", "cairo", "lima", "dublin", "vienna", "madrid", "nairobi", "quito", "hanoi", "warsaw",
           "athens", "havana", "seoul", "prague", "berlin", "manila", "dakar", "kyoto", "zurich")
@@ -201,9 +202,7 @@ def draw_screen_text(frames: np.ndarray, plan: TextTrackPlan) -> np.ndarray:
 def write_srt(path: Path, start: float, end: float, text: str) -> None:
     """One-cue SubRip file, written under a temporary name and renamed."""
     cue = srt.Subtitle(1, timedelta(seconds=start), timedelta(seconds=end), text)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(srt.compose([cue]), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, srt.compose([cue]))
 
 
 def write_text_video(path: Path, frames: np.ndarray, plan: TextTrackPlan, fps: float) -> None:
@@ -242,10 +241,7 @@ def write_query_sets(annotations: Path, root: Path, tests: list[tuple[str, str]]
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["video_id", "video", "query", "start", "end"])
         writer.writerows(lines)
-        target = annotations / f"queries_{name}.csv"
-        tmp = target.with_name(f".{target.name}.partial")
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
-        tmp.replace(target)
+        atomic_write(annotations / f"queries_{name}.csv", buffer.getvalue())
     return {name: len(lines) for name, lines in rows.items()}
 
 

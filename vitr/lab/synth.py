@@ -37,6 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vitr.errors import ConfigError
+from vitr.files import atomic_path, atomic_write
 from vitr.lab.captions import LabCaption, concept_vocabulary, still_caption, video_captions
 from vitr.lab.speech import (
     TEXT_UPSCALE,
@@ -251,10 +252,8 @@ def _run_job(job: _VideoJob | _ShardJob) -> None:
             write_video(job.path, frames, job.fps)
         return
     images = np.stack([render_frame(scene, t, job.num_frames, job.size, job.noise) for scene, t in job.items])
-    tmp = job.path.with_name(f".{job.path.name}.partial")
-    with open(tmp, "wb") as f:
+    with atomic_path(job.path) as tmp, open(tmp, "wb") as f:
         np.save(f, images)  # (N, S, S, 3) uint8
-    tmp.replace(job.path)
 
 
 def _shard_complete(path: Path, count: int, size: int) -> bool:
@@ -289,9 +288,7 @@ def _run_all(jobs: list[_VideoJob | _ShardJob], workers: int, progress: bool) ->
 
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, text)
 
 
 def _write_json(path: Path, data: object) -> None:

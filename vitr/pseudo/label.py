@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from vitr.backbones.base import Backbone
 from vitr.data.readers.files import VIDEO_EXTENSIONS
 from vitr.errors import DatasetFormatError
+from vitr.files import atomic_path
 from vitr.model.extract import encode_pixels, frame_spec_for
 from vitr.pseudo.prompts import TemplateMode, encode_prompts
 from vitr.pseudo.tagging import Aggregation, ConceptTagger, VideoConcepts
@@ -183,8 +184,7 @@ def pseudo_label_folder(
     paths = find_videos(folder)
     report = LabelReport()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_path(out) as tmp, tmp.open("w", encoding="utf-8") as f:
         for result in labeler.label_videos(paths, batch_size, workers, progress):
             if isinstance(result, DecodeFailure):
                 report.failed[str(Path(result.path).relative_to(folder))] = result.error.reason
@@ -192,7 +192,6 @@ def pseudo_label_folder(
             result.video = str(Path(result.video).relative_to(folder))
             f.write(result.to_json() + "\n")
             report.written += 1
-    tmp.replace(out)
     if report.failed:
         log.warning("%d of %d videos could not be decoded and were skipped", len(report.failed), len(paths))
     return report

@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from vitr.errors import VideoDecodeError
+from vitr.files import atomic_write
 from vitr.video.decode import sample_frames
 
 THUMBNAIL_WIDTH = 320
@@ -78,14 +79,10 @@ class ThumbnailCache:
             os.utime(target)  # keeps the order across restarts
 
     def _store(self, target: Path, data: bytes) -> None:
-        tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.partial")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            tmp.replace(target)
+            atomic_write(target, data)
         except OSError:  # read-only or full: serve without caching
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             return
         with self._lock:
             files = self._known()

@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from vitr.errors import CheckpointError
-from vitr.files import follow_umask
+from vitr.files import atomic_write, save_safetensors
 from vitr.model.factory import load_model_weights
 
 MODEL_FILE = "model.safetensors"
@@ -58,18 +57,17 @@ def save_checkpoint(
     final = root / step_dir_name(step)
     info = {"format": FORMAT_VERSION, "step": step, **info}
     if final.is_dir():  # same step, same weights: only the (small) info may have changed
-        _write_atomic(final / INFO_FILE, json.dumps(info, indent=2).encode())
+        atomic_write(final / INFO_FILE, json.dumps(info, indent=2))
     else:
         tmp = root / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / MODEL_FILE), metadata={"format": "vitr.model", "step": str(step)})
-        follow_umask(tmp / MODEL_FILE)
+        save_safetensors(tmp / MODEL_FILE, state, metadata={"format": "vitr.model", "step": str(step)})
         torch.save(training_state, tmp / STATE_FILE)
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=2))
         os.replace(tmp, final)
     for tag in tags:
-        _write_atomic(root / tag, final.name.encode())
+        atomic_write(root / tag, final.name)
     _prune(root)
     return final
 
@@ -112,12 +110,6 @@ def read_training_state(path: str | Path) -> dict[str, Any]:
 def load_model_state(model: nn.Module, path: str | Path) -> None:
     """Load the model weights of a step directory strictly (every missing or unexpected key is named)."""
     load_model_weights(model, Path(path) / MODEL_FILE)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _prune(root: Path) -> None:

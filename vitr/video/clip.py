@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 
 from vitr.errors import ConfigError, VideoDecodeError
+from vitr.files import atomic_path
 from vitr.moments import check_clip_request
 
 _TOLERANCE_S = 1e-3  # frame times are rounded to their stream's time base; a frame this close to a cut is on it
@@ -45,28 +46,23 @@ def cut_clip(source: str | Path, start: float, end: float, out: str | Path, *, c
         reader = av.open(str(source))
     except (av.FFmpegError, UnicodeDecodeError) as e:
         raise VideoDecodeError(source, f"cannot open it: {e}") from e
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
-        with reader:
-            if not reader.streams.video:
-                raise VideoDecodeError(source, "it has no video stream")
-            stream = reader.streams.video[0]
-            length = _duration(reader, stream)
-            if length is not None and start >= length:
-                raise ConfigError(f"--start {start:g} is past the end of the video ({length:.3f} s long)")
-            if length is not None:
-                end = min(end, length)
-            try:
-                with av.open(str(tmp), mode="w", format=container_format) as writer:
-                    cut = _copy if copy else _reencode
-                    first, last, frames = cut(reader, stream, writer, start, end, crf)
-            except av.FFmpegError as e:
-                raise VideoDecodeError(source, f"cannot cut it into {out.name}: {e}") from e
+    with reader, atomic_path(out) as tmp:
+        if not reader.streams.video:
+            raise VideoDecodeError(source, "it has no video stream")
+        stream = reader.streams.video[0]
+        length = _duration(reader, stream)
+        if length is not None and start >= length:
+            raise ConfigError(f"--start {start:g} is past the end of the video ({length:.3f} s long)")
+        if length is not None:
+            end = min(end, length)
+        try:
+            with av.open(str(tmp), mode="w", format=container_format) as writer:
+                cut = _copy if copy else _reencode
+                first, last, frames = cut(reader, stream, writer, start, end, crf)
+        except av.FFmpegError as e:
+            raise VideoDecodeError(source, f"cannot cut it into {out.name}: {e}") from e
         if frames == 0:
             raise VideoDecodeError(source, f"no frames between {start:g} s and {end:g} s")
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return Clip(out, first, last, frames, copy)
 
 

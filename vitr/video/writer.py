@@ -9,6 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from vitr.files import atomic_path
+
 # Timestamps of frames given explicit times (variable frame rate) are kept to the millisecond.
 _VFR_TIME_BASE = Fraction(1, 1000)
 
@@ -43,8 +45,7 @@ def write_video(
     if times is not None and len(times) != len(frames):
         raise ValueError(f"times has {len(times)} entries for {len(frames)} frames")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    with av.open(str(tmp), mode="w", format="mp4") as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = pix_fmt
@@ -64,7 +65,6 @@ def write_video(
         container.mux(stream.encode())
         if sound is not None and audio is not None:
             _mux_audio(container, sound, audio, sample_rate)
-    tmp.replace(path)
     return path
 
 
