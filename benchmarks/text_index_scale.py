@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tantivy_note = "not measured (--no-tantivy)"
     if not args.no_tantivy:
         if importlib.util.find_spec("tantivy") is None:
-            tantivy_note = "tantivy not measured: the tantivy package is not installed (pip install tantivy)"
+            tantivy_note = "tantivy not measured: the tantivy package is not installed (pip install -e '.[bench]')"
         else:
             start = time.perf_counter()
             tantivy_index, schema = build_tantivy(args.out / "tantivy", meta, args.tantivy_threads)
