@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--teacher-seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="override both recipes' epochs")
+    p.add_argument("--distill-scores", nargs="+", default=["cosine", "logits"], choices=["cosine", "logits"],
+                   help="what L_d compares: cosines (official) and/or logits (cosines x each model's exp(scale))")
     p.add_argument("--cost-videos", type=int, default=102, help="test videos timed per model (2 warm up)")
     p.add_argument("--runs", type=Path, default=REPO_ROOT / "runs" / "lab_video_distill")
     p.add_argument("--cache", type=Path, default=None, help="frame-feature cache (default RUNS/cache)")
@@ -71,12 +73,17 @@ def recipe(path: Path, args: argparse.Namespace, name: str, seed: int, *extra: s
 
 
 def run(config: TrainConfig, train_set, cache_root: Path, lab: Path) -> tuple[LabReport, float]:  # noqa: ANN001
-    """Train as `vitr train` does (a finished run is reused: it resumes at its last step), then evaluate."""
+    """Train as `vitr train` does, then evaluate. A finished run is reused (it resumes at its last step) with the
+    training time it took, kept in its output_dir."""
     torch.manual_seed(config.seed)
     model = build_model(config.model)
+    timing = Path(config.output_dir) / "wall_seconds.txt"
     start = time.time()
+    trained_before = resolve_checkpoint(Path(config.output_dir) / "checkpoints", LATEST) is not None
     train(model, config, train_set, cache_root)
-    seconds = time.time() - start
+    if not trained_before:
+        timing.write_text(f"{time.time() - start:.1f}")
+    seconds = float(timing.read_text()) if timing.exists() else float("nan")
     return evaluate_lab(model.eval(), lab, cache_root, num_frames=config.model.num_frames, progress=False), seconds
 
 
@@ -110,15 +117,20 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one linear ex
     checkpoint = resolve_checkpoint(Path(teacher_cfg.output_dir) / "checkpoints", LATEST) / MODEL_FILE
     print(f"teacher: {teacher_s:.0f} s, t2v R@1 {r1(teacher_report, 'all', 't2v'):.1f}", flush=True)
 
-    reports: dict[str, list[LabReport]] = {"student": [], "distilled": []}
-    seconds: dict[str, list[float]] = {"student": [], "distilled": []}
+    variants = {"cosine": "distilled", "logits": "distilled-logits"}  # L_d on cosines: the official recipe
+    names = ["student", *(variants[scores] for scores in args.distill_scores)]
+    reports: dict[str, list[LabReport]] = {name: [] for name in names}
+    seconds: dict[str, list[float]] = {name: [] for name in names}
     for seed in args.seeds:
-        alone = recipe(args.config, args, f"student-seed{seed}", seed, "teachtext=null")
-        distilled = recipe(args.config, args, f"distilled-seed{seed}", seed,
-                           f"teachtext.bank={args.runs / 'teacher_bank.safetensors'}")
-        distilled.teachtext.teachers[0].model.checkpoint = str(checkpoint)
-        distilled.teachtext.teachers[0].model.backbone = str(args.clip)
-        for name, config in (("student", alone), ("distilled", distilled)):
+        configs = {"student": recipe(args.config, args, f"student-seed{seed}", seed, "teachtext=null")}
+        for scores in args.distill_scores:
+            name = variants[scores]
+            configs[name] = recipe(args.config, args, f"{name}-seed{seed}", seed, f"teachtext.scores={scores}",
+                                   f"teachtext.bank={args.runs / 'teacher_bank.safetensors'}")
+            configs[name].teachtext.teachers[0].model.checkpoint = str(checkpoint)
+            configs[name].teachtext.teachers[0].model.backbone = str(args.clip)
+        alone = configs["student"]
+        for name, config in configs.items():
             report, s = run(config, train_set, cache_root, args.lab)
             reports[name].append(report)
             seconds[name].append(s)
@@ -135,18 +147,19 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one linear ex
     labels = {
         "teacher": f"teacher: CLIP2Video (TDB+TAB), {teacher_cfg.model.num_frames} frames",
         "student": f"student: meanP, {alone.model.num_frames} frames",
-        "distilled": f"student + video-side TeachText, {alone.model.num_frames} frames",
+        "distilled": f"student + video-side TeachText (L_d on cosines), {alone.model.num_frames} frames",
+        "distilled-logits": f"student + video-side TeachText (L_d on logits), {alone.model.num_frames} frames",
     }
     deltas = {}
     for direction in ("t2v", "v2t"):
         student_hits = mean_hits(reports["student"], direction)
-        distilled_hits = mean_hits(reports["distilled"], direction)
         teacher_hits = teacher_report.hits[direction]
         for subset, rows_of in (("all", slice(None)), ("temporal", temporal[direction])):
-            deltas[f"{subset} {direction}"] = {
-                "distilled - student": paired_delta(student_hits[rows_of], distilled_hits[rows_of]),
-                "teacher - student": paired_delta(student_hits[rows_of], teacher_hits[rows_of]),
-            }
+            pair = {"teacher - student": paired_delta(student_hits[rows_of], teacher_hits[rows_of])}
+            for name in names[1:]:
+                hits = mean_hits(reports[name], direction)
+                pair[f"{name} - student"] = paired_delta(student_hits[rows_of], hits[rows_of])
+            deltas[f"{subset} {direction}"] = pair
     header = ["model", *(f"{s} {d} R@1" for s, d in COLUMNS), "twin acc", "frames / video", "ms / video"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, runs in rows.items():
@@ -155,11 +168,17 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one linear ex
         twin_cell = f"{twin.mean():.1f}" if len(twin) == 1 else f"{twin.mean():.1f} ± {twin.std(ddof=1):.1f}"
         lines.append("| " + " | ".join([labels[key], *(cell(runs, s, d) for s, d in COLUMNS), twin_cell,
                                         str(c.frames), f"{c.ms_per_video:.1f}"]) + " |")
-    gap_lines = ["| R@1 | teacher − student | distilled − student | share of the gap recovered |", "|---|---|---|---|"]
-    for name, pair in deltas.items():
-        gap, gain = pair["teacher - student"], pair["distilled - student"]
-        share = f"{100 * gain.delta / gap.delta:.0f} %" if gap.delta > 0 else "n/a (no gap)"
-        gap_lines.append(f"| {name} | {gap} | {gain} | {share} |")
+    short = {"distilled": "cosines", "distilled-logits": "logits"}
+    gap_header = ["R@1", "teacher − student", *(f"{short[n]} − student (share of the gap)" for n in names[1:])]
+    gap_lines = ["| " + " | ".join(gap_header) + " |", "|" + "---|" * len(gap_header)]
+    for subset, pair in deltas.items():
+        gap = pair["teacher - student"]
+        cells = [subset, str(gap)]
+        for name in names[1:]:
+            gain = pair[f"{name} - student"]
+            share = f"{100 * gain.delta / gap.delta:.0f} %" if gap.delta > 0 else "no gap"
+            cells.append(f"{gain} ({share})")
+        gap_lines.append("| " + " | ".join(cells) + " |")
     minutes = (time.time() - start) / 60
     ratio = cost["student"].ms_per_video / cost["teacher"].ms_per_video
     body = "\n".join([
@@ -186,9 +205,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one linear ex
         "",
         "\n".join(gap_lines),
         "",
-        f"Training wall time: teacher {teacher_s:.0f} s; student {np.mean(seconds['student']):.0f} s and student + "
-        f"distillation {np.mean(seconds['distilled']):.0f} s per seed (the first distilled run also builds the "
-        "teacher bank).",
+        f"Training wall time per run (mean over seeds): teacher {teacher_s:.0f} s; "
+        + "; ".join(f"{labels[n].split(',')[0]} {np.mean(seconds[n]):.0f} s" for n in names)
+        + " (the first distilled run also builds the teacher bank).",
     ])
     print(body)
     if not args.no_doc:
