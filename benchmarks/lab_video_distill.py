@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cost-videos", type=int, default=102, help="test videos timed per model (2 warm up)")
     p.add_argument("--runs", type=Path, default=REPO_ROOT / "runs" / "lab_video_distill")
     p.add_argument("--cache", type=Path, default=None, help="frame-feature cache (default RUNS/cache)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1: stable timings on a busy machine)")
     p.add_argument("--no-doc", action="store_true", help="print only; leave docs/results.md alone")
     args = p.parse_args(argv)
     args.command = " ".join(sys.argv[1:] if argv is None else argv)
