@@ -212,3 +212,7 @@ def test_a_recipes_teacher_bank_is_built_once_and_reused(tmp_path):
     assert path.stat().st_mtime_ns == written and torch.equal(again.text[0], bank.text[0])
     renamed = TeachTextConfig(teachers=[TeacherSpec(kind="bow", name="words", embed_dim=8, epochs=2)])
     assert recipe_teacher_bank(renamed, dataset, frames, mask, path).names == ["words"]  # other teachers: rebuilt
+    written = path.stat().st_mtime_ns
+    longer = TeachTextConfig(teachers=[TeacherSpec(kind="bow", name="words", embed_dim=8, epochs=3)])
+    refitted = recipe_teacher_bank(longer, dataset, frames, mask, path)  # same name, another teacher: rebuilt
+    assert path.stat().st_mtime_ns != written and not torch.equal(refitted.text[0], bank.text[0])

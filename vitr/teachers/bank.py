@@ -63,6 +63,23 @@ class TeacherBank:
     def num_videos(self) -> int:
         return self.video[0].shape[0]
 
+    @classmethod
+    def concat(cls, banks: Sequence[TeacherBank], key: str = "") -> TeacherBank:
+        """The teachers of several banks of the same captions and videos, in order, as one bank (teachers that read
+        different frames are embedded apart, then joined)."""
+        first = banks[0]
+        if any(b.caption_ids != first.caption_ids or b.video_ids != first.video_ids for b in banks):
+            raise ValueError("only banks with the same caption and video ids can be joined")
+        return cls(
+            [n for b in banks for n in b.names],
+            [t for b in banks for t in b.text],
+            [v for b in banks for v in b.video],
+            [s for b in banks for s in b.scales],
+            key,
+            list(first.caption_ids),
+            list(first.video_ids),
+        )
+
     def matrices(
         self, caption_index: torch.Tensor, video_index: torch.Tensor, logits: bool = False
     ) -> list[torch.Tensor]:

@@ -42,7 +42,7 @@ DecayRule = Literal["standard", "c4c"]
 Anchor = Literal["feature", "relation", "symmetric", "still"]
 PseudoForm = Literal["sentence", "list", "single", "temporal"]  # vitr.pseudo.texts.FORMS
 FilterRule = Literal["rank", "fraction", "weight"]
-TeacherKind = Literal["model", "minilm", "bow"]
+TeacherKind = Literal["model", "video", "minilm", "bow"]
 
 
 @dataclass
@@ -110,7 +110,12 @@ class CaptionFilterConfig:
 class TeacherSpec:
     """One TeachText teacher: a trained vitr model (`model`: its spec, with `checkpoint` naming the weights), or a
     projection teacher fitted on the training captions first (`minilm`: a sentence encoder's text side, `bow`: a
-    bag of words), each over the same cached frame features the student sees (teachtext.md §1.1)."""
+    bag of words), each over the same cached frame features the student sees (teachtext.md §1.1).
+
+    `video` is the journal version's video-side distillation: a trained model with a costlier video side than the
+    student's (more frames, `model.num_frames`, from its own frame cache; any head, e.g. CLIP2Video) teaches a
+    student with a cheap one through its similarity matrix, as the text-side teachers do.
+    """
 
     kind: TeacherKind = "minilm"
     name: str | None = None  # default: the kind
@@ -120,8 +125,10 @@ class TeacherSpec:
     seed: int = 100
 
     def __post_init__(self) -> None:
-        if (self.kind == "model") != (self.model is not None):
-            raise ConfigError("a teacher of kind 'model' needs a `model:` spec, and only that kind takes one")
+        if (self.kind in ("model", "video")) != (self.model is not None):
+            raise ConfigError("a teacher of kind 'model' or 'video' needs a `model:` spec; other kinds take none")
+        if self.kind == "video" and not self.model.checkpoint:
+            raise ConfigError("a teacher of kind 'video' needs model.checkpoint: the trained weights that teach")
 
 
 @dataclass
@@ -230,6 +237,12 @@ class TrainConfig:
             raise ConfigError(f"wise_alpha must lie in [0, 1], got {self.wise_alpha}")
         if self.ps_scl is not None and self.freeze == "none":
             raise ConfigError("PS-SCL trains on cached frame features; use freeze: visual or all")
+        for spec in self.teachtext.teachers if self.teachtext is not None else []:
+            if spec.kind == "video" and spec.model.num_frames < self.model.num_frames:
+                raise ConfigError(
+                    f"teachtext video teacher {spec.name or 'video'!r} reads {spec.model.num_frames} frames, fewer "
+                    f"than the student's {self.model.num_frames}: a video-side teacher has the costlier video side"
+                )
 
 
 def load_config(path: str | Path | None, overrides: Sequence[str] = (), cls: type[T] = TrainConfig) -> T:

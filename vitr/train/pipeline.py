@@ -33,6 +33,7 @@ from vitr.train.teachtext import (
     recipe_teacher_bank,
 )
 from vitr.train.trainer import Trainer, ValFn
+from vitr.train.video_distill import own_frames_reader
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def train(
         pool, pool_set = pseudo_pair_pool(model, config, cache_root, labels, train_set, workers)
         terms = []
         if config.teachtext is not None:
-            bank = _bank(config, pool_set, pool.frames, pool.mask)
+            bank = _bank(config, pool_set, pool.frames, pool.mask, cache_root, workers)
             terms.append(TeachTextTargets(bank, config.teachtext).extra_loss)  # pool order = the bank's order
         trainer = ps_scl_trainer(model, pool, config, val_fn, extra_losses=terms)
     else:
@@ -118,7 +119,7 @@ def train(
         terms = []
         if config.teachtext is not None:
             subset = decodable_subset(train_set, pairs)
-            bank = _bank(config, subset, pairs.frames, pairs.mask)
+            bank = _bank(config, subset, pairs.frames, pairs.mask, cache_root, workers)
             if config.teachtext.filter is not None:
                 result = teacher_filter(config, subset, bank)
                 log.info("TeachText filter (%s): %d of %d captions removed", result.config.rule,
@@ -158,12 +159,20 @@ def filter_training_captions(
         raise ConfigError("filtering captions needs a recipe with a teachtext section (its teachers rank captions)")
     pairs = training_pairs(model, dataset, config, cache_root, workers=workers, progress=config.progress)
     subset = decodable_subset(dataset, pairs)
-    return teacher_filter(config, subset, _bank(config, subset, pairs.frames, pairs.mask))
+    return teacher_filter(config, subset, _bank(config, subset, pairs.frames, pairs.mask, cache_root, workers))
 
 
-def _bank(config: TrainConfig, dataset: RetrievalDataset, frames: torch.Tensor, mask: torch.Tensor) -> TeacherBank:
+def _bank(
+    config: TrainConfig,
+    dataset: RetrievalDataset,
+    frames: torch.Tensor,
+    mask: torch.Tensor,
+    cache_root: str | Path,
+    workers: int = 2,
+) -> TeacherBank:
     path = config.teachtext.bank or str(Path(config.output_dir) / "teacher_bank.safetensors")
-    bank = recipe_teacher_bank(config.teachtext, dataset, frames, mask, path)
+    own = own_frames_reader(dataset, cache_root, workers)  # video-side teachers read their own frames
+    bank = recipe_teacher_bank(config.teachtext, dataset, frames, mask, path, own_frames=own)
     log.info("TeachText: %d teachers (%s), bank %s", len(bank.names), ", ".join(bank.names), path)
     return bank
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -32,9 +32,13 @@ from vitr.teachers import (
 )
 from vitr.teachers.bank import TeacherBank, build_teacher_bank, content_key
 from vitr.teachers.base import Teacher
-from vitr.train.config import CaptionFilterConfig, TeachTextConfig
+from vitr.train.config import CaptionFilterConfig, TeacherSpec, TeachTextConfig
 from vitr.train.datasets import CachedPairDataset
 from vitr.train.sources import StepOutputs
+
+# A video-side teacher (its spec, the built model) -> its frames of the bank's videos, (V, T', D') and mask (V, T'),
+# in the dataset's video order.
+OwnFrames = Callable[[TeacherSpec, ModelTeacher], tuple[torch.Tensor, torch.Tensor]]
 
 __all__ = [
     "CaptionFilterConfig",
@@ -305,7 +309,7 @@ def build_teachers(
     video_of_caption = torch.as_tensor(dataset.caption_video_index())
     teachers: list[Teacher] = []
     for spec, name in zip(config.teachers, teacher_names(config), strict=True):
-        if spec.kind == "model":
+        if spec.kind in ("model", "video"):
             teachers.append(ModelTeacher(build_model(spec.model, device), name))
             continue
         text = (
@@ -333,19 +337,29 @@ def recipe_teacher_bank(
     mask: torch.Tensor,
     path: str | Path,
     device: str = "cpu",
+    own_frames: OwnFrames | None = None,
 ) -> TeacherBank:
     """The bank of the recipe's teachers for `dataset` (frames (V, T, D) in its video order), cached at `path`:
-    a bank there for the same captions, videos and teacher names is reused and no teacher is built or fitted."""
+    a bank there for the same captions, videos and teachers is reused and no teacher is built or fitted.
+
+    A teacher of kind `video` embeds the videos from its own frames, `own_frames(spec, teacher)` (V, T', D'), mask
+    (V, T'), in the same video order (`vitr.train.video_distill.own_frames_reader`); the others share `frames`.
+    """
     names = teacher_names(config)
-    key = content_key([c.text for c in dataset.captions], [v.video_id for v in dataset.videos])
+    texts, video_ids = [c.text for c in dataset.captions], [v.video_id for v in dataset.videos]
+    specs = json.dumps([asdict(spec) for spec in config.teachers], sort_keys=True)  # other teachers: rebuild
+    key = content_key(texts, [*video_ids, specs])
     if Path(path).is_file():
         bank = TeacherBank.load(path)
         if bank.key == key and bank.names == names and bank.caption_ids:
             return bank
-    teachers = build_teachers(config, dataset, frames, mask, device)
-    bank = build_teacher_bank(
-        teachers, [c.text for c in dataset.captions], frames, mask, [v.video_id for v in dataset.videos],
-        caption_ids=dataset.caption_ids(),
-    )
+    if own_frames is None and any(spec.kind == "video" for spec in config.teachers):
+        raise ConfigError("a teacher of kind 'video' reads its own frames: train it through vitr.train.pipeline")
+    caption_ids = dataset.caption_ids()
+    banks = []
+    for spec, teacher in zip(config.teachers, build_teachers(config, dataset, frames, mask, device), strict=True):
+        video, video_mask = own_frames(spec, teacher) if spec.kind == "video" else (frames, mask)
+        banks.append(build_teacher_bank([teacher], texts, video, video_mask, video_ids, caption_ids=caption_ids))
+    bank = TeacherBank.concat(banks, key)
     bank.save(path)
     return bank
