@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vitr.index.hybrid import _unmark, fts_query, fuse_rrf, fuse_weighted
+from vitr.index.hybrid import _unmark, fts_query, fuse_rrf, fuse_weighted, query_words
 from vitr.index.text_tracks import (
     SubtitleError,
     TextSpan,
@@ -16,7 +16,7 @@ from vitr.index.text_tracks import (
     parse_subtitles,
     read_track,
 )
-from vitr.index.video_index import Hit
+from vitr.index.video_index import Evidence, Hit
 
 SRT = (
     "1\n00:00:01,500 --> 00:00:03,000\n<i>The lighthouse</i>\nkeeper sings\n\n"
@@ -117,6 +117,23 @@ def test_rrf_and_weighted_fusion() -> None:
     assert (rrf[0].start, rrf[0].end) == (4.0, 5.0)  # the moment is the text span's
     assert [h.path for h in fuse_weighted(visual, text, 0.9)][0] == "b"
     assert [h.path for h in fuse_weighted(visual, text, 0.0)] == ["a", "b", "c"]
+
+
+def test_weighted_fusion_counts_text_evidence_by_how_much_of_the_query_it_holds() -> None:
+    def said(path: str, video_id: int, snippet: str, word: str) -> Hit:
+        at = snippet.index(word)
+        evidence = (Evidence("asr", 1.0, 2.0, 3.0, snippet, ((at, at + len(word)),)),)
+        return Hit(path, 3.0, video_id, 1.0, 2.0, ("asr",), evidence)
+
+    visual = [Hit("a", 0.30, 1), Hit("b", 0.29, 2)]
+    # a caption-like query shares one word with a misheard transcript of b: the visual order stands
+    caption = query_words("a small red circle moving left")
+    text = [said("b", 2, "the left bank", "left")]
+    assert [h.path for h in fuse_weighted(visual, text, 0.5, caption)] == ["a", "b"]
+    assert [h.path for h in fuse_weighted(visual, text, 0.5)] == ["b", "a"]  # counted whole, it would win
+    # a query the transcript holds in full wins on its words
+    spoken = query_words("left")
+    assert [h.path for h in fuse_weighted(visual, text, 0.5, spoken)] == ["b", "a"]
 
 
 def test_cli_choices_equal_their_sources() -> None:

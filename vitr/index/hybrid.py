@@ -17,6 +17,7 @@ visual segment.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -29,6 +30,7 @@ from vitr.index.video_index import Accept, Evidence, Hit, VideoIndex
 MODES = ("visual", "text", "hybrid")
 FUSIONS = ("rrf", "weighted")
 DEFAULT_FUSION = "weighted"
+MIN_COVERAGE = 0.5  # weighted fusion: text evidence counts once it holds half of the query's content words
 RRF_K = 60
 EVIDENCE_PER_HIT = 3  # text spans shown per hit, best first
 _CANDIDATES = 100  # each list offers at least this many videos to the fusion
@@ -53,9 +55,13 @@ def fts_query(text: str) -> str | None:
     Function words (`STOPWORDS`) are left out unless the query has nothing else ("the who"): with any-word
     matching, "a dog on the beach" would otherwise match every span that says "the", and fusion would take that
     for text evidence."""
+    return " OR ".join(f'"{w}"' for w in query_words(text)) or None
+
+
+def query_words(text: str) -> list[str]:
+    """The words of a query that text evidence is matched on: its content words (all of them for "the who")."""
     words = list(dict.fromkeys(re.findall(r"\w+", text.lower())))
-    content = [w for w in words if w not in STOPWORDS] or words
-    return " OR ".join(f'"{w}"' for w in content) or None
+    return [w for w in words if w not in STOPWORDS] or words
 
 
 def search(
@@ -96,7 +102,7 @@ def search(
             visual = _with_visual_scores(index, np.ravel(query), visual, text_hits)
         visual_hits = [replace(h, evidence=(Evidence("visual", h.start, h.end, h.score),)) for h in visual]
         fused = (fuse_rrf(visual_hits, text_hits) if fusion == "rrf"
-                 else fuse_weighted(visual_hits, text_hits, text_weight))
+                 else fuse_weighted(visual_hits, text_hits, text_weight, query_words(text)))
         if min_score is not None:
             fused = [h for h in fused if h.score >= min_score]
         hits = fused[offset:wanted]
@@ -168,17 +174,31 @@ def fuse_rrf(visual: list[Hit], text: list[Hit], k: int = RRF_K) -> list[Hit]:
     return _combine(visual, text, scores)
 
 
-def fuse_weighted(visual: list[Hit], text: list[Hit], text_weight: float) -> list[Hit]:
-    """text_weight * (text score / best text score) + (1 - text_weight) * (visual / best visual), the visual
-    cosine similarity first mapped from [-1, 1] to [0, 1] and BM25 (negated, so positive) taken as it is; a video
-    missing from a list scores 0 there."""
+def fuse_weighted(visual: list[Hit], text: list[Hit], text_weight: float, words: Sequence[str] | None = None,
+                  min_coverage: float = MIN_COVERAGE) -> list[Hit]:
+    """text_weight * (text score / best text score) * coverage + (1 - text_weight) * (visual / best visual), the
+    visual cosine similarity first mapped from [-1, 1] to [0, 1] and BM25 (negated, so positive) taken as it is; a
+    video missing from a list scores 0 there.
+
+    coverage (with the query's `words`): the share of them the hit's text evidence holds, and 0 below
+    `min_coverage`. BM25 over the best span ranks a one-word match first when nothing matches better, so without it
+    a caption-like query ("a red circle moving left") that shares one word with a misheard transcript would get the
+    whole text weight; text evidence has to explain at least part of the query to count."""
     scores: dict[int, float] = {}
+    text_values = [h.score * (_coverage(h, words, min_coverage) if words else 1.0) for h in text]
     lists = ((visual, 1.0 - text_weight, [(1.0 + h.score) / 2.0 for h in visual]),
-             (text, text_weight, [h.score for h in text]))
+             (text, text_weight, text_values))
     for hits, weight, values in lists:
         for hit, fraction in zip(hits, _of_best(values), strict=True):
             scores[hit.video_id] = scores.get(hit.video_id, 0.0) + weight * fraction
     return _combine(visual, text, scores)
+
+
+def _coverage(hit: Hit, words: Sequence[str], min_coverage: float) -> float:
+    """Share of `words` highlighted in the hit's evidence (0 below min_coverage)."""
+    found = {e.snippet[a:b].lower() for e in hit.evidence if e.snippet for a, b in e.highlights}
+    share = sum(w in found for w in words) / len(words)
+    return share if share >= min_coverage else 0.0
 
 
 def _combine(visual: list[Hit], text: list[Hit], scores: dict[int, float]) -> list[Hit]:
