@@ -2,9 +2,9 @@
 
 naive      what the CLIP4Clip/CLIP2Video extraction scripts do: one video at a time, decode every frame to RGB,
            keep the 12 uniform frames, encode them in fp32; decoding and encoding take turns.
-vitr fp32  `vitr.model.extract.extract_features` (the `vitr extract` path, cache writes included): decoding in a
+vitr fp32  `vitr.inference.extract.extract_features` (the `vitr extract` path, cache writes included): decoding in a
            thread ahead of the encoder, only the sampled frames converted, frames of several videos per batch.
-vitr fast  the same with `vitr.model.fast`'s CPU plan: bf16 weights, all cores for torch.
+vitr fast  the same with `vitr.inference.plan`'s CPU plan: bf16 weights, all cores for torch.
 
 Quality: cosine between fast and fp32 frame embeddings, and a retrieval task built from the videos (query: the
 mean of a video's even frames; gallery: the mean of its odd frames; 4 videos share each background) scored
@@ -74,8 +74,8 @@ def naive_worker(model_dir: str, paths: list[str]) -> dict[str, Any]:
 def vitr_worker(model_dir: str, paths: list[str], precision: str, batch_videos: int | None) -> dict[str, Any]:
     """vitr's extraction into a fresh feature cache; also times decoding alone and encoding alone."""
     from vitr.data.types import VideoItem
-    from vitr.model.extract import encode_pixels, extract_features, frame_spec_for, open_cache
-    from vitr.model.fast import configure_threads, load_fast_backbone, plan_inference
+    from vitr.inference.extract import encode_pixels, extract_features, frame_spec_for, open_cache
+    from vitr.inference.plan import configure_threads, load_fast_backbone, plan_inference
     from vitr.video.loader import collate, iter_decoded
 
     threads = configure_threads()
@@ -171,8 +171,8 @@ def retrieval_quality(reference: np.ndarray, candidate: np.ndarray, k: int = 5) 
 def lab_retrieval_quality(lab: Path, precision: str, k: int = 10) -> list[list[Any]]:
     """Text-to-video and video-to-text R@k of the trained lab CLIP (meanP) on the lab's 1,000 test videos, fp32
     against the fast path's weights: a real retrieval task, where a precision loss would move R@1."""
+    from vitr.inference.evaluate import embed_dataset, evaluate_embeddings
     from vitr.lab.experiment import load_lab_test
-    from vitr.model.evaluate import embed_dataset, evaluate_embeddings
     from vitr.model.factory import ModelSpec, build_model
 
     test = load_lab_test(lab)
@@ -252,7 +252,7 @@ def main() -> None:
         "vitr fp32 (prefetch, sampled frames, batched)": (vitr_worker, "fp32", args.batch_videos),
         FAST: (vitr_worker, "auto", args.batch_videos),
     }
-    from vitr.model.fast import plan_inference
+    from vitr.inference.plan import plan_inference
 
     if plan_inference("cpu", "auto").weights_precision == "fp32":  # the fast path is the fp32 row: run it once
         del configs["vitr fp32 (prefetch, sampled frames, batched)"]

@@ -6,7 +6,7 @@ latency through `vitr serve`, and training steps/s with autocast.
     python benchmarks/gpu.py --out DIR          # where gpu.json and gpu.md go (default benchmarks/out)
 
 Every row runs through vitr's own code paths on the device `--device` resolves to (`auto`: the GPU when torch sees
-one), with the inference plan `vitr.model.fast.plan_inference` chooses there:
+one), with the inference plan `vitr.inference.plan.plan_inference` chooses there:
 
 extraction   naive: one video at a time, PyAV decodes every frame, 12 uniform frames are encoded in fp32 on the
              device; vitr: `extract_features` with the plan's autocast, video batch and decode threads, decoding
@@ -39,9 +39,10 @@ from train_cached import timed_run
 
 from vitr.backbones import load_backbone, save_backbone
 from vitr.data.types import Caption, RetrievalDataset, VideoItem
-from vitr.model.extract import encode_pixels, extract_features, frame_spec_for, open_cache
+from vitr.inference.extract import encode_pixels, extract_features, frame_spec_for, open_cache
+from vitr.inference.plan import configure_threads, plan_inference
 from vitr.model.factory import ModelSpec, build_model
-from vitr.model.fast import configure_threads, plan_inference, resolve_device, resolve_precision
+from vitr.precision import resolve_device, resolve_precision
 from vitr.train.config import TrainConfig
 from vitr.train.datasets import CachedPairDataset, PixelPairDataset, caption_tokenizer
 

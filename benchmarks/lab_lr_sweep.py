@@ -20,7 +20,7 @@ from common import write_results_section  # noqa: E402
 
 from vitr.data.readers import load_dataset  # noqa: E402
 from vitr.data.types import RetrievalDataset  # noqa: E402
-from vitr.model.evaluate import embed_dataset, evaluate_embeddings  # noqa: E402
+from vitr.inference.evaluate import embed_dataset, evaluate_embeddings  # noqa: E402
 from vitr.model.factory import build_model  # noqa: E402
 from vitr.train.config import load_config  # noqa: E402
 from vitr.train.pipeline import train  # noqa: E402

@@ -32,9 +32,9 @@ from common import write_results_section  # noqa: E402
 from vitr.data.readers import load_dataset  # noqa: E402
 from vitr.data.types import Caption, RetrievalDataset, VideoItem  # noqa: E402
 from vitr.eval.significance import Delta, paired_delta  # noqa: E402
+from vitr.inference.extract import extract_features, frame_spec_for, open_cache  # noqa: E402
 from vitr.lab.experiment import evaluate_lab, load_lab_test, load_lab_validation  # noqa: E402
 from vitr.losses.selection import SelectionConfig  # noqa: E402
-from vitr.model.extract import extract_features, frame_spec_for, open_cache  # noqa: E402
 from vitr.model.factory import ModelSpec, build_model  # noqa: E402
 from vitr.pseudo import PseudoLabeler, load_vocabulary, write_pseudo_labels  # noqa: E402
 from vitr.pseudo.tagging import ConceptTagger  # noqa: E402

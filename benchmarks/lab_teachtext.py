@@ -33,8 +33,8 @@ from common import write_results_section  # noqa: E402
 
 from vitr.data.readers import load_dataset  # noqa: E402
 from vitr.data.types import Caption, RetrievalDataset  # noqa: E402
-from vitr.model.evaluate import embed_dataset, evaluate_embeddings  # noqa: E402
-from vitr.model.extract import extract_features, frame_spec_for, open_cache  # noqa: E402
+from vitr.inference.evaluate import embed_dataset, evaluate_embeddings  # noqa: E402
+from vitr.inference.extract import extract_features, frame_spec_for, open_cache  # noqa: E402
 from vitr.model.factory import ModelSpec, build_model  # noqa: E402
 from vitr.teachers import (  # noqa: E402
     BagOfWordsText,

@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO_ROOT))
 from common import write_results_section  # noqa: E402
 from lab_teachtext import lab_splits  # noqa: E402
 
+from vitr.inference.extract import extract_features, frame_spec_for, open_cache  # noqa: E402
 from vitr.losses.infonce import retrieval_loss  # noqa: E402
-from vitr.model.extract import extract_features, frame_spec_for, open_cache  # noqa: E402
 from vitr.model.factory import ModelSpec, build_model  # noqa: E402
 from vitr.teachers.bank import TeacherBank  # noqa: E402
 from vitr.train import CachedPairDataset, TrainConfig, Trainer  # noqa: E402

@@ -22,7 +22,7 @@ import numpy as np
 from common import current_rss_mb, machine_line, markdown_table, write_doc_section
 
 from vitr.index.store import FaissStore
-from vitr.model.fast import available_cores
+from vitr.inference.plan import available_cores
 
 K = 10
 TARGET_P50_MS = 2.0

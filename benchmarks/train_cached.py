@@ -27,9 +27,9 @@ from torch.utils.data import Dataset
 from vitr.backbones import load_backbone
 from vitr.data.types import Caption, RetrievalDataset, VideoItem
 from vitr.heads.base import create_head
-from vitr.model.extract import encode_pixels, extract_features, frame_spec_for, open_cache
+from vitr.inference.extract import encode_pixels, extract_features, frame_spec_for, open_cache
+from vitr.inference.plan import configure_threads
 from vitr.model.factory import ModelSpec
-from vitr.model.fast import configure_threads
 from vitr.model.retrieval import VideoTextModel
 from vitr.train.config import TrainConfig
 from vitr.train.datasets import CachedPairDataset, PixelPairDataset

@@ -15,8 +15,9 @@ import vitr.model.factory
 from vitr.cli.main import build_parser, main
 from vitr.errors import ConfigError
 from vitr.index.video_index import VideoIndex
+from vitr.inference.plan import SMALL_CPU_CORES, available_cores
 from vitr.model.factory import ModelSpec, build_model
-from vitr.model.fast import SMALL_CPU_CORES, available_cores, resolve_device, run_dtypes
+from vitr.precision import resolve_device, run_dtypes
 
 EMBEDDING_COMMANDS = ("index", "search", "eval", "serve", "pseudo-label", "train", "train-pseudo", "pretrain",
                       "quickstart")

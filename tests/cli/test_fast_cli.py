@@ -142,9 +142,9 @@ def test_choices_equal_their_sources():
     from vitr.eval.retrieval import PROTOCOLS
     from vitr.heads import available_heads
     from vitr.index.store import STORE_KINDS
+    from vitr.inference.plan import PRECISION_CHOICES
     from vitr.lab.synth import SCALES
     from vitr.losses.selection import Rule, Score
-    from vitr.model.fast import PRECISION_CHOICES
     from vitr.pseudo.texts import CHANGED, FORMS
     from vitr.train.ps_scl import ANCHORS
     from vitr.video.loader import SAMPLERS

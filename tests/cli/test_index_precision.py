@@ -9,7 +9,7 @@ import pytest
 
 from tests.video.clips import write_indexed_video
 from vitr.cli.main import main
-from vitr.model.fast import resolve_precision
+from vitr.precision import resolve_precision
 
 
 @pytest.fixture(scope="module")

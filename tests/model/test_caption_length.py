@@ -11,7 +11,7 @@ import torch
 from tests.backbones.builders import MICRO_ARCH, MICRO_CFG
 from vitr.cli.eval_cmd import caption_length
 from vitr.errors import ConfigError
-from vitr.model.evaluate import embed_texts
+from vitr.inference.evaluate import embed_texts
 from vitr.model.factory import ModelSpec, build_model
 
 LONG = (

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.video.clips import frame_indices, write_indexed_video
-from vitr.model.extract import spec_repr
+from vitr.inference.extract import spec_repr
 from vitr.video import sample_frames
 from vitr.video.loader import SAMPLERS, FrameSpec, decode_video, frame_sampling
 

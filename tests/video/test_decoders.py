@@ -11,7 +11,7 @@ import pytest
 from tests.video.clips import frame_indices, write_indexed_video
 from vitr.data.cache import namespace_for
 from vitr.errors import ConfigError
-from vitr.model.extract import spec_repr
+from vitr.inference.extract import spec_repr
 from vitr.video import sample_frames
 from vitr.video.decode import torchcodec_decoder
 from vitr.video.loader import FrameSpec, decode_video

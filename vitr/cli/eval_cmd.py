@@ -72,9 +72,9 @@ def run_eval(args: argparse.Namespace) -> int:
     caption_length(args.max_words, False)  # a bad --max-words is refused before anything loads
     check_paths(args.root, args.videos)
     from vitr.data.readers import load_dataset
-    from vitr.model.evaluate import embed_dataset, evaluate_embeddings
+    from vitr.inference.evaluate import embed_dataset, evaluate_embeddings
     from vitr.model.factory import build_model
-    from vitr.model.fast import run_dtypes
+    from vitr.precision import run_dtypes
 
     device = device_from_args(args)
     spec = model_spec_from_args(args, device)

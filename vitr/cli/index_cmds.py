@@ -119,7 +119,7 @@ def run_index(args: argparse.Namespace) -> int:
     from vitr.index.indexer import make_windowing, update_index
     from vitr.index.shards import parse_shard, shard_dir, shard_from_env
     from vitr.index.video_index import VideoIndex, read_index_config
-    from vitr.model.fast import plan_inference
+    from vitr.inference.plan import plan_inference
 
     shard = parse_shard(args.shard) if args.shard else shard_from_env()
     index_dir = shard_dir(args.index, shard) if shard else args.index
@@ -217,7 +217,7 @@ def run_search(args: argparse.Namespace) -> int:
     from vitr.index.indexer import search_by_video
     from vitr.index.refine import Refinement
     from vitr.index.video_index import VideoIndex
-    from vitr.model.fast import resolve_device
+    from vitr.precision import resolve_device
 
     index = VideoIndex(args.index, device=str(resolve_device(args.device)))
     refine = Refinement() if args.refine else None

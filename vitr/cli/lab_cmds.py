@@ -135,7 +135,7 @@ def pretrain_lab_clip(lab: Path, out: Path, steps: int, batch_size: int = 256, l
 def run_pretrain(args: argparse.Namespace) -> int:
     require_dir(args.lab, "--lab")
     from vitr.lab.synth import LabConfig
-    from vitr.model.fast import resolve_device
+    from vitr.precision import resolve_device
 
     device = str(resolve_device(args.device))
     scale = LabConfig.read(args.lab).scale
@@ -222,7 +222,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
     from vitr.lab.experiment import chance_row, evaluate_lab, lab_table, load_lab_test, report_rows
     from vitr.lab.synth import LabConfig
     from vitr.model.factory import ModelSpec, build_model
-    from vitr.model.fast import resolve_device
+    from vitr.precision import resolve_device
 
     out: Path = args.out
     device = str(resolve_device(args.device))

@@ -50,7 +50,7 @@ def check_model_args(args: argparse.Namespace) -> None:
 
 def device_from_args(args: argparse.Namespace) -> str:
     """The device `--device` names, resolved ("auto" becomes cuda:0 or cpu); a missing GPU is a ConfigError."""
-    from vitr.model.fast import resolve_device
+    from vitr.precision import resolve_device
 
     return str(resolve_device(args.device))
 
@@ -58,7 +58,7 @@ def device_from_args(args: argparse.Namespace) -> str:
 def model_spec_from_args(args: argparse.Namespace, device: str | None = None) -> ModelSpec:
     """The model the options describe; "auto" precision is resolved for `device` (default: `--device`'s)."""
     from vitr.model.factory import ModelSpec
-    from vitr.model.fast import resolve_precision
+    from vitr.precision import resolve_precision
 
     device = device or device_from_args(args)
     return ModelSpec(backbone=args.model, pretrained=args.pretrained, weights=args.weights, head=args.head,

@@ -74,7 +74,7 @@ def run_pseudo_label(args: argparse.Namespace) -> int:
     if args.vocab is not None and not args.vocab.exists():
         raise ConfigError(f"--vocab {args.vocab} does not exist")
     from vitr.backbones.registry import load_backbone
-    from vitr.model.fast import resolve_precision, run_dtypes
+    from vitr.precision import resolve_precision, run_dtypes
     from vitr.pseudo.label import PseudoLabeler, pseudo_label_folder
     from vitr.pseudo.vocab import load_vocabulary
 

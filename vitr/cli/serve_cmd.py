@@ -69,7 +69,7 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from vitr.index.video_index import VideoIndex
-    from vitr.model.fast import resolve_device
+    from vitr.precision import resolve_device
     from vitr.serve.app import ServeSettings, create_app
     from vitr.serve.server import default_allowed_hosts, server_config
 

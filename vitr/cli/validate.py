@@ -70,7 +70,7 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 def device_name(text: str) -> str:
     """An argparse `type` for `--device`: auto, cpu, cuda or cuda:N (whether that GPU exists is checked once
-    torch is loaded, by `vitr.model.fast.resolve_device`)."""
+    torch is loaded, by `vitr.inference.plan.resolve_device`)."""
     if not DEVICE_PATTERN.fullmatch(text):
         raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
     return text

@@ -26,7 +26,7 @@ from vitr.index.metadata import IndexedVideo
 from vitr.index.refine import Refinement, refine_hits
 from vitr.index.text_tracks import TextOptions, TextReader, TextTrack, find_sidecars
 from vitr.index.video_index import Hit, VideoIndex, Windowing
-from vitr.model.extract import extract_features, frame_spec_for, open_cache
+from vitr.inference.extract import extract_features, frame_spec_for, open_cache
 from vitr.video.decode import probe
 from vitr.video.shots import detect_shots
 

@@ -28,7 +28,7 @@ import torch
 
 from vitr.errors import ConfigError
 from vitr.index.video_index import Hit, VideoIndex
-from vitr.model.extract import encode_pixels, frame_spec_for
+from vitr.inference.extract import encode_pixels, frame_spec_for
 from vitr.video.loader import DecodeFailure, decode_video
 
 

@@ -31,10 +31,10 @@ from vitr.index.metadata import Metadata
 from vitr.index.milvus_store import MilvusStore, collection_name
 from vitr.index.store import FaissStore, StoreSpec, VectorStore, parse_store_spec
 from vitr.index.text_tracks import TextOptions
-from vitr.model.extract import encode_pixels, frame_spec_for
+from vitr.inference.extract import encode_pixels, frame_spec_for
 from vitr.model.factory import ModelSpec, build_model
-from vitr.model.fast import DTYPES, run_dtypes
 from vitr.model.retrieval import VideoTextModel
+from vitr.precision import DTYPES, run_dtypes
 from vitr.video.loader import DecodeFailure, decode_video
 
 logger = logging.getLogger(__name__)

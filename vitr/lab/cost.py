@@ -15,7 +15,7 @@ import torch
 
 from vitr.data.types import VideoItem
 from vitr.errors import DatasetFormatError
-from vitr.model.extract import encode_pixels, frame_spec_for
+from vitr.inference.extract import encode_pixels, frame_spec_for
 from vitr.model.retrieval import VideoTextModel
 from vitr.video.loader import DecodeFailure, decode_video
 

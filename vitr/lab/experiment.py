@@ -20,7 +20,7 @@ from vitr.data.types import Caption, RetrievalDataset, VideoItem
 from vitr.eval.report import results_table
 from vitr.eval.retrieval import RetrievalResult, chance_level, twin_accuracy
 from vitr.eval.significance import top1_hits
-from vitr.model.evaluate import embed_dataset, embed_texts, evaluate_embeddings
+from vitr.inference.evaluate import embed_dataset, embed_texts, evaluate_embeddings
 from vitr.model.retrieval import VideoTextModel
 
 SUBSETS = ("temporal", "static")

@@ -15,9 +15,9 @@ from vitr.backbones.weights import read_state_dict
 from vitr.errors import ConfigError
 from vitr.files import load_state_strict
 from vitr.heads.base import create_head
-from vitr.model.fast import run_dtypes
 from vitr.model.official import load_described_model
 from vitr.model.retrieval import VideoTextModel
+from vitr.precision import run_dtypes
 
 
 @dataclass
@@ -43,7 +43,7 @@ class ModelSpec:
 
 
 def build_model(spec: ModelSpec, device: str | torch.device = "cpu") -> VideoTextModel:
-    """The model on `device`, its weights in the dtype `vitr.model.fast.run_dtypes` gives for `spec.precision`
+    """The model on `device`, its weights in the dtype `vitr.inference.plan.run_dtypes` gives for `spec.precision`
     there (fp32 under autocast on a GPU; the precision itself on a CPU)."""
     weights_precision, _ = run_dtypes(spec.precision, device)
     if spec.checkpoint:

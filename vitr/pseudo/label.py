@@ -29,7 +29,7 @@ from vitr.backbones.base import Backbone
 from vitr.data.readers.files import VIDEO_EXTENSIONS
 from vitr.errors import DatasetFormatError
 from vitr.files import atomic_path
-from vitr.model.extract import encode_pixels, frame_spec_for
+from vitr.inference.extract import encode_pixels, frame_spec_for
 from vitr.pseudo.prompts import TemplateMode, encode_prompts
 from vitr.pseudo.tagging import Aggregation, ConceptTagger, VideoConcepts
 from vitr.pseudo.texts import FORMS, Changed, PseudoText, write_pseudo_texts

@@ -64,12 +64,12 @@ class CachedPairDataset(Dataset):
             raise DatasetFormatError(
                 f"{dataset.name}/{dataset.split}: {len(self.skipped)} of {len(dataset.videos)} videos have no "
                 f"cached features or no frames, e.g. {self.skipped[:5]}; extract them "
-                "(vitr.model.extract.extract_features) or pass skip_missing=True to train without them"
+                "(vitr.inference.extract.extract_features) or pass skip_missing=True to train without them"
             )
         if not usable:
             raise DatasetFormatError(
                 f"{dataset.name}/{dataset.split}: none of {len(dataset.videos)} videos has "
-                "cached features with frames; extract features first (vitr.model.extract.extract_features)"
+                "cached features with frames; extract features first (vitr.inference.extract.extract_features)"
             )
         keep = [i for i, vid in enumerate(present) if vid in usable]
         self.video_ids = [present[i] for i in keep]  # the video of each row of `frames`, in the dataset's order

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 
 from vitr.errors import ConfigError
-from vitr.model.fast import resolve_device
+from vitr.precision import resolve_device
 
 
 @dataclass(frozen=True)

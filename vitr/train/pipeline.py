@@ -16,8 +16,8 @@ import torch
 from vitr.backbones.open_clip_backbone import OpenClipBackbone
 from vitr.data.types import Caption, RetrievalDataset, VideoItem
 from vitr.errors import ConfigError, DatasetFormatError
-from vitr.model.evaluate import embed_dataset, evaluate_embeddings
-from vitr.model.extract import extract_features, frame_spec_for, open_cache
+from vitr.inference.evaluate import embed_dataset, evaluate_embeddings
+from vitr.inference.extract import extract_features, frame_spec_for, open_cache
 from vitr.model.retrieval import VideoTextModel
 from vitr.pseudo.label import PseudoLabel, read_pseudo_labels
 from vitr.teachers.bank import TeacherBank

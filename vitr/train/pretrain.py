@@ -30,7 +30,7 @@ class PretrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.1
     warmup: float = 0.05  # fraction of steps
-    precision: str = "bf16"  # autocast dtype on CPU/GPU; "fp32" to disable
+    precision: str = "fp32"  # autocast dtype (vitr.precision); fp32: no autocast, as `vitr pretrain` defaults
     seed: int = 0
     log_every: int = 50
 

@@ -75,7 +75,7 @@ def teacher_bank_for_dataset(
     if missing:
         raise DatasetFormatError(
             f"{len(missing)} training videos have no cached features, e.g. {missing[:5]}; "
-            "extract them first (vitr.model.extract.extract_features)"
+            "extract them first (vitr.inference.extract.extract_features)"
         )
     frames, mask = cache.stacked([video_keys[vid] for vid in video_ids])  # (V, T, D), (V, T)
     bank = build_teacher_bank(teachers, texts, frames, mask, video_ids, caption_ids=dataset.caption_ids())

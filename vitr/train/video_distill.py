@@ -17,7 +17,7 @@ import torch
 
 from vitr.data.types import RetrievalDataset
 from vitr.errors import DatasetFormatError
-from vitr.model.extract import extract_features, frame_spec_for, open_cache
+from vitr.inference.extract import extract_features, frame_spec_for, open_cache
 from vitr.teachers import ModelTeacher
 from vitr.train.config import TeacherSpec
 

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from vitr.backbones.base import Backbone
 from vitr.data.cache import CachedFeatures, FeatureCache, feature_key, file_digest, namespace_for
 from vitr.data.types import VideoItem
-from vitr.model.fast import DTYPES
+from vitr.precision import DTYPES
 from vitr.video.loader import DecodeFailure, FrameSpec, iter_decoded
 
 

@@ -11,18 +11,17 @@ import torch
 from vitr.backbones import load_backbone, save_backbone
 from vitr.data.types import VideoItem
 from vitr.errors import ConfigError
-from vitr.model import fast
-from vitr.model.extract import encode_pixels, extract_features, frame_spec_for, open_cache
-from vitr.model.fast import (
+from vitr.inference import plan as inference_plan
+from vitr.inference.extract import encode_pixels, extract_features, frame_spec_for, open_cache
+from vitr.inference.plan import (
     InferencePlan,
     available_cores,
     configure_threads,
-    cpu_has_fast_bf16,
     load_fast_backbone,
     plan_inference,
-    resolve_precision,
     visual_tower,
 )
+from vitr.precision import cpu_has_fast_bf16, resolve_precision
 from vitr.video.writer import write_video
 
 ARCH = "vitr-lab-tiny"  # 64 px ViT, 4 layers: the same code paths as ViT-B/32 in milliseconds
@@ -78,12 +77,12 @@ def test_cpu_plan_uses_bf16_weights_only_where_the_cpu_runs_them_fast() -> None:
 
 
 def test_an_fp32_encoder_on_two_cores_decodes_in_its_own_thread_and_encodes_one_video_a_batch(monkeypatch) -> None:
-    monkeypatch.setattr(fast, "available_cores", lambda: 2)
+    monkeypatch.setattr(inference_plan, "available_cores", lambda: 2)
     small = plan_inference("cpu", "fp32")
     assert (small.batch_videos, small.decode_workers) == (1, 0)
     bf16 = plan_inference("cpu", "bf16")  # a fast encoder: decoding is the larger part, overlapping it pays
     assert (bf16.batch_videos, bf16.decode_workers) == (8, 1)
-    monkeypatch.setattr(fast, "available_cores", lambda: 8)
+    monkeypatch.setattr(inference_plan, "available_cores", lambda: 8)
     assert plan_inference("cpu", "fp32").decode_workers == 1
 
 

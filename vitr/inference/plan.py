@@ -27,11 +27,10 @@ from torch import nn
 from vitr.backbones.base import Backbone
 from vitr.backbones.registry import load_backbone
 from vitr.errors import ConfigError
-from vitr.precision import DTYPES as PRECISION_DTYPES
+from vitr.precision import PRECISIONS, auto_precision, run_dtypes
 
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+PRECISION_CHOICES = ("auto", *PRECISIONS)
 SMALL_CPU_CORES = 2  # at most this many cores: an fp32 encoder gets them all and decoding takes turns with it
-DTYPES = PRECISION_DTYPES  # the one map (vitr.precision), named here for the model's callers
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class InferencePlan:
     """How to run the frame encoder on one device.
 
     `weights_precision` is the dtype the backbone's weights are stored in (`load_backbone(precision=...)`);
-    `autocast_precision` is what `vitr.model.extract.encode_pixels` receives: "fp32" means no autocast.
+    `autocast_precision` is what `vitr.inference.extract.encode_pixels` receives: "fp32" means no autocast.
     """
 
     device: str
@@ -87,45 +86,10 @@ def configure_threads(intra_op: int | None = None, inter_op: int | None = None) 
     return ThreadSettings(intra_op=torch.get_num_threads(), inter_op=torch.get_num_interop_threads())
 
 
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """The device a command runs on: "auto" is the first GPU torch sees, else the CPU; "cuda" / "cuda:N" must
-    exist, so a GPU request on a machine without one is a clear error rather than a silent CPU run."""
-    if isinstance(name, torch.device):
-        name = str(name)
-    if name == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name} asked for, but torch sees no CUDA GPU here; use --device cpu or auto")
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise ConfigError(f"device {name} asked for, but torch sees {count} GPU(s) (cuda:0 to cuda:{count - 1})")
-        return torch.device("cuda", device.index or 0)
-    if device.type != "cpu":
-        raise ConfigError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
-    return device
 
 
-def run_dtypes(precision: str, device: str | torch.device) -> tuple[str, str]:
-    """(weights, autocast) precision that compute a model's vectors in `precision` on `device`.
-
-    The one rule for every command: a GPU keeps fp32 weights under autocast (AMP); a CPU stores the weights in
-    `precision` and runs without autocast (autocast over fp32 weights re-casts every weight on every call, which
-    is slower there than either plain fp32 or bf16 weights)."""
-    if precision not in DTYPES:
-        raise ConfigError(f"unknown precision {precision!r}; choose one of {tuple(DTYPES)}")
-    if torch.device(device).type == "cuda":
-        return "fp32", precision
-    return precision, "fp32"
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True when oneDNN runs bf16 natively here (AVX512-BF16 or AMX), so bf16 weights pay off on this CPU."""
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def plan_inference(
@@ -137,8 +101,7 @@ def plan_inference(
         raise ConfigError(f"unknown precision {precision!r}; choose one of {PRECISION_CHOICES}")
     device = torch.device(device)
     if device.type == "cuda":
-        if precision == "auto":
-            precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp16"
+        precision = auto_precision(device) if precision == "auto" else precision
         weights, autocast = run_dtypes(precision, device)
         return InferencePlan(
             device=str(device),
@@ -149,8 +112,7 @@ def plan_inference(
             batch_videos=32,
             decode_workers=min(8, available_cores()),
         )
-    if precision == "auto":
-        precision = "bf16" if cpu_has_fast_bf16() else "fp32"
+    precision = auto_precision(device) if precision == "auto" else precision
     if precision == "fp16":
         raise ConfigError("fp16 inference is for GPUs; on a CPU use bf16 (or fp32 where bf16 is not fast)")
     weights, autocast = run_dtypes(precision, device)
@@ -166,13 +128,6 @@ def plan_inference(
     )
 
 
-def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str:
-    """A `ModelSpec.precision` for `precision`: "auto" becomes the fast path's choice on `device` (bf16 on CPUs
-    with fast bf16 and on recent GPUs, fp16 on older GPUs, else fp32); any other value is returned as it is."""
-    if precision != "auto":
-        return precision
-    plan = plan_inference(device, "auto")
-    return plan.weights_precision if plan.weights_precision != "fp32" else plan.autocast_precision
 
 
 def load_fast_backbone(

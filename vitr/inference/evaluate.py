@@ -11,7 +11,7 @@ import torch
 
 from vitr.data.types import RetrievalDataset
 from vitr.eval.retrieval import RetrievalResult, evaluate
-from vitr.model.extract import extract_features, frame_spec_for, open_cache
+from vitr.inference.extract import extract_features, frame_spec_for, open_cache
 from vitr.model.retrieval import VideoTextModel
 from vitr.video.loader import frame_sampling
 
