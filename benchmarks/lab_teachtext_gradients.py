@@ -3,9 +3,9 @@
     python benchmarks/lab_teachtext_gradients.py --lab lab [--run runs/lab_teachtext]
 
 Reads the teacher bank and the labelled split that `benchmarks/lab_teachtext.py` used (RUN/teacher_bank.safetensors,
-frames cached in RUN/features), builds the student as that benchmark does (lab CLIP + seqTransf, frozen visual
-tower) and, on the same batches, measures L_r (symmetric InfoNCE), L_d on cosines (the official choice) and L_d
-on logits, and the norm of each one's gradient over the student's trainable parameters: at the start of
+RUN/train.jsonl, frames cached in RUN/features), builds the student as that benchmark does (lab CLIP + seqTransf,
+frozen visual tower) and, on the same batches, measures L_r (symmetric InfoNCE), L_d on cosines (the official
+choice) and L_d on logits, and the norm of each one's gradient over the student's trainable parameters: at the start of
 training and after one epoch of the lab recipe. A ratio ||grad L_d|| / ||grad L_r|| far below 1 means the
 distillation term cannot move the student, whatever the teachers know. Writes the "## TeachText: how hard L_d
 pulls" section of docs/results.md.
@@ -25,8 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from common import write_results_section  # noqa: E402
-from lab_teachtext import lab_splits  # noqa: E402
 
+from vitr.data.readers import load_dataset  # noqa: E402
 from vitr.inference.extract import extract_features, frame_spec_for, open_cache  # noqa: E402
 from vitr.losses.infonce import retrieval_loss  # noqa: E402
 from vitr.model.factory import ModelSpec, build_model  # noqa: E402
@@ -66,13 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lab", type=Path, default=REPO_ROOT / "lab")
     p.add_argument("--run", type=Path, default=REPO_ROOT / "runs" / "lab_teachtext", help="lab_teachtext.py --out")
-    p.add_argument("--train-videos", type=int, default=1500, help="as given to lab_teachtext.py")
     p.add_argument("--batches", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--no-doc", action="store_true")
     args = p.parse_args(argv)
     torch.manual_seed(0)
-    train, _ = lab_splits(args.lab, args.train_videos)
+    train = load_dataset("generic", args.run / "train.jsonl", "train")  # the student's data, in the bank's order
     bank = TeacherBank.load(args.run / "teacher_bank.safetensors")
     model = build_model(ModelSpec(backbone=str(args.lab / "clip"), head="seqTransf", num_frames=12))
     init_head_from_clip(model)

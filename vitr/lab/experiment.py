@@ -17,6 +17,7 @@ import numpy as np
 
 from vitr.data.readers import load_dataset
 from vitr.data.types import Caption, RetrievalDataset, VideoItem
+from vitr.errors import ConfigError
 from vitr.eval.report import results_table
 from vitr.eval.retrieval import RetrievalResult, chance_level, twin_accuracy
 from vitr.eval.significance import top1_hits
@@ -77,6 +78,21 @@ def load_lab_test(root: str | Path) -> RetrievalDataset:
     tags = _read_generic_tags(root / "test.csv")
     captions = [Caption(c.video_id, c.text, tags[c.video_id][1]) for c in dataset.captions]
     return RetrievalDataset("lab", "test", dataset.videos, captions, dataset.paragraph)
+
+
+def load_lab_train(root: str | Path, videos: int | None = None) -> RetrievalDataset:
+    """The labelled split through the MSR-VTT reader; `videos` keeps only its first videos, with their captions (a
+    smaller lab table is trained on such a prefix, written out as an annotation file a recipe can name)."""
+    root = Path(root)
+    dataset = load_dataset("msrvtt", root / "annotations", "train9k", video_dir=root / "videos", check_files=True)
+    if videos is None:
+        return dataset
+    if not 0 < videos <= len(dataset.videos):
+        raise ConfigError(f"the lab at {root} has {len(dataset.videos)} labelled videos; cannot train on {videos}")
+    kept = dataset.videos[:videos]
+    wanted = {v.video_id for v in kept}
+    captions = [c for c in dataset.captions if c.video_id in wanted]
+    return RetrievalDataset(dataset.name, dataset.split, kept, captions, dataset.paragraph)
 
 
 def load_lab_validation(root: str | Path, videos: int = 1000) -> RetrievalDataset:

@@ -18,11 +18,13 @@ from vitr.data.types import Caption, RetrievalDataset, VideoItem
 from vitr.errors import ConfigError, DatasetFormatError
 from vitr.inference.evaluate import embed_dataset, evaluate_embeddings
 from vitr.inference.extract import extract_features, frame_spec_for, open_cache
+from vitr.model.factory import build_model
 from vitr.model.retrieval import VideoTextModel
 from vitr.pseudo.label import PseudoLabel, read_pseudo_labels
 from vitr.teachers.bank import TeacherBank
 from vitr.train.config import TrainConfig
 from vitr.train.datasets import CachedPairDataset, PixelPairDataset, caption_tokenizer
+from vitr.train.distributed import training_device
 from vitr.train.ps_scl import PairPool, pool_from_dataset, pool_from_pseudo_labels, ps_scl_trainer
 from vitr.train.teachtext import (
     CaptionFilterConfig,
@@ -45,6 +47,13 @@ def init_head_from_clip(model: VideoTextModel) -> list[str]:
         return []
     state: Mapping[str, torch.Tensor] = model.backbone.model.state_dict()
     return model.head.init_from_clip(state)
+
+
+def build_recipe_model(config: TrainConfig) -> VideoTextModel:
+    """The model `config` trains, on the device it trains on, its fresh weights drawn from `config.seed`: the same
+    recipe starts from the same weights whether `vitr train` or a lab script runs it."""
+    torch.manual_seed(config.seed)
+    return build_model(config.model, training_device(config.device))
 
 
 def training_pairs(
@@ -162,6 +171,11 @@ def filter_training_captions(
     return teacher_filter(config, subset, _bank(config, subset, pairs.frames, pairs.mask, cache_root, workers))
 
 
+def teacher_bank_path(config: TrainConfig) -> Path:
+    """Where a recipe's teacher bank is cached: teachtext.bank, else output_dir/teacher_bank.safetensors."""
+    return Path(config.teachtext.bank or Path(config.output_dir) / "teacher_bank.safetensors")
+
+
 def _bank(
     config: TrainConfig,
     dataset: RetrievalDataset,
@@ -170,7 +184,7 @@ def _bank(
     cache_root: str | Path,
     workers: int = 2,
 ) -> TeacherBank:
-    path = config.teachtext.bank or str(Path(config.output_dir) / "teacher_bank.safetensors")
+    path = teacher_bank_path(config)
     own = own_frames_reader(dataset, cache_root, workers)  # video-side teachers read their own frames
     bank = recipe_teacher_bank(config.teachtext, dataset, frames, mask, path, own_frames=own)
     log.info("TeachText: %d teachers (%s), bank %s", len(bank.names), ", ".join(bank.names), path)

@@ -338,26 +338,32 @@ def recipe_teacher_bank(
     path: str | Path,
     device: str = "cpu",
     own_frames: OwnFrames | None = None,
+    teachers: Sequence[Teacher] | None = None,
 ) -> TeacherBank:
     """The bank of the recipe's teachers for `dataset` (frames (V, T, D) in its video order), cached at `path`:
     a bank there for the same captions, videos and teachers is reused and no teacher is built or fitted.
 
     A teacher of kind `video` embeds the videos from its own frames, `own_frames(spec, teacher)` (V, T', D'), mask
     (V, T'), in the same video order (`vitr.train.video_distill.own_frames_reader`); the others share `frames`.
+    `teachers`, the recipe's teachers already built by `build_teachers` (say, to score them on a test split too),
+    are embedded as they are and their bank written to `path`, replacing any bank there.
     """
     names = teacher_names(config)
     texts, video_ids = [c.text for c in dataset.captions], [v.video_id for v in dataset.videos]
     specs = json.dumps([asdict(spec) for spec in config.teachers], sort_keys=True)  # other teachers: rebuild
     key = content_key(texts, [*video_ids, specs])
-    if Path(path).is_file():
+    if teachers is None and Path(path).is_file():
         bank = TeacherBank.load(path)
         if bank.key == key and bank.names == names and bank.caption_ids:
             return bank
+    if teachers is not None and [t.name for t in teachers] != names:
+        raise ValueError(f"teachers {[t.name for t in teachers]} are not the recipe's teachers {names}")
     if own_frames is None and any(spec.kind == "video" for spec in config.teachers):
         raise ConfigError("a teacher of kind 'video' reads its own frames: train it through vitr.train.pipeline")
     caption_ids = dataset.caption_ids()
+    built = build_teachers(config, dataset, frames, mask, device) if teachers is None else teachers
     banks = []
-    for spec, teacher in zip(config.teachers, build_teachers(config, dataset, frames, mask, device), strict=True):
+    for spec, teacher in zip(config.teachers, built, strict=True):
         video, video_mask = own_frames(spec, teacher) if spec.kind == "video" else (frames, mask)
         banks.append(build_teacher_bank([teacher], texts, video, video_mask, video_ids, caption_ids=caption_ids))
     bank = TeacherBank.concat(banks, key)
