@@ -50,7 +50,7 @@ def test_round_trip_and_pointers(tmp_path):
 def test_interrupted_write_leaves_latest_intact(tmp_path):
     model = tiny_model()
     _save(tmp_path, 3, model)
-    partial = tmp_path / ".tmp-step_00000004-dead"
+    partial = tmp_path / ".step_00000004.dead0000.partial"  # a killed atomic_directory write
     partial.mkdir()
     (partial / "model.safetensors").write_bytes(b"trunc")
     assert resolve_checkpoint(tmp_path).name == "step_00000003"

@@ -24,6 +24,7 @@ import pydantic
 import yaml
 
 from vitr.errors import ConfigError
+from vitr.files import atomic_write
 from vitr.losses.distill import Aggregation, DistillCriterion
 from vitr.losses.selection import SelectionConfig
 from vitr.model.factory import ModelSpec
@@ -285,7 +286,7 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def save_config(config: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    atomic_write(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 _dumper = functools.cache(pydantic.TypeAdapter)  # any dataclass can be written; only recipes are loaded

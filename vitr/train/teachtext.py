@@ -20,6 +20,7 @@ import torch
 from vitr.data.cache import FeatureCache
 from vitr.data.types import RetrievalDataset
 from vitr.errors import ConfigError, DatasetFormatError
+from vitr.files import atomic_path, atomic_write
 from vitr.losses.distill import Aggregation, aggregate_teachers, distillation_loss
 from vitr.model.factory import build_model
 from vitr.teachers import (
@@ -244,7 +245,7 @@ def write_filter_report(
     directory.mkdir(parents=True, exist_ok=True)
     listed = np.flatnonzero(~result.keep | (result.weights < 1.0))
     csv_path, json_path = directory / f"{stem}.csv", directory / f"{stem}.json"
-    with csv_path.open("w", newline="") as f:
+    with atomic_path(csv_path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["caption_index", "video_id", "caption", "rank", "removed", "weight"])
         for i in listed:
@@ -274,7 +275,7 @@ def write_filter_report(
             for i in result.removed
         ],
     }
-    json_path.write_text(json.dumps(summary, indent=2))
+    atomic_write(json_path, json.dumps(summary, indent=2))
     return csv_path, json_path
 
 
