@@ -83,6 +83,20 @@ def resolve_checkpoint(root: str | Path, tag: str = LATEST) -> Path | None:
     return target
 
 
+def resolve_weights(path: str | Path) -> Path:
+    """The model file that `path` names. A run's output directory, or its `checkpoints` directory, means the model
+    of the run's `latest` checkpoint (its final step once it has finished), so a recipe names a run rather than a
+    step number that changes whenever the run does; any other path (a file, a step directory, a converted model) is
+    returned as it is."""
+    path = Path(path)
+    for root in (path / "checkpoints", path):
+        if (root / LATEST).is_file():
+            return resolve_checkpoint(root, LATEST) / MODEL_FILE
+    if (path / "checkpoints").is_dir():
+        raise CheckpointError(f"run {path} has no finished checkpoint yet ({path / 'checkpoints' / LATEST} is missing)")
+    return path
+
+
 def read_info(path: str | Path) -> dict[str, Any]:
     try:
         info = json.loads((Path(path) / INFO_FILE).read_text())

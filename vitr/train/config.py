@@ -109,9 +109,10 @@ class CaptionFilterConfig:
 
 @dataclass
 class TeacherSpec:
-    """One TeachText teacher: a trained vitr model (`model`: its spec, with `checkpoint` naming the weights), or a
-    projection teacher fitted on the training captions first (`minilm`: a sentence encoder's text side, `bow`: a
-    bag of words), each over the same cached frame features the student sees (teachtext.md §1.1).
+    """One TeachText teacher: a trained vitr model (`model`: its spec, with `checkpoint` naming the weights or a
+    training run's output directory, read as that run's latest checkpoint: `vitr.train.checkpoint.resolve_weights`),
+    or a projection teacher fitted on the training captions first (`minilm`: a sentence encoder's text side, `bow`:
+    a bag of words), each over the same cached frame features the student sees (teachtext.md §1.1).
 
     `video` is the journal version's video-side distillation: a trained model with a costlier video side than the
     student's (more frames, `model.num_frames`, from its own frame cache; any head, e.g. CLIP2Video) teaches a

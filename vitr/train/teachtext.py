@@ -33,6 +33,7 @@ from vitr.teachers import (
 )
 from vitr.teachers.bank import TeacherBank, build_teacher_bank, content_key
 from vitr.teachers.base import Teacher
+from vitr.train.checkpoint import resolve_weights
 from vitr.train.config import CaptionFilterConfig, TeacherSpec, TeachTextConfig
 from vitr.train.datasets import CachedPairDataset
 from vitr.train.sources import StepOutputs
@@ -331,6 +332,18 @@ def build_teachers(
     return teachers
 
 
+def with_resolved_checkpoints(config: TeachTextConfig) -> TeachTextConfig:
+    """`config` with each model teacher's `checkpoint` resolved to a weights file (`resolve_weights`: a run's
+    output directory means its latest checkpoint), so the bank's key names the weights that actually taught."""
+    teachers = [
+        replace(spec, model=replace(spec.model, checkpoint=str(resolve_weights(spec.model.checkpoint))))
+        if spec.model is not None and spec.model.checkpoint
+        else spec
+        for spec in config.teachers
+    ]
+    return replace(config, teachers=teachers)
+
+
 def recipe_teacher_bank(
     config: TeachTextConfig,
     dataset: RetrievalDataset,
@@ -346,6 +359,7 @@ def recipe_teacher_bank(
     A teacher of kind `video` embeds the videos from its own frames, `own_frames(spec, teacher)` (V, T', D'), mask
     (V, T'), in the same video order (`vitr.train.video_distill.own_frames_reader`); the others share `frames`.
     """
+    config = with_resolved_checkpoints(config)
     names = teacher_names(config)
     texts, video_ids = [c.text for c in dataset.captions], [v.video_id for v in dataset.videos]
     specs = json.dumps([asdict(spec) for spec in config.teachers], sort_keys=True)  # other teachers: rebuild
