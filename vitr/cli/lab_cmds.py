@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from vitr.cli.choices import LAB_SCALES
+from vitr.cli.choices import LAB_SCALES, PRECISIONS
 from vitr.cli.tables import console
 from vitr.cli.validate import add_device_arg, require_dir
 from vitr.errors import ConfigError
@@ -54,8 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     add_device_arg(p, "pretrains")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="fp32 (default) is the faster on CPUs: bf16 backward passes are slower there")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="autocast dtype; auto: AMP in bf16 (fp16 on older GPUs) on a GPU, none on a CPU, where fp32 "
+                   "(default) is the faster: bf16 backward passes are slower there")
     p.add_argument("--arch", default=LAB_ARCH, help=f"open_clip config of the lab CLIP (default {LAB_ARCH})")
     p.add_argument("--negatives", default=None, choices=NEGATIVES,
                    help="hard-negative captions: swap one attribute of each caption, or none (default depends on the "
@@ -136,12 +137,13 @@ def pretrain_lab_clip(lab: Path, out: Path, steps: int, batch_size: int = 256, l
 def run_pretrain(args: argparse.Namespace) -> int:
     require_dir(args.lab, "--lab")
     from vitr.lab.synth import LabConfig
-    from vitr.precision import resolve_device
+    from vitr.precision import resolve_autocast, resolve_device
 
     device = str(resolve_device(args.device))
     scale = LabConfig.read(args.lab).scale
+    precision = resolve_autocast(args.precision, device)
     pretrain_lab_clip(args.lab, args.out or args.lab / "clip", args.steps or PRETRAIN_STEPS[scale],
-                      args.batch_size or PRETRAIN_BATCH[scale], args.lr, args.seed, args.precision, args.arch,
+                      args.batch_size or PRETRAIN_BATCH[scale], args.lr, args.seed, precision, args.arch,
                       args.negatives or PRETRAIN_NEGATIVES[scale], device=device)
     return 0
 
