@@ -18,63 +18,28 @@ from typing import Any
 
 import numpy as np
 
+from vitr.lab.world import Scene, SceneMix, sample_scene, write_scenes
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PERFORMANCE_DOC = REPO_ROOT / "docs" / "performance.md"
 RESULTS_DOC = REPO_ROOT / "docs" / "results.md"
 
 
-def make_video_frames(
-    index: int, seconds: float, fps: float, width: int, height: int, group_size: int = 4
-) -> np.ndarray:
-    """(T, H, W, 3) uint8 frames of a moving scene: a panning two-colour gradient with three moving shapes.
-
-    Videos of one group of `group_size` share their background, so retrieval over them has hard negatives;
-    shapes, colours and motion are the video's own. Mild noise keeps the encoder honest (no flat frames).
-    """
-    group_rng = np.random.default_rng(10_000 + index // group_size)
-    rng = np.random.default_rng(index)
-    count = round(seconds * fps)
-    c0, c1 = group_rng.integers(30, 225, (2, 3)).astype(np.float32)
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    shapes = [
-        (
-            rng.integers(40, 255, 3).astype(np.float32),
-            rng.uniform(12, 40),
-            rng.uniform(0, width),
-            rng.uniform(0, height),
-            rng.uniform(-4, 4),
-            rng.uniform(-3, 3),
-            bool(rng.integers(2)),
-        )
-        for _ in range(3)
-    ]
-    frames = np.empty((count, height, width, 3), np.uint8)
-    for t in range(count):
-        phase = (xs + 2.0 * t) / width  # the background pans two pixels a frame
-        mix = (0.5 + 0.5 * np.sin(2 * np.pi * phase))[..., None]
-        canvas = c0 * mix + c1 * (1 - mix)  # (H, W, 3)
-        for colour, radius, x0, y0, vx, vy, square in shapes:
-            cx, cy = (x0 + vx * t) % width, (y0 + vy * t) % height
-            if square:
-                inside = (np.abs(xs - cx) < radius) & (np.abs(ys - cy) < radius)
-            else:
-                inside = (xs - cx) ** 2 + (ys - cy) ** 2 < radius**2
-            canvas[inside] = colour
-        canvas += rng.normal(0, 3.0, canvas.shape[:2])[..., None]
-        frames[t] = np.clip(canvas, 0, 255).astype(np.uint8)
-    return frames
+def bench_scene(index: int) -> Scene:
+    """Video `index` of the benchmark set: a lab scene (vitr.lab.world) in which something always happens, often to
+    one of two objects; light pixel noise keeps the encoder and decoder honest (no flat frames)."""
+    return sample_scene(np.random.default_rng(index), SceneMix(temporal_share=1.0, two_object_share=0.5))
 
 
 def ensure_videos(directory: Path, count: int, seconds: float, fps: float, width: int, height: int) -> list[Path]:
-    """Write the benchmark videos once (vitr's mp4 writer: H.264, crf 18); existing files are reused."""
-    from vitr.video.writer import write_video
-
+    """Write the benchmark videos once (the lab's generator, vitr's mp4 writer: H.264, crf 18); existing files are
+    reused."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(count):
-        path = directory / f"bench_{width}x{height}_{seconds:g}s_{fps:g}fps_{i:03d}.mp4"
+        path = directory / f"scene_{width}x{height}_{seconds:g}s_{fps:g}fps_{i:03d}.mp4"
         if not path.exists():
-            write_video(path, make_video_frames(i, seconds, fps, width, height), fps=fps)
+            write_scenes(path, bench_scene(i), round(seconds * fps), fps, (height, width))
         paths.append(path)
     return paths
 

@@ -34,7 +34,7 @@ from vitr.eval.significance import paired_delta  # noqa: E402
 from vitr.lab.cost import video_inference_cost  # noqa: E402
 from vitr.lab.experiment import LabReport, evaluate_lab, load_lab_test  # noqa: E402
 from vitr.model.factory import build_model  # noqa: E402
-from vitr.train.checkpoint import LATEST, MODEL_FILE, resolve_checkpoint  # noqa: E402
+from vitr.train.checkpoint import LATEST, resolve_checkpoint  # noqa: E402
 from vitr.train.config import TrainConfig, load_config  # noqa: E402
 from vitr.train.pipeline import train  # noqa: E402
 
@@ -114,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one linear ex
 
     teacher_cfg = recipe(args.teacher_config, args, "teacher", args.teacher_seed)
     teacher_report, teacher_s = run(teacher_cfg, train_set, cache_root, args.lab)
-    checkpoint = resolve_checkpoint(Path(teacher_cfg.output_dir) / "checkpoints", LATEST) / MODEL_FILE
     print(f"teacher: {teacher_s:.0f} s, t2v R@1 {r1(teacher_report, 'all', 't2v'):.1f}", flush=True)
 
     variants = {"cosine": "distilled", "logits": "distilled-logits"}  # L_d on cosines: the official recipe
@@ -127,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one linear ex
             name = variants[scores]
             configs[name] = recipe(args.config, args, f"{name}-seed{seed}", seed, f"teachtext.scores={scores}",
                                    f"teachtext.bank={args.runs / 'teacher_bank.safetensors'}")
-            configs[name].teachtext.teachers[0].model.checkpoint = str(checkpoint)
+            configs[name].teachtext.teachers[0].model.checkpoint = teacher_cfg.output_dir  # its latest checkpoint
             configs[name].teachtext.teachers[0].model.backbone = str(args.clip)
         alone = configs["student"]
         for name, config in configs.items():

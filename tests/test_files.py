@@ -113,3 +113,15 @@ def test_an_unreadable_safetensors_file_is_a_checkpoint_error_naming_it(tmp_path
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match=f"cannot read safetensors file '{path}'"):
         load_safetensors_strict(_Tiny(), path)
+
+
+def test_atomic_directory_appears_whole_or_not_at_all(tmp_path) -> None:
+    target = tmp_path / "step_00000003"
+    with pytest.raises(RuntimeError, match="killed"), files.atomic_directory(target) as tmp:
+        (tmp / "model.safetensors").write_bytes(b"half")
+        raise RuntimeError("killed while saving")
+    assert not target.exists() and _leftovers(tmp_path) == []
+    with files.atomic_directory(target) as tmp:
+        assert files.is_partial(tmp) and not target.exists()
+        (tmp / "trainer.json").write_text("{}")
+    assert (target / "trainer.json").read_text() == "{}" and _leftovers(tmp_path) == []

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -82,6 +83,34 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     _fsync_directory(path.parent)
 
 
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a new temporary directory beside `path` to fill; when the block ends without error every file in it is
+    synced and the directory is renamed to `path`, which must not exist yet (a checkpoint's step directory).
+
+    On any error the temporary directory is removed. `is_partial` names these temporaries, so a caller can clear
+    those a killed process left behind.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    tmp.mkdir()
+    try:
+        yield tmp
+        for file in tmp.rglob("*"):
+            if file.is_file():
+                _fsync(file)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _fsync_directory(path.parent)
+
+
+def is_partial(path: str | Path) -> bool:
+    """True for the temporary of an `atomic_path` or `atomic_directory` write (one a crash may leave behind)."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(".partial")
+
+
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
     """Write `data` (str as UTF-8) to `path` atomically; the parent directory must exist."""
     path = Path(path)
@@ -126,6 +155,15 @@ def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
     """Every tensor of a safetensors file, on the CPU; an unreadable file is a CheckpointError naming it."""
     try:
         return load_file(path, device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read safetensors file {str(path)!r}: {exc}") from exc
+
+
+def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a safetensors file's header; an unreadable file is a CheckpointError naming it."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read safetensors file {str(path)!r}: {exc}") from exc
 

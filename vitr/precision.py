@@ -8,8 +8,9 @@ Two different things share the names fp32 / bf16 / fp16, and vitr keeps them apa
   (`TrainConfig.precision`, AMP); fp32 means no autocast.
 
 This is the one precision-and-device module: it names the dtypes, resolves a device name (`resolve_device`) and
-"auto" (`auto_precision`), decides the (weights, autocast) pair for a device (`run_dtypes`) and opens the autocast
-context, so no other module writes its own map or rule. It imports nothing of vitr but `errors`, so every layer
+"auto" (`auto_precision` for weights and inference, `resolve_autocast` for training), decides the (weights,
+autocast) pair for a device (`run_dtypes`) and opens the autocast context, so no other module writes its own map or
+rule. It imports nothing of vitr but `errors`, so every layer
 (backbones included) may use it; `vitr.inference.plan` builds the inference plan (threads, batching) on top.
 """
 
@@ -82,6 +83,16 @@ def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str
     checked and returned as it is."""
     if precision == "auto":
         return auto_precision(device)
+    dtype_of(precision)
+    return precision
+
+
+def resolve_autocast(precision: str, device: str | torch.device) -> str:
+    """The autocast dtype a training run computes in for `precision` on `device`: "auto" is AMP at the device's
+    fast dtype on a GPU (the autocast half of `run_dtypes`) and no autocast (fp32) on a CPU, where bf16 backward
+    passes are the slower; any other value is checked and returned as it is."""
+    if precision == "auto":
+        return run_dtypes(auto_precision(device), device)[1]
     dtype_of(precision)
     return precision
 

@@ -12,6 +12,7 @@ import vitr.data.readers
 import vitr.index.indexer
 import vitr.index.video_index
 import vitr.model.factory
+import vitr.precision
 import vitr.train.pipeline
 from vitr.cli.main import build_parser, main
 from vitr.errors import ConfigError
@@ -158,19 +159,59 @@ def test_eval_builds_its_model_on_the_device(fake_gpu, monkeypatch, tmp_path) ->
     assert seen["device"] == "cuda:0" and seen["spec"].precision == "bf16"
 
 
-def test_pseudo_label_loads_its_teacher_on_the_device_with_auto_precision(fake_gpu, monkeypatch, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("gpu", "fast_bf16", "expected"),
+    [
+        (True, False, {"device": "cuda:0", "weights": "fp32", "autocast": "bf16"}),  # fp32 weights under AMP
+        (False, True, {"device": "cpu", "weights": "bf16", "autocast": "fp32"}),  # a CPU stores bf16 when fast
+        (False, False, {"device": "cpu", "weights": "fp32", "autocast": "fp32"}),
+    ],
+)
+def test_pseudo_label_resolves_auto_precision_for_its_device(gpu, fast_bf16, expected, monkeypatch, tmp_path) -> None:
+    import vitr.pseudo.label
+
     seen: dict = {}
 
     def load(spec, pretrained=None, weights=None, device="cpu", precision="fp32", **_):  # noqa: ANN001, ARG001
-        seen.update(device=device, precision=precision)
+        seen.update(device=str(device), weights=precision)
+        return object()
+
+    def labeler(backbone, vocabulary, autocast_precision="fp32", **_):  # noqa: ANN001, ARG001
+        seen["autocast"] = autocast_precision
         raise Reached
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: int(gpu))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(vitr.precision, "cpu_has_fast_bf16", lambda: fast_bf16)
     monkeypatch.setattr(vitr.backbones.registry, "load_backbone", load)
+    monkeypatch.setattr(vitr.pseudo.label, "PseudoLabeler", labeler)
     (tmp_path / "videos").mkdir()
     with pytest.raises(Reached):
         main(["pseudo-label", str(tmp_path / "videos"), "--out", str(tmp_path / "p.jsonl"), "--model",
               "vitr-lab-tiny", "--random-init", "--precision", "auto"])
-    assert seen == {"device": "cuda:0", "precision": "fp32"}  # a GPU keeps fp32 weights; autocast does bf16
+    assert seen == expected
+
+
+@pytest.mark.parametrize(("gpu", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_pretrain_auto_precision_is_amp_on_a_gpu_and_none_on_a_cpu(gpu, expected, monkeypatch, tmp_path) -> None:
+    import vitr.cli.lab_cmds
+    import vitr.lab.synth
+
+    seen: dict = {}
+
+    def pretrain(lab, out, steps, batch_size, lr, seed, precision, *_, device="cpu"):  # noqa: ANN001, ARG001
+        seen.update(device=device, precision=precision)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: int(gpu))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(vitr.precision, "cpu_has_fast_bf16", lambda: True)  # even then: no autocast on a CPU
+    monkeypatch.setattr(vitr.lab.synth.LabConfig, "read", staticmethod(lambda root: vitr.lab.synth.LabConfig()))
+    monkeypatch.setattr(vitr.cli.lab_cmds, "pretrain_lab_clip", pretrain)
+    (tmp_path / "lab").mkdir()
+    assert main(["pretrain", "--lab", str(tmp_path / "lab"), "--precision", "auto"]) == 0
+    assert seen == {"device": "cuda:0" if gpu else "cpu", "precision": expected}
 
 
 @pytest.mark.parametrize("device", ["cpu", None])

@@ -1,4 +1,5 @@
-"""Tiny real videos of coloured shapes, and a tiny random-weight model spec, for index and server tests."""
+"""Tiny real videos of coloured shapes (lab scenes, `vitr.lab.world`), and a tiny random-weight model spec, for index
+and server tests."""
 
 from __future__ import annotations
 
@@ -9,27 +10,28 @@ import pytest
 import torch
 
 from vitr.index.video_index import VideoIndex
+from vitr.lab.world import OBJECT_COLOURS, Scene, SceneObject, Step, render_video, write_scenes
 from vitr.model.factory import ModelSpec
-from vitr.video.writer import write_video
 
 TINY_MODEL = ModelSpec(backbone="vitr-lab-tiny", head="meanP", num_frames=4, random_init=True)
-COLOURS = {"red": (230, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 230), "yellow": (240, 220, 20)}
+
+
+def shape_scene(colour: str, background: int = 20) -> Scene:
+    """A large square of `colour` (a name of vitr.lab.world.OBJECT_COLOURS) drifting right over a grey level."""
+    square = SceneObject(colour, "square", x=0.28, y=0.5, radius=0.28)
+    return Scene((background,) * 3, (square,), (Step(0, "x", 0.0, 1.0, 0.28, 0.72),), noise_seed=0)
 
 
 def shape_frames(colour: str, count: int = 16, size: int = 64, background: int = 20) -> np.ndarray:
-    """(count, size, size, 3) uint8: a square of `colour` drifting right over a dark background."""
-    frames = np.full((count, size, size, 3), background, dtype=np.uint8)
-    for t in range(count):
-        x = 4 + t * (size // 2) // max(count, 1)
-        frames[t, 16:48, x : x + 28] = COLOURS[colour]
-    return frames
+    """(count, size, size, 3) uint8 frames of `shape_scene`, in exact colours."""
+    return render_video(shape_scene(colour, background), count, size, noise=0.0, tint=False)
 
 
 def write_shape_video(path: Path, colours: list[str] | str, seconds_each: float = 2.0, fps: float = 8.0) -> Path:
     """A video showing each colour's square in turn, `seconds_each` seconds per colour."""
     colours = [colours] if isinstance(colours, str) else colours
-    count = round(seconds_each * fps)
-    return write_video(path, np.concatenate([shape_frames(c, count) for c in colours]), fps=fps)
+    scenes = [shape_scene(c) for c in colours]
+    return write_scenes(path, scenes, round(seconds_each * fps), fps, noise=0.0, tint=False)
 
 
 def write_odd_corpus(folder: Path) -> tuple[list[Path], list[Path]]:
@@ -37,18 +39,18 @@ def write_odd_corpus(folder: Path) -> tuple[list[Path], list[Path]]:
 
     Everything is tiny (seconds to build): the ten-minute video is 16 px at 1 fps, the 4K one two frames.
     """
-    from tests.video.clips import indexed_frames, write_audio_only
+    from tests.video.clips import write_audio_only, write_indexed_video
 
     folder.mkdir(parents=True, exist_ok=True)
     sound = [
         write_shape_video(folder / "plain.mp4", "red"),
-        write_video(folder / "phone upright.mp4", shape_frames("green"), rotation=90),
-        write_video(folder / "vfr.mp4", indexed_frames(6), times=[0.0, 0.1, 0.15, 1.0, 2.5, 3.1]),
-        write_video(folder / "ten-bit.mp4", indexed_frames(8), pix_fmt="yuv420p10le"),
-        write_video(folder / "uhd.mp4", np.full((2, 2160, 3840, 3), 90, np.uint8)),
-        write_video(folder / "one frame.mp4", shape_frames("blue", count=1)),
-        write_video(folder / "tiny.mp4", shape_frames("yellow", size=16)),
-        write_video(folder / "ten minutes.mp4", indexed_frames(600, 16, 16), fps=1.0),
+        write_scenes(folder / "phone upright.mp4", shape_scene("green"), 16, noise=0.0, tint=False, rotation=90),
+        write_indexed_video(folder / "vfr.mp4", 6, times=[0.0, 0.1, 0.15, 1.0, 2.5, 3.1]),
+        write_indexed_video(folder / "ten-bit.mp4", 8, pix_fmt="yuv420p10le"),
+        write_scenes(folder / "uhd.mp4", Scene((90, 90, 90), (), (), 0), 2, size=(2160, 3840), noise=0.0, tint=False),
+        write_scenes(folder / "one frame.mp4", shape_scene("blue"), 1, noise=0.0, tint=False),
+        write_scenes(folder / "tiny.mp4", shape_scene("yellow"), 16, size=16, noise=0.0, tint=False),
+        write_indexed_video(folder / "ten minutes.mp4", 600, fps=1.0, height=16, width=16),
         write_shape_video(folder / "vidéo 日本 — été.mp4", "blue"),
     ]
     plain = sound[0].read_bytes()
@@ -100,7 +102,7 @@ def see_colour(index: VideoIndex, monkeypatch: pytest.MonkeyPatch) -> None:
         return chroma((images.float().cpu() * std + mean).mean(dim=(2, 3)))
 
     def embed_texts(texts: list[str]) -> np.ndarray:
-        features = chroma(torch.tensor([COLOURS[t] for t in texts], dtype=torch.float32) / 255)[:, None]
+        features = chroma(torch.tensor([OBJECT_COLOURS[t] for t in texts], dtype=torch.float32) / 255)[:, None]
         return index.embed_frames(features, torch.ones(len(texts), 1))  # each word as a one-frame video
 
     monkeypatch.setattr(backbone, "encode_image", encode_image)

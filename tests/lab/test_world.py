@@ -3,6 +3,7 @@ import pytest
 
 from vitr.lab.world import (
     EVENTS,
+    OBJECT_COLOURS,
     Scene,
     SceneMix,
     SceneObject,
@@ -15,6 +16,7 @@ from vitr.lab.world import (
     scene_from_dict,
     scene_to_dict,
     state_at,
+    write_scenes,
 )
 
 TEMPORAL = SceneMix(temporal_share=1.0, two_object_share=0.6)
@@ -143,3 +145,25 @@ def test_an_object_never_acts_while_it_is_invisible(event):
         events = [s.event for s in scene.steps]
         if event in events:
             assert events.index(event) == (0 if event == "appear" else len(events) - 1)
+
+
+def test_a_wide_frame_keeps_shapes_round_and_exact_colours_when_asked():
+    circle = SceneObject("red", "circle", x=0.5, y=0.5, radius=0.25)
+    frame = render_video(Scene((20, 40, 60), (circle,), (), noise_seed=3), 1, (48, 96), noise=0.0, tint=False)[0]
+    assert frame.shape == (48, 96, 3)
+    assert tuple(frame[0, 0]) == (20, 40, 60)  # tint=False, noise=0: the colours as given
+    red = np.all(frame == OBJECT_COLOURS["red"], axis=-1)
+    rows, cols = np.flatnonzero(red.any(axis=1)), np.flatnonzero(red.any(axis=0))
+    assert abs(len(rows) - len(cols)) <= 1 and abs(len(rows) - 0.5 * 48) <= 2  # a radius of the shorter side
+
+
+def test_write_scenes_shows_each_scene_in_turn(tmp_path):
+    import av
+
+    scenes = [Scene(colour, (), (), noise_seed=0) for colour in ((200, 30, 30), (30, 30, 200))]
+    path = write_scenes(tmp_path / "two.mp4", scenes, 3, fps=8.0, size=(32, 48), noise=0.0, tint=False)
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert [f.shape for f in frames] == [(32, 48, 3)] * 6
+    means = np.array([f.reshape(-1, 3).mean(axis=0) for f in frames])
+    assert np.all(np.abs(means[:3] - (200, 30, 30)) < 6) and np.all(np.abs(means[3:] - (30, 30, 200)) < 6)

@@ -7,6 +7,7 @@ from torch import nn
 from tests.teachers.synthetic import make_problem
 from vitr.backbones.base import Backbone, TextFeatures
 from vitr.errors import CheckpointError
+from vitr.files import save_safetensors
 from vitr.heads.base import create_head
 from vitr.model.retrieval import VideoTextModel
 from vitr.teachers import (
@@ -110,6 +111,35 @@ def test_bank_round_trips_and_refuses_other_data(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(loaded.text + loaded.video, bank.text + bank.video, strict=True))
     with pytest.raises(CheckpointError, match="other captions"):
         TeacherBank.load(tmp_path / "bank.safetensors", expected_key=content_key(texts[1:], ids))
-    (tmp_path / "junk.safetensors").write_bytes(b"not a bank")
-    with pytest.raises(CheckpointError, match="not a vitr teacher bank"):
-        TeacherBank.load(tmp_path / "junk.safetensors")
+
+
+def _one_line_naming(error: pytest.ExceptionInfo, path) -> None:
+    message = str(error.value)
+    assert str(path) in message and "\n" not in message, message
+
+
+def test_a_damaged_or_mismatched_bank_is_one_line_naming_the_file(tmp_path):
+    dataset, frames, mask, _ = make_problem(num_videos=6)
+    texts, ids = [c.text for c in dataset.captions], [v.video_id for v in dataset.videos]
+    bank = build_teacher_bank(teachers(), texts, frames, mask, ids, caption_ids=dataset.caption_ids())
+    good = tmp_path / "bank.safetensors"
+    bank.save(good)
+    assert [p.name for p in tmp_path.iterdir()] == ["bank.safetensors"]  # written whole, no temporary left
+
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a bank")
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    one_teacher_short = tmp_path / "short.safetensors"
+    save_safetensors(one_teacher_short, {"0.text": bank.text[0], "0.video": bank.video[0]},
+                     metadata={"names": '["clip", "bow"]', "scales": "[1.0, 1.0]", "key": bank.key})
+    fewer_ids = tmp_path / "ids.safetensors"
+    save_safetensors(fewer_ids, {f"{i}.{side}": t for i, (a, b) in enumerate(zip(bank.text, bank.video, strict=True))
+                                 for side, t in (("text", a), ("video", b))},
+                     metadata={"names": '["clip", "bow"]', "scales": "[1.0, 1.0]", "key": bank.key,
+                               "caption_ids": '["only-one"]'})
+    for path, reason in ((junk, "cannot read"), (truncated, "cannot read"), (one_teacher_short, "not a vitr teacher"),
+                         (fewer_ids, "inconsistent")):
+        with pytest.raises(CheckpointError, match=reason) as error:
+            TeacherBank.load(path)
+        _one_line_naming(error, path)

@@ -16,6 +16,7 @@ from vitr.train.checkpoint import (
     read_info,
     read_training_state,
     resolve_checkpoint,
+    resolve_weights,
     save_checkpoint,
 )
 
@@ -50,7 +51,7 @@ def test_round_trip_and_pointers(tmp_path):
 def test_interrupted_write_leaves_latest_intact(tmp_path):
     model = tiny_model()
     _save(tmp_path, 3, model)
-    partial = tmp_path / ".tmp-step_00000004-dead"
+    partial = tmp_path / ".step_00000004.dead0000.partial"  # a killed atomic_directory write
     partial.mkdir()
     (partial / "model.safetensors").write_bytes(b"trunc")
     assert resolve_checkpoint(tmp_path).name == "step_00000003"
@@ -79,3 +80,18 @@ def test_broken_checkpoints_raise_checkpoint_error(tmp_path):
     wrong.head.extra = torch.nn.Linear(2, 2)
     with pytest.raises(CheckpointError, match="missing keys"):
         load_model_state(wrong, path)
+
+
+def test_a_run_directory_names_the_weights_of_its_latest_checkpoint(tmp_path):
+    run = tmp_path / "runs" / "teacher"
+    model = tiny_model()
+    _save(run / "checkpoints", 3, model)
+    _save(run / "checkpoints", 7, model)
+    final = run / "checkpoints" / "step_00000007" / "model.safetensors"
+    assert resolve_weights(run) == final  # the run's output_dir
+    assert resolve_weights(run / "checkpoints") == final  # or its checkpoints directory
+    assert resolve_weights(final) == final  # a weights file stays as it is
+    assert resolve_weights(final.parent) == final.parent  # so does a step directory (load_model_weights reads it)
+    (tmp_path / "untrained" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(CheckpointError, match="no finished checkpoint"):
+        resolve_weights(tmp_path / "untrained")

@@ -69,7 +69,8 @@ def test_the_video_teachers_bank_is_built_from_its_own_frames_and_the_student_tr
 ):
     checkpoint = _teacher_checkpoint(tmp_path, labelled)
     student = {**BACKBONE, "head": "meanP", "num_frames": STUDENT_FRAMES}
-    assert _train(tmp_path, labelled, "distilled", model=student, teachtext=_video_teachtext(checkpoint)) == 0
+    run_dir = str(tmp_path / "teacher")  # the recipe names the teacher's run; its latest checkpoint teaches
+    assert _train(tmp_path, labelled, "distilled", model=student, teachtext=_video_teachtext(run_dir)) == 0
     assert "trained 2 steps" in capsys.readouterr().out
 
     bank = TeacherBank.load(tmp_path / "distilled" / "teacher_bank.safetensors")

@@ -1,4 +1,7 @@
-"""Real H.264 test videos whose frame colour encodes the frame index, so a test can read WHICH frame it got."""
+"""Real H.264 test videos whose frame colour encodes the frame index, so a test can read WHICH frame it got.
+
+Each frame is a still lab scene (`vitr.lab.world`) of one exact flat colour, rendered and written by the lab's
+generator."""
 
 from __future__ import annotations
 
@@ -7,19 +10,21 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vitr.video import write_video
+from vitr.lab.world import Scene, render_video, write_scenes
 
 _STEP = 16  # colour levels between neighbouring codes: far above H.264 + YUV rounding error
 
 
+def indexed_scene(index: int) -> Scene:
+    """Frame `index` as a still scene: flat, red = index % 16 and green = index // 16 in steps of 16 levels."""
+    red, green = (index % 16) * _STEP + _STEP // 2, (index // 16) * _STEP + _STEP // 2
+    return Scene(background=(red, green, 128), objects=(), steps=(), noise_seed=0)
+
+
 def indexed_frames(count: int, height: int = 48, width: int = 64) -> np.ndarray:
-    """(count, H, W, 3) uint8: frame i is flat, red = i % 16 and green = i // 16 in steps of 16 levels."""
-    index = np.arange(count)
-    frames = np.zeros((count, height, width, 3), dtype=np.uint8)
-    frames[..., 0] = ((index % 16) * _STEP + _STEP // 2)[:, None, None]
-    frames[..., 1] = ((index // 16) * _STEP + _STEP // 2)[:, None, None]
-    frames[..., 2] = 128
-    return frames
+    """(count, H, W, 3) uint8: frame i is `indexed_scene(i)`."""
+    return np.concatenate([render_video(indexed_scene(i), 1, (height, width), noise=0.0, tint=False)
+                           for i in range(count)])
 
 
 def frame_indices(frames: np.ndarray) -> np.ndarray:
@@ -29,8 +34,12 @@ def frame_indices(frames: np.ndarray) -> np.ndarray:
     return np.round((green - _STEP // 2) / _STEP).astype(int) * 16 + np.round((red - _STEP // 2) / _STEP).astype(int)
 
 
-def write_indexed_video(path: Path, count: int, fps: float) -> Path:
-    return write_video(path, indexed_frames(count), fps=fps)
+def write_indexed_video(
+    path: Path, count: int, fps: float = 8.0, height: int = 48, width: int = 64, **writer_options: object
+) -> Path:
+    """`count` frames of `indexed_frames` as an mp4; options (`times`, `pix_fmt`, ...) go to the writer."""
+    scenes = [indexed_scene(i) for i in range(count)]
+    return write_scenes(path, scenes, 1, fps, (height, width), noise=0.0, tint=False, **writer_options)
 
 
 def write_audio_only(path: Path) -> Path:

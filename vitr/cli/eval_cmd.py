@@ -72,6 +72,7 @@ def run_eval(args: argparse.Namespace) -> int:
     caption_length(args.max_words, False)  # a bad --max-words is refused before anything loads
     check_paths(args.root, args.videos)
     from vitr.data.readers import load_dataset
+    from vitr.files import atomic_write
     from vitr.inference.evaluate import embed_dataset, evaluate_embeddings
     from vitr.model.factory import build_model
     from vitr.precision import run_dtypes
@@ -97,5 +98,5 @@ def run_eval(args: argparse.Namespace) -> int:
         payload = {"model": spec.to_dict(), "dataset": args.dataset, "split": args.split, "max_words": max_words,
                    "sampler": args.sampler,
                    "failures": emb.failures, "results": {k: r.to_dict() for k, r in results.items()}}
-        args.json_out.write_text(json.dumps(payload, indent=2))
+        atomic_write(args.json_out, json.dumps(payload, indent=2))
     return 0

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from vitr.cli.choices import LAB_SCALES
+from vitr.cli.choices import LAB_SCALES, PRECISIONS
 from vitr.cli.tables import console
 from vitr.cli.validate import add_device_arg, require_dir
 from vitr.errors import ConfigError
@@ -54,8 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     add_device_arg(p, "pretrains")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="fp32 (default) is the faster on CPUs: bf16 backward passes are slower there")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="autocast dtype; auto: AMP in bf16 (fp16 on older GPUs) on a GPU, none on a CPU, where fp32 "
+                   "(default) is the faster: bf16 backward passes are slower there")
     p.add_argument("--arch", default=LAB_ARCH, help=f"open_clip config of the lab CLIP (default {LAB_ARCH})")
     p.add_argument("--negatives", default=None, choices=NEGATIVES,
                    help="hard-negative captions: swap one attribute of each caption, or none (default depends on the "
@@ -98,6 +99,7 @@ def pretrain_lab_clip(lab: Path, out: Path, steps: int, batch_size: int = 256, l
     import torch
 
     from vitr.backbones import load_backbone, save_backbone
+    from vitr.files import atomic_write
     from vitr.lab.captions import negative_caption
     from vitr.lab.experiment import load_pretrain_pairs
     from vitr.lab.knowledge import held_out_stills, recognition
@@ -125,7 +127,7 @@ def pretrain_lab_clip(lab: Path, out: Path, steps: int, batch_size: int = 256, l
     known = recognition(backbone, held_out_stills(config, KNOWLEDGE_STILLS.get(config.scale, 2000)))
     result = {"settings": settings, "seconds": seconds, "final_loss": losses[-1], "first_loss": losses[0],
               "recognition": {k: {"top1": a, "stills": n, "classes": c} for k, (a, n, c) in known.items()}}
-    record.write_text(json.dumps(result, indent=2))
+    atomic_write(record, json.dumps(result, indent=2))
     console.print(f"pretrained in {seconds} s: loss {losses[0]:.3f} -> {losses[-1]:.3f}")
     console.print("zero-shot top-1 on held-out stills: " + ", ".join(
         f"{k} {100 * a:.1f} % (chance {100 / c:.0f})" for k, (a, _, c) in known.items()))
@@ -135,12 +137,13 @@ def pretrain_lab_clip(lab: Path, out: Path, steps: int, batch_size: int = 256, l
 def run_pretrain(args: argparse.Namespace) -> int:
     require_dir(args.lab, "--lab")
     from vitr.lab.synth import LabConfig
-    from vitr.precision import resolve_device
+    from vitr.precision import resolve_autocast, resolve_device
 
     device = str(resolve_device(args.device))
     scale = LabConfig.read(args.lab).scale
+    precision = resolve_autocast(args.precision, device)
     pretrain_lab_clip(args.lab, args.out or args.lab / "clip", args.steps or PRETRAIN_STEPS[scale],
-                      args.batch_size or PRETRAIN_BATCH[scale], args.lr, args.seed, args.precision, args.arch,
+                      args.batch_size or PRETRAIN_BATCH[scale], args.lr, args.seed, precision, args.arch,
                       args.negatives or PRETRAIN_NEGATIVES[scale], device=device)
     return 0
 
@@ -217,6 +220,7 @@ def next_steps(out: Path, example_video: Path) -> str:
 
 def run_quickstart(args: argparse.Namespace) -> int:
     from vitr.cli.tables import print_hits
+    from vitr.files import atomic_write
     from vitr.index.indexer import update_index
     from vitr.index.video_index import VideoIndex
     from vitr.lab.experiment import chance_row, evaluate_lab, lab_table, load_lab_test, report_rows
@@ -267,15 +271,15 @@ def run_quickstart(args: argparse.Namespace) -> int:
         table = lab_table(rows, f"lab test split ({lab_report.results['all'].num_videos} videos)")
         console.print(table, markup=False)
         (out / "results").mkdir(exist_ok=True)
-        (out / "results" / "zero_shot.json").write_text(json.dumps(lab_report.to_dict(), indent=2))
-        (out / "results" / "zero_shot.md").write_text(table)
+        atomic_write(out / "results" / "zero_shot.json", json.dumps(lab_report.to_dict(), indent=2))
+        atomic_write(out / "results" / "zero_shot.md", table)
         console.print(f"twin accuracy (ties count half): {lab_report.twin_half:.1f} %; strict: "
                       f"{lab_report.twin_strict:.1f} %")
     timings = {"scale": args.scale, "cpu_threads": cores, "cpu_capability": _cpu_capability(),
                "stages": [{"stage": t, "detail": d, "seconds": round(s, 1)} for t, d, s in stages.done],
                "total_seconds": round(stages.seconds, 1),
                "load_average": {"start": round(load, 2), "end": round(os.getloadavg()[0], 2)}}
-    (out / "results" / "timings.json").write_text(json.dumps(timings, indent=2))
+    atomic_write(out / "results" / "timings.json", json.dumps(timings, indent=2))
     console.print(f"stage times (1-minute load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end):",
                   markup=False, highlight=False, soft_wrap=True)
     console.print(stages.summary(), markup=False, highlight=False, soft_wrap=True)

@@ -8,14 +8,23 @@ goes from small to large; "appears" = visible goes from 0 to 1), which is what l
 frames compose it (docs/lab.md §1).
 
 Coordinates are normalised: x grows to the right, y grows downwards, both in [0, 1]; `radius` is a fraction of
-the frame side. Time `u` runs over [0, 1]; frame t of T is sampled at u = (t + 0.5) / T.
+the frame's shorter side. Time `u` runs over [0, 1]; frame t of T is sampled at u = (t + 0.5) / T.
+
+This is vitr's one synthetic video generator: the lab's videos and stills, the benchmarks' videos and the test
+suite's fixture videos (shapes in named colours, flat frames whose colour encodes their index) are all scenes
+rendered here and written by `write_scenes` (vitr.video.writer); frames may be any even size, not only square.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from vitr.video.writer import write_video
 
 # name -> RGB; object colours are chosen to stay distinct from each other and from the backgrounds.
 OBJECT_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -55,6 +64,9 @@ EVENTS: dict[str, tuple[str, bool]] = {
 }
 STATIC_EVENT = "static"
 
+RGB = tuple[int, int, int]
+FrameSize = int | tuple[int, int]  # a square side, or (height, width)
+
 
 @dataclass(frozen=True)
 class SceneObject:
@@ -91,9 +103,12 @@ class Step:
 
 @dataclass(frozen=True)
 class Scene:
-    """A whole video (or a still, when it has no steps); `noise_seed` fixes its colour tints and pixel noise."""
+    """A whole video (or a still, when it has no steps); `noise_seed` fixes its colour tints and pixel noise.
 
-    background: str
+    `background` is a name from BACKGROUNDS, or an RGB triple for fixtures that need an exact colour (the lab's
+    captions name only named backgrounds)."""
+
+    background: str | RGB
     objects: tuple[SceneObject, ...]
     steps: tuple[Step, ...]
     noise_seed: int
@@ -140,8 +155,9 @@ def scene_to_dict(scene: Scene) -> dict:
 
 def scene_from_dict(data: dict) -> Scene:
     """Inverse of `scene_to_dict`."""
+    background = data["background"]
     return Scene(
-        background=data["background"],
+        background=background if isinstance(background, str) else tuple(background),
         objects=tuple(SceneObject(**obj) for obj in data["objects"]),
         steps=tuple(Step(**step) for step in data["steps"]),
         noise_seed=int(data["noise_seed"]),
@@ -215,39 +231,51 @@ def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndar
 
 
 def _draw(canvas: np.ndarray, state: ObjectState, colour: np.ndarray) -> None:
-    """Alpha-composite one object into canvas (H, W, 3) float32, in place, with supersampled coverage."""
-    size = canvas.shape[0]
+    """Alpha-composite one object into canvas (H, W, 3) float32, in place, with supersampled coverage.
+
+    Offsets are measured in units of the shorter side, so a circle stays round in a wide frame."""
+    height, width = canvas.shape[:2]
+    side = min(height, width)
     r = state.radius
-    x0 = max(int(np.floor((state.x - r) * size)) - 1, 0)
-    x1 = min(int(np.ceil((state.x + r) * size)) + 1, size)
-    y0 = max(int(np.floor((state.y - r) * size)) - 1, 0)
-    y1 = min(int(np.ceil((state.y + r) * size)) + 1, size)
+    rx, ry = r * (side / width), r * (side / height)  # the radius as a fraction of each axis
+    x0 = max(int(np.floor((state.x - rx) * width)) - 1, 0)
+    x1 = min(int(np.ceil((state.x + rx) * width)) + 1, width)
+    y0 = max(int(np.floor((state.y - ry) * height)) - 1, 0)
+    y1 = min(int(np.ceil((state.y + ry) * height)) + 1, height)
     if x0 >= x1 or y0 >= y1:
         return
     s = _SUPERSAMPLE
-    xs = (np.arange(x0 * s, x1 * s) + 0.5) / (size * s) - state.x  # (w*s,)
-    ys = (np.arange(y0 * s, y1 * s) + 0.5) / (size * s) - state.y  # (h*s,)
+    xs = ((np.arange(x0 * s, x1 * s) + 0.5) / (width * s) - state.x) * (width / side)  # (w*s,)
+    ys = ((np.arange(y0 * s, y1 * s) + 0.5) / (height * s) - state.y) * (height / side)  # (h*s,)
     inside = _shape_mask(state.shape, xs[None, :], ys[:, None], r)  # (h*s, w*s)
     coverage = inside.reshape(y1 - y0, s, x1 - x0, s).mean(axis=(1, 3), dtype=np.float32)[..., None]  # (h, w, 1)
     patch = canvas[y0:y1, x0:x1]
     patch += coverage * (colour - patch)
 
 
-def _tints(scene: Scene) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Per-video colour jitter (small enough that every colour keeps its name): background (3,), objects [(3,)]."""
+def _colours(scene: Scene, tint: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Background (3,) and object [(3,)] colours, with per-video jitter when `tint` (small enough that every colour
+    keeps its name)."""
     rng = np.random.default_rng([scene.noise_seed, 0])
-    background = np.asarray(BACKGROUNDS[scene.background], np.float32) + rng.uniform(-8, 8, 3).astype(np.float32)
-    objects = [
-        np.asarray(OBJECT_COLOURS[obj.colour], np.float32) + rng.uniform(-10, 10, 3).astype(np.float32)
-        for obj in scene.objects
-    ]
+    named = BACKGROUNDS[scene.background] if isinstance(scene.background, str) else scene.background
+    background = np.asarray(named, np.float32)
+    if tint:
+        background = background + rng.uniform(-8, 8, 3).astype(np.float32)
+    objects = []
+    for obj in scene.objects:
+        colour = np.asarray(OBJECT_COLOURS[obj.colour], np.float32)
+        objects.append(colour + rng.uniform(-10, 10, 3).astype(np.float32) if tint else colour)
     return background, objects
 
 
-def render_frame(scene: Scene, t: int, num_frames: int, size: int = 64, noise: float = 2.5) -> np.ndarray:
-    """Frame t of the scene's video -> (size, size, 3) uint8, with light Gaussian pixel noise (std `noise`)."""
-    background, colours = _tints(scene)
-    canvas = np.empty((size, size, 3), np.float32)
+def render_frame(
+    scene: Scene, t: int, num_frames: int, size: FrameSize = 64, noise: float = 2.5, tint: bool = True
+) -> np.ndarray:
+    """Frame t of the scene's video -> (H, W, 3) uint8 (`size`: a side or (H, W)), with light Gaussian pixel noise
+    (std `noise`); `tint=False` and `noise=0` give exactly the named colours (fixtures that read colours back)."""
+    height, width = (size, size) if isinstance(size, int) else size
+    background, colours = _colours(scene, tint)
+    canvas = np.empty((height, width, 3), np.float32)
     canvas[:] = background
     for state, colour in zip(state_at(scene, frame_time(t, num_frames)), colours, strict=True):
         if state.visible:
@@ -257,9 +285,28 @@ def render_frame(scene: Scene, t: int, num_frames: int, size: int = 64, noise: f
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
 
 
-def render_video(scene: Scene, num_frames: int, size: int = 64, noise: float = 2.5) -> np.ndarray:
-    """The scene as (num_frames, size, size, 3) uint8 frames."""
-    return np.stack([render_frame(scene, t, num_frames, size, noise) for t in range(num_frames)])
+def render_video(
+    scene: Scene, num_frames: int, size: FrameSize = 64, noise: float = 2.5, tint: bool = True
+) -> np.ndarray:
+    """The scene as (num_frames, H, W, 3) uint8 frames (see `render_frame`)."""
+    return np.stack([render_frame(scene, t, num_frames, size, noise, tint) for t in range(num_frames)])
+
+
+def write_scenes(
+    path: str | Path,
+    scenes: Scene | Sequence[Scene],
+    frames_each: int,
+    fps: float = 8.0,
+    size: FrameSize = 64,
+    noise: float = 2.5,
+    tint: bool = True,
+    **writer_options: Any,
+) -> Path:
+    """An H.264 mp4 showing each scene in turn, `frames_each` frames of it (a cut between scenes); options such
+    as `rotation`, `times` or `pix_fmt` go to `vitr.video.writer.write_video`."""
+    scenes = [scenes] if isinstance(scenes, Scene) else list(scenes)
+    frames = np.concatenate([render_video(scene, frames_each, size, noise, tint) for scene in scenes])
+    return write_video(path, frames, fps, **writer_options)
 
 
 # ---------------------------------------------------------------------------------------------------------------

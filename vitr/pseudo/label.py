@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from vitr.backbones.base import Backbone
 from vitr.data.readers.files import VIDEO_EXTENSIONS
 from vitr.errors import DatasetFormatError
-from vitr.files import atomic_path
+from vitr.files import atomic_path, atomic_write
 from vitr.inference.extract import encode_pixels, frame_spec_for
 from vitr.pseudo.prompts import TemplateMode, encode_prompts
 from vitr.pseudo.tagging import Aggregation, ConceptTagger, VideoConcepts
@@ -200,7 +200,7 @@ def pseudo_label_folder(
 def write_pseudo_labels(labels: Sequence[PseudoLabel], out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(label.to_json() + "\n" for label in labels), encoding="utf-8")
+    atomic_write(out, "".join(label.to_json() + "\n" for label in labels))
     return out
 
 

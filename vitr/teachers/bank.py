@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
 from vitr.errors import CheckpointError
-from vitr.files import follow_umask
+from vitr.files import read_safetensors, read_safetensors_metadata, save_safetensors
 from vitr.teachers.base import Teacher
 
 
@@ -96,6 +94,7 @@ class TeacherBank:
         return [text[caption_index.long().cpu()] @ video.T for text, video in zip(self.text, self.video, strict=True)]
 
     def save(self, path: str | Path) -> None:
+        """Write the bank as one safetensors file (atomically: a killed run never leaves half a bank)."""
         tensors = {}
         for i, (text, video) in enumerate(zip(self.text, self.video, strict=True)):
             tensors[f"{i}.text"], tensors[f"{i}.video"] = text.contiguous(), video.contiguous()
@@ -107,32 +106,33 @@ class TeacherBank:
             "video_ids": json.dumps(self.video_ids),
         }
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(path), metadata=meta)
-        follow_umask(path)
+        save_safetensors(path, tensors, metadata=meta)
 
     @classmethod
     def load(cls, path: str | Path, expected_key: str | None = None) -> TeacherBank:
-        """Read a saved bank; `expected_key` (from `content_key`) rejects a bank built for other data."""
+        """Read a saved bank; `expected_key` (from `content_key`) rejects a bank built for other data. A damaged
+        file, or one whose tensors and metadata disagree, is a one-line CheckpointError naming the file."""
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"teacher bank {path} does not exist; build it with build_teacher_bank")
+        tensors, meta = read_safetensors(path), read_safetensors_metadata(path)
         try:
-            tensors = load_file(str(path))
-            with safe_open(str(path), "pt") as f:
-                meta = f.metadata() or {}
             names, scales = json.loads(meta["names"]), json.loads(meta["scales"])
             caption_ids, video_ids = json.loads(meta.get("caption_ids", "[]")), json.loads(meta.get("video_ids", "[]"))
-        except (SafetensorError, KeyError, json.JSONDecodeError) as e:
-            raise CheckpointError(f"{path} is not a vitr teacher bank: {e}") from None
+            text = [tensors[f"{i}.text"] for i in range(len(names))]
+            video = [tensors[f"{i}.video"] for i in range(len(names))]
+        except (KeyError, TypeError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{path} is not a vitr teacher bank: missing or unreadable entry {e}") from None
         key = meta.get("key", "")
         if expected_key is not None and key != expected_key:
             raise CheckpointError(
                 f"teacher bank {path} was computed for other captions/videos (key {key!r}, "
                 f"expected {expected_key!r}); delete it to rebuild"
             )
-        text = [tensors[f"{i}.text"] for i in range(len(names))]
-        video = [tensors[f"{i}.video"] for i in range(len(names))]
-        return cls(names, text, video, scales, key, caption_ids, video_ids)
+        try:
+            return cls(names, text, video, scales, key, caption_ids, video_ids)
+        except ValueError as e:
+            raise CheckpointError(f"teacher bank {path} is inconsistent ({e}); delete it to rebuild") from None
 
 
 @torch.inference_mode()

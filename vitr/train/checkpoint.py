@@ -10,17 +10,16 @@ Layout under `<output_dir>/checkpoints/`:
     latest                    text file naming the directory to resume from
     best                      text file naming the directory with the best validation metric
 
-A step directory is filled under a temporary name and renamed into place; the pointer files are replaced
-atomically afterwards, so `latest` always names a complete checkpoint. Directories no pointer names are removed.
+A step directory is filled under a temporary name and renamed into place (`vitr.files.atomic_directory`); the
+pointer files are replaced atomically afterwards, so `latest` always names a complete checkpoint. Directories no
+pointer names are removed.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import torch
 from torch import nn
 
 from vitr.errors import CheckpointError
-from vitr.files import atomic_write, save_safetensors
+from vitr.files import atomic_directory, atomic_write, is_partial, save_safetensors
 from vitr.model.factory import load_model_weights
 
 MODEL_FILE = "model.safetensors"
@@ -59,13 +58,11 @@ def save_checkpoint(
     if final.is_dir():  # same step, same weights: only the (small) info may have changed
         atomic_write(final / INFO_FILE, json.dumps(info, indent=2))
     else:
-        tmp = root / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
-        save_safetensors(tmp / MODEL_FILE, state, metadata={"format": "vitr.model", "step": str(step)})
-        torch.save(training_state, tmp / STATE_FILE)
-        (tmp / INFO_FILE).write_text(json.dumps(info, indent=2))
-        os.replace(tmp, final)
+        with atomic_directory(final) as tmp:
+            state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+            save_safetensors(tmp / MODEL_FILE, state, metadata={"format": "vitr.model", "step": str(step)})
+            torch.save(training_state, tmp / STATE_FILE)
+            (tmp / INFO_FILE).write_text(json.dumps(info, indent=2))
     for tag in tags:
         atomic_write(root / tag, final.name)
     _prune(root)
@@ -84,6 +81,20 @@ def resolve_checkpoint(root: str | Path, tag: str = LATEST) -> Path | None:
             "to start over or point it at another step directory"
         )
     return target
+
+
+def resolve_weights(path: str | Path) -> Path:
+    """The model file that `path` names. A run's output directory, or its `checkpoints` directory, means the model
+    of the run's `latest` checkpoint (its final step once it has finished), so a recipe names a run rather than a
+    step number that changes whenever the run does; any other path (a file, a step directory, a converted model) is
+    returned as it is."""
+    path = Path(path)
+    for root in (path / "checkpoints", path):
+        if (root / LATEST).is_file():
+            return resolve_checkpoint(root, LATEST) / MODEL_FILE
+    if (path / "checkpoints").is_dir():
+        raise CheckpointError(f"run {path} has no finished checkpoint yet ({path / 'checkpoints' / LATEST} is missing)")
+    return path
 
 
 def read_info(path: str | Path) -> dict[str, Any]:
@@ -116,6 +127,6 @@ def _prune(root: Path) -> None:
     """Remove step directories no tag names, and temporaries of interrupted writes."""
     keep = {(root / tag).read_text().strip() for tag in (LATEST, BEST) if (root / tag).is_file()}
     for entry in root.iterdir():
-        stale_tmp = entry.name.startswith(".tmp-")
+        stale_tmp = is_partial(entry)
         if entry.is_dir() and (stale_tmp or (entry.name.startswith("step_") and entry.name not in keep)):
             shutil.rmtree(entry, ignore_errors=True)

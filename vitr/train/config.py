@@ -24,6 +24,7 @@ import pydantic
 import yaml
 
 from vitr.errors import ConfigError
+from vitr.files import atomic_write
 from vitr.losses.distill import Aggregation, DistillCriterion
 from vitr.losses.selection import SelectionConfig
 from vitr.model.factory import ModelSpec
@@ -108,9 +109,10 @@ class CaptionFilterConfig:
 
 @dataclass
 class TeacherSpec:
-    """One TeachText teacher: a trained vitr model (`model`: its spec, with `checkpoint` naming the weights), or a
-    projection teacher fitted on the training captions first (`minilm`: a sentence encoder's text side, `bow`: a
-    bag of words), each over the same cached frame features the student sees (teachtext.md §1.1).
+    """One TeachText teacher: a trained vitr model (`model`: its spec, with `checkpoint` naming the weights or a
+    training run's output directory, read as that run's latest checkpoint: `vitr.train.checkpoint.resolve_weights`),
+    or a projection teacher fitted on the training captions first (`minilm`: a sentence encoder's text side, `bow`:
+    a bag of words), each over the same cached frame features the student sees (teachtext.md §1.1).
 
     `video` is the journal version's video-side distillation: a trained model with a costlier video side than the
     student's (more frames, `model.num_frames`, from its own frame cache; any head, e.g. CLIP2Video) teaches a
@@ -285,7 +287,7 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def save_config(config: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    atomic_write(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 _dumper = functools.cache(pydantic.TypeAdapter)  # any dataclass can be written; only recipes are loaded

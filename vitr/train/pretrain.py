@@ -71,6 +71,7 @@ def pretrain_clip(
         eps=1e-6,
         fused=True,  # fused: one kernel, not a Python loop per tensor
     )
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")  # fp16 gradients would underflow
     backbone.train()
     losses: list[float] = []
     order = torch.randperm(len(images), generator=generator)
@@ -102,9 +103,11 @@ def pretrain_clip(
         else:
             loss = infonce_with_hard_negatives(logits[:, :batch], logits[:, batch:])
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
         torch.nn.utils.clip_grad_norm_(backbone.parameters(), 1.0)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         with torch.no_grad():
             backbone.logit_scale.clamp_(0, math.log(100))
         losses.append(loss.item())

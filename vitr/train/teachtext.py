@@ -20,6 +20,7 @@ import torch
 from vitr.data.cache import FeatureCache
 from vitr.data.types import RetrievalDataset
 from vitr.errors import ConfigError, DatasetFormatError
+from vitr.files import atomic_path, atomic_write
 from vitr.losses.distill import Aggregation, aggregate_teachers, distillation_loss
 from vitr.model.factory import build_model
 from vitr.teachers import (
@@ -32,6 +33,7 @@ from vitr.teachers import (
 )
 from vitr.teachers.bank import TeacherBank, build_teacher_bank, content_key
 from vitr.teachers.base import Teacher
+from vitr.train.checkpoint import resolve_weights
 from vitr.train.config import CaptionFilterConfig, TeacherSpec, TeachTextConfig
 from vitr.train.datasets import CachedPairDataset
 from vitr.train.sources import StepOutputs
@@ -244,7 +246,7 @@ def write_filter_report(
     directory.mkdir(parents=True, exist_ok=True)
     listed = np.flatnonzero(~result.keep | (result.weights < 1.0))
     csv_path, json_path = directory / f"{stem}.csv", directory / f"{stem}.json"
-    with csv_path.open("w", newline="") as f:
+    with atomic_path(csv_path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["caption_index", "video_id", "caption", "rank", "removed", "weight"])
         for i in listed:
@@ -274,7 +276,7 @@ def write_filter_report(
             for i in result.removed
         ],
     }
-    json_path.write_text(json.dumps(summary, indent=2))
+    atomic_write(json_path, json.dumps(summary, indent=2))
     return csv_path, json_path
 
 
@@ -330,6 +332,18 @@ def build_teachers(
     return teachers
 
 
+def with_resolved_checkpoints(config: TeachTextConfig) -> TeachTextConfig:
+    """`config` with each model teacher's `checkpoint` resolved to a weights file (`resolve_weights`: a run's
+    output directory means its latest checkpoint), so the bank's key names the weights that actually taught."""
+    teachers = [
+        replace(spec, model=replace(spec.model, checkpoint=str(resolve_weights(spec.model.checkpoint))))
+        if spec.model is not None and spec.model.checkpoint
+        else spec
+        for spec in config.teachers
+    ]
+    return replace(config, teachers=teachers)
+
+
 def recipe_teacher_bank(
     config: TeachTextConfig,
     dataset: RetrievalDataset,
@@ -348,6 +362,7 @@ def recipe_teacher_bank(
     `teachers`, the recipe's teachers already built by `build_teachers` (say, to score them on a test split too),
     are embedded as they are and their bank written to `path`, replacing any bank there.
     """
+    config = with_resolved_checkpoints(config)
     names = teacher_names(config)
     texts, video_ids = [c.text for c in dataset.captions], [v.video_id for v in dataset.videos]
     specs = json.dumps([asdict(spec) for spec in config.teachers], sort_keys=True)  # other teachers: rebuild

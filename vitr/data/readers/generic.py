@@ -16,6 +16,7 @@ from typing import Any
 from vitr.data.readers.files import read_csv, require_file
 from vitr.data.types import Caption, RetrievalDataset, VideoItem
 from vitr.errors import DatasetFormatError
+from vitr.files import atomic_write
 
 REQUIRED = ("video", "caption")
 
@@ -119,5 +120,5 @@ def write_generic(dataset: RetrievalDataset, path: Path) -> Path:
         if c.tags:
             row["tags"] = sorted(c.tags)
         lines.append(json.dumps(row, ensure_ascii=False))
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write(path, "\n".join(lines) + "\n")
     return path
