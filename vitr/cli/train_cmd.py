@@ -50,10 +50,9 @@ def run_train(args: argparse.Namespace) -> int:
 def run_recipe(config: Any, args: argparse.Namespace) -> int:
     """Train `config` (a TrainConfig) on the data `args` names; shared by `vitr train` and `vitr train-pseudo`."""
     from vitr.data.readers import load_dataset
-    from vitr.model.factory import build_model
     from vitr.train.checkpoint import LATEST, resolve_checkpoint
     from vitr.train.distributed import training_device
-    from vitr.train.pipeline import train
+    from vitr.train.pipeline import train, training_model
 
     if config.ps_scl is None and args.dataset is None:
         raise ConfigError("give --dataset and --root, or a recipe with a ps_scl section (training on pseudo pairs)")
@@ -65,7 +64,7 @@ def run_recipe(config: Any, args: argparse.Namespace) -> int:
         if args.dataset is None:
             raise ConfigError("--val-split needs --dataset and --root")
         val_set = load_dataset(args.dataset, args.root, args.val_split, args.videos, check_files=True)
-    model = build_model(config.model, training_device(config.device))  # extraction runs there too
+    model = training_model(config, training_device(config.device))  # extraction runs there too
     trainer = train(model, config, train_set, args.cache, val_set=val_set, workers=args.workers)
     latest = resolve_checkpoint(Path(config.output_dir) / "checkpoints", LATEST)
     print(f"trained {trainer.step} steps; final loss {trainer.history[-1]:.4f}; model in {latest}")

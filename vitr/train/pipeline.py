@@ -18,6 +18,7 @@ from vitr.data.types import Caption, RetrievalDataset, VideoItem
 from vitr.errors import ConfigError, DatasetFormatError
 from vitr.inference.evaluate import embed_dataset, evaluate_embeddings
 from vitr.inference.extract import extract_features, frame_spec_for, open_cache
+from vitr.model.factory import build_model
 from vitr.model.retrieval import VideoTextModel
 from vitr.pseudo.label import PseudoLabel, read_pseudo_labels
 from vitr.teachers.bank import TeacherBank
@@ -36,6 +37,14 @@ from vitr.train.trainer import Trainer, ValFn
 from vitr.train.video_distill import own_frames_reader
 
 log = logging.getLogger(__name__)
+
+
+def training_model(config: TrainConfig, device: str | torch.device = "cpu") -> VideoTextModel:
+    """The model `config` trains, its new head weights drawn from a generator seeded by `config.seed`: a recipe
+    and its seed decide the whole run, whether `vitr train` or a benchmark starts it."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return build_model(config.model, device)
 
 
 def init_head_from_clip(model: VideoTextModel) -> list[str]:
