@@ -63,7 +63,7 @@ def lab_vocabulary(concepts: Mapping[str, Any]) -> dict[str, Any]:
                 "frame_top_k": 1,
             },
             "sizes": {
-                "concepts": concepts["sizes"],
+                "concepts": list(concepts["sizes"]),
                 "templates": ["a {} {subject}"],
                 "subject": "objects",
                 "top_k": 1,
@@ -76,7 +76,7 @@ def lab_vocabulary(concepts: Mapping[str, Any]) -> dict[str, Any]:
             "columns": placed(concepts["columns"], [("left", "right", "move_right"), ("right", "left", "move_left")]),
             "rows": placed(concepts["rows"], [("top", "bottom", "move_down"), ("bottom", "top", "move_up")]),
             "backgrounds": {
-                "concepts": concepts["backgrounds"],
+                "concepts": list(concepts["backgrounds"]),
                 "templates": ["on a {} background", "an empty {} background", "a circle on a {} background"],
                 "top_k": 1,
                 "frame_top_k": 1,
@@ -88,7 +88,7 @@ def lab_vocabulary(concepts: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "single": ["objects"],
         # the lab publishes other words for its shapes, sizes and backgrounds ("ball", "tiny", "grey")
-        "synonyms": {word: names for kind in concepts["synonyms"].values() for word, names in kind.items()},
+        "synonyms": {word: list(names) for kind in concepts["synonyms"].values() for word, names in kind.items()},
     }
 
 
