@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 
 
 def training_model(config: TrainConfig, device: str | torch.device = "cpu") -> VideoTextModel:
-    """The model `config` trains, its new head weights drawn from a generator seeded by `config.seed`: a recipe
-    and its seed decide the whole run, whether `vitr train` or a benchmark starts it."""
+    """The model `config` trains. The head's tensors that CLIP does not initialise (frame positions, CLIP2Video's
+    centres) are drawn with `config.seed`, so a recipe and its seed decide the whole run, whether `vitr train` or a
+    benchmark starts it; the caller's random state is left as it was."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         return build_model(config.model, device)
