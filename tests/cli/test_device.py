@@ -12,6 +12,7 @@ import vitr.data.readers
 import vitr.index.indexer
 import vitr.index.video_index
 import vitr.model.factory
+import vitr.train.pipeline
 from vitr.cli.main import build_parser, main
 from vitr.errors import ConfigError
 from vitr.index.video_index import VideoIndex
@@ -183,7 +184,7 @@ def test_train_builds_on_the_device_flag_or_the_configs(device, fake_gpu, monkey
     config = tmp_path / "train.yaml"
     config.write_text("model:\n  backbone: vitr-lab-tiny\n  random_init: true\ndevice: auto\n")
     monkeypatch.setattr(vitr.data.readers, "load_dataset", lambda *a, **k: object())
-    monkeypatch.setattr(vitr.model.factory, "build_model", build)
+    monkeypatch.setattr(vitr.train.pipeline, "build_model", build)  # what `training_model` builds with
     (tmp_path / "videos").mkdir()
     argv = ["train", str(config), "--dataset", "msrvtt", "--root", str(tmp_path), "--videos", str(tmp_path / "videos")]
     with pytest.raises(Reached):
