@@ -1,14 +1,17 @@
-"""PS-SCL in the lab: pseudo-label the unlabelled pool with the lab CLIP, train with SeLeCT, compare.
+"""PS-SCL in the lab: pseudo-label the unlabelled pool with the lab CLIP, train every row from the recipe, compare.
 
-    python benchmarks/lab_ps_scl.py --lab LAB [--clip LAB/clip] [--quick]
+    python benchmarks/lab_ps_scl.py --lab LAB [--quick] [key=value ...]
 
-LAB is a folder made by `vitr synth`, LAB/clip the lab CLIP from `vitr pretrain`. Steps, on cached frame
-features of the frozen lab CLIP (12 uniform frames; the same features are tagged, ps_scl.md §4 #8 option):
-1. a lab vocabulary written from LAB/concepts.json (objects = colour + shape, sizes, columns, rows,
-   backgrounds; prompts ensembled over shapes) - the same JSON format as the shipped English vocabulary;
-2. pseudo-texts for every pool video; their precision against the generator's ground truth (pool_truth.json);
-3. zero-shot (lab CLIP + meanP, no training) vs PS-SCL (SeLeCT option A) vs plain contrastive learning on the
-   same pseudo pairs, and labelled-only vs labelled + pool, over `--seeds`, both directions, on the test split.
+LAB is a folder made by `vitr synth`, LAB/clip the lab CLIP from `vitr pretrain`. Steps:
+1. pseudo-texts for the pool, written by the function `vitr pseudo-label` calls (`pseudo_label_folder`) over OUT/pool
+   (links to the pool's videos) with the lab vocabulary (`vitr.lab.pseudo.lab_vocabulary`, from LAB/concepts.json),
+   tagging the frames the runs train on; their precision against the generator's ground truth (pool_truth.json) and
+   the lab CLIP's zero-shot recognition of colour and shape (`vitr.lab.pseudo`);
+2. zero-shot (lab CLIP + meanP) and every trained row through `vitr.train.pipeline.train`, the function `vitr train`
+   calls, on the recipe (`--config`, configs/lab/ps_scl.yaml) with the command line's `key=value` overrides and the
+   row's own (`plan_rows`): plain contrastive and SeLeCT on the pseudo pairs, SeLeCT + WiSE-FT, both with the
+   zero-shot anchor (`--anchor`), a ceiling on the pool's withheld true captions, labelled only and labelled + pool;
+   over seeds from the recipe's, both directions, on the test split (`--eval-split val` to choose settings).
 The tables replace the "## PS-SCL" section of docs/results.md.
 """
 
@@ -19,7 +22,9 @@ import functools
 import json
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
@@ -34,318 +39,140 @@ from vitr.data.types import Caption, RetrievalDataset, VideoItem  # noqa: E402
 from vitr.eval.significance import Delta, paired_delta  # noqa: E402
 from vitr.inference.extract import extract_features, frame_spec_for, open_cache  # noqa: E402
 from vitr.lab.experiment import evaluate_lab, load_lab_test, load_lab_validation  # noqa: E402
-from vitr.losses.selection import SelectionConfig  # noqa: E402
-from vitr.model.factory import ModelSpec, build_model  # noqa: E402
-from vitr.pseudo import PseudoLabeler, load_vocabulary, write_pseudo_labels  # noqa: E402
-from vitr.pseudo.tagging import ConceptTagger  # noqa: E402
-from vitr.pseudo.vocab import vocabulary_from_dict  # noqa: E402
-from vitr.train.config import TrainConfig  # noqa: E402
-from vitr.train.pipeline import init_head_from_clip  # noqa: E402
-from vitr.train.ps_scl import (  # noqa: E402
-    ANCHORS,
-    PairPool,
-    PsSclConfig,
-    pool_from_dataset,
-    pool_from_pseudo_labels,
-    train_ps_scl,
+from vitr.lab.pseudo import (  # noqa: E402
+    attribute_recognition,
+    caption_labels,
+    link_pool,
+    pseudo_precision,
+    read_concepts,
+    read_pool_truth,
+    write_lab_vocabulary,
 )
+from vitr.model.factory import ModelSpec, build_model  # noqa: E402
+from vitr.model.retrieval import VideoTextModel  # noqa: E402
+from vitr.pseudo import PseudoLabeler, load_vocabulary, pseudo_label_folder, read_pseudo_labels  # noqa: E402
+from vitr.pseudo.label import write_pseudo_labels  # noqa: E402
+from vitr.pseudo.texts import Changed  # noqa: E402
+from vitr.train.config import TrainConfig, config_to_dict, load_config  # noqa: E402
+from vitr.train.pipeline import train, training_model  # noqa: E402
+from vitr.train.ps_scl import ANCHORS  # noqa: E402
 
 SECTION = "## PS-SCL"
 DIRECTIONS = ("t2v", "v2t")
 METRICS = ("R1", "R5", "R10")
+PSEUDO_FILE, POOL_DIR = "pool_pseudo.jsonl", "pool"  # under --out: what every pseudo row trains on
+NO_SELECTION = "ps_scl.selection.rule=none"
+TRUE_CAPTIONS = [NO_SELECTION, "ps_scl.forms=[]"]  # caption files hold form "caption", not a pseudo-text form
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lab", type=Path, default=REPO_ROOT / "lab")
     p.add_argument("--clip", type=Path, default=None, help="lab CLIP directory (default LAB/clip)")
+    p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "lab" / "ps_scl.yaml",
+                   help="the recipe of every trained row")
+    p.add_argument("overrides", nargs="*", help="recipe overrides for every row, as for `vitr train`: model.head=meanP")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "lab_ps_scl")
     p.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, 1,000 pool videos, no labelled runs")
     p.add_argument("--seeds", type=int, default=3, help="seeds of the headline rows (plain and SeLeCT)")
     p.add_argument("--extra-seeds", type=int, default=None, help="seeds of the other rows (WiSE-FT, ceiling, labelled)")
     p.add_argument("--anchor-seeds", type=int, default=None, help="seeds of the anchored rows (default: --extra-seeds)")
-    p.add_argument("--first-seed", type=int, default=0, help="seeds run from here (more seeds for an earlier probe)")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--head", default="meanP", help="temporal head of every trained model (zero-shot is always meanP)")
-    p.add_argument("--lr", type=float, default=1e-4, help="lr of the head's new modules")
-    p.add_argument(
-        "--text-lr", type=float, default=1e-3, help="text tower lr (frames cached, visual frozen); 1e-3: the lab recipe"
-    )
-    p.add_argument(
-        "--freeze",
-        choices=("visual", "all"),
-        default="visual",
-        help="visual: train the head and the text tower (at --text-lr); all: the head only",
-    )
-    p.add_argument(
-        "--score",
-        choices=("loss", "teacher", "mix"),
-        default="loss",
-        help="what ranks pairs for SeLeCT: the current loss, the frozen CLIP's cosine, or both (z-scores)",
-    )
-    p.add_argument("--stratify", action="store_true", help="SeLeCT keeps its share within each pseudo-text form")
-    p.add_argument("--tau", type=float, default=0.3, help="SeLeCT final forget rate")
-    p.add_argument(
-        "--t-k", type=float, default=2.0, help="epochs over which the forget rate ramps up (configs/lab/ps_scl.yaml)"
-    )
-    p.add_argument(
-        "--text-sampling", default="uniform", choices=["uniform", "teacher"], help="which pseudo-text of a video"
-    )
-    p.add_argument("--forms", nargs="*", default=[], help="pseudo-text forms to train on (default: all)")
-    p.add_argument(
-        "--paraphrases", type=int, default=0, help="synonym variants written per pseudo-text (0: canonical words only)"
-    )
-    p.add_argument(
-        "--changed",
-        choices=("keep", "omit", "drop"),
-        default="keep",
-        help="sentences of a video whose size or position changes: keep its majority value, omit it, or drop them",
-    )
-    p.add_argument(
-        "--anchor", type=float, default=0.0, help="also run plain and SeLeCT with this zero-shot anchor weight (0: no)"
-    )
-    p.add_argument(
-        "--anchor-kind",
-        choices=ANCHORS,
-        default="feature",
-        help="feature: keep each video embedding; relation: the batch's video-to-video ranking; symmetric: the "
-        "order-free half (f(v) + f(reversed v)) / 2; still: only videos without a temporal pseudo-text",
-    )
+    p.add_argument("--anchor", type=float, default=0.0,
+                   help="also run plain and SeLeCT with this zero-shot anchor weight (0: no)")
+    p.add_argument("--anchor-kind", choices=ANCHORS, default=None,
+                   help="the anchored rows' ps_scl.anchor (default: the recipe's); still: only videos without a "
+                   "temporal pseudo-text")
     p.add_argument("--wise-alpha", type=float, default=0.5, help="WiSE-FT mixing weight of the drift-guard row")
+    p.add_argument("--paraphrases", type=int, default=0,
+                   help="synonym variants written per pseudo-text (`vitr pseudo-label --paraphrases`)")
+    p.add_argument("--changed", choices=get_args(Changed), default="keep",
+                   help="sentences of a video whose size or position changes (`vitr pseudo-label --changed`)")
     p.add_argument("--pool-videos", type=int, default=None, help="use only the first N pool videos")
-    p.add_argument(
-        "--no-plain", action="store_true", help="skip the plain-contrastive rows, anchored or not (SeLeCT probes)"
-    )
-    p.add_argument("--no-wise", action="store_true", help="skip the WiSE-FT row")
-    p.add_argument(
-        "--anchor-only", action="store_true", help="with --anchor: skip the unanchored plain and SeLeCT rows (probes)"
-    )
     p.add_argument("--no-labelled", action="store_true", help="skip the labelled-only and combined runs")
-    p.add_argument(
-        "--no-oracle", dest="oracle", action="store_false", help="skip the ceiling run on the pool's true captions"
-    )
-    p.add_argument(
-        "--eval-split",
-        choices=("test", "val"),
-        default="test",
-        help="score on the test split, or on the validation split (1,000 labelled training videos) to choose settings",
-    )
+    p.add_argument("--eval-split", choices=("test", "val"), default="test",
+                   help="score on the test split, or on the validation split (1,000 labelled training videos) to "
+                   "choose settings")
     p.add_argument("--features", type=Path, default=None, help="frame feature cache (default OUT/features)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-doc", action="store_true", help="do not touch docs/results.md")
     args = p.parse_args(argv)
     args.command = " ".join(sys.argv[1:] if argv is None else argv)
     if args.quick:
-        args.seeds, args.epochs, args.no_labelled = 1, 2, True
+        args.seeds, args.no_labelled = 1, True
         args.pool_videos = args.pool_videos or 1000
     args.clip = args.clip or args.lab / "clip"
     args.features = args.features or args.out / "features"
     return args
 
 
-# ------------------------------------------------------------------------------------------- vocabulary
-def lab_vocabulary(lab: Path, out: Path) -> Path:
-    """A vitr vocabulary file for the lab's concepts: prompts in the words the lab CLIP was pretrained on. A change
-    of size, column or row is also named by the lab's published event phrase (concepts.json), the way a real
-    vocabulary names actions; the static CLIP cannot recognise the event itself, only the states before and after.
-    """
-    concepts = json.loads((lab / "concepts.json").read_text())
-    shapes, phrases, events = concepts["shapes"], concepts["position_phrases"], concepts["event_phrases"]
-    vocab = {
-        "description": "lab concepts (written by benchmarks/lab_ps_scl.py from concepts.json)",
-        "categories": {
-            "objects": {
-                "concepts": [f"{c} {s}" for c in concepts["colours"] for s in shapes],
-                "templates": ["a {}", "there is a {}", "a picture of a {}"],
-                "phrase": "a {}",
-                "top_k": 2,
-                "frame_top_k": 1,
-            },
-            "sizes": {
-                "concepts": concepts["sizes"],
-                "templates": ["a {} {subject}"],
-                "subject": "objects",
-                "top_k": 1,
-                "frame_top_k": 1,
-                "temporal": True,
-                "temporal_template": "a {objects} that is {early}, then {late}",
-                "events": {"small -> large": events["grow"], "large -> small": events["shrink"]},
-                "event_template": "a {objects} {event}",
-            },
-            "columns": {
-                "concepts": [phrases[c] for c in concepts["columns"]],
-                "templates": ["a {subject} {}"],
-                "subject": "objects",
-                "top_k": 1,
-                "frame_top_k": 1,
-                "temporal": True,
-                "temporal_template": "a {objects} {early}, then {late}",
-                "events": {
-                    f"{phrases['left']} -> {phrases['right']}": events["move_right"],
-                    f"{phrases['right']} -> {phrases['left']}": events["move_left"],
-                },
-                "event_template": "a {objects} {event}",
-            },
-            "rows": {
-                "concepts": [phrases[r] for r in concepts["rows"]],
-                "templates": ["a {subject} {}"],
-                "subject": "objects",
-                "top_k": 1,
-                "frame_top_k": 1,
-                "temporal": True,
-                "temporal_template": "a {objects} {early}, then {late}",
-                "events": {
-                    f"{phrases['top']} -> {phrases['bottom']}": events["move_down"],
-                    f"{phrases['bottom']} -> {phrases['top']}": events["move_up"],
-                },
-                "event_template": "a {objects} {event}",
-            },
-            "backgrounds": {
-                "concepts": concepts["backgrounds"],
-                "templates": ["on a {} background", "an empty {} background", "a circle on a {} background"],
-                "top_k": 1,
-                "frame_top_k": 1,
-            },
-        },
-        "sentences": [
-            "a {sizes} {objects} {columns} {rows} on a {backgrounds} background",
-            "a {objects:2} on a {backgrounds} background",
-        ],
-        "single": ["objects"],
-        # the lab publishes other words for its shapes, sizes and backgrounds ("ball", "tiny", "grey")
-        "synonyms": {word: names for kind in concepts["synonyms"].values() for word, names in kind.items()},
+# ------------------------------------------------------------------------------------------------- rows
+@dataclass(frozen=True)
+class Row:
+    """One table row: its name, its overrides of the recipe, its seeds, and whether it also reads the lab's
+    labelled split (`vitr train --dataset msrvtt`)."""
+
+    name: str
+    overrides: tuple[str, ...]
+    seeds: int
+    labelled: bool = False
+
+
+def base_overrides(args: argparse.Namespace) -> list[str]:
+    """Every row's overrides: `--quick`, the command line's, then the lab CLIP and the pool's files this script
+    writes (last, so nothing moves them)."""
+    return [
+        *(["epochs=2"] if args.quick else []),
+        *args.overrides,
+        f"model.backbone={args.clip}",
+        f"ps_scl.pseudo_labels={args.out / PSEUDO_FILE}",
+        f"ps_scl.videos={args.out / POOL_DIR}",
+    ]
+
+
+def plan_rows(args: argparse.Namespace, recipe: TrainConfig) -> dict[str, Row]:
+    """The trained rows by key (their run folders' names). The recipe itself is the SeLeCT row."""
+    extra = args.seeds if args.extra_seeds is None else args.extra_seeds
+    anchored = extra if args.anchor_seeds is None else args.anchor_seeds
+    score = recipe.ps_scl.selection.score
+    rows = {
+        "plain": Row("pseudo pairs, plain contrastive (no selection)", (NO_SELECTION,), args.seeds),
+        "select": Row(f"PS-SCL: pseudo pairs + SeLeCT (A, {score} score)", (), args.seeds),
+        "wise": Row(f"PS-SCL + WiSE-FT drift guard (alpha {args.wise_alpha:g})", (f"wise_alpha={args.wise_alpha}",),
+                    extra),
     }
-    path = out / "lab_vocabulary.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(vocab, indent=2))
-    return path
-
-
-# ---------------------------------------------------------------------------------------------- precision
-def truth_sets(truth: dict, phrases: dict[str, str]) -> dict[str, set[str]]:
-    """Concepts true of a pool video at its start or end, in the vocabulary's words."""
-    states = [s for s in truth["start"] + truth["end"] if s["visible"]]
-    return {
-        "objects": {f"{s['colour']} {s['shape']}" for s in states},
-        "sizes": {s["size"] for s in states if s["size"]},
-        "columns": {phrases[s["column"]] for s in states if s["column"]},
-        "rows": {phrases[s["row"]] for s in states if s["row"]},
-        "backgrounds": {truth["scene"]["background"]},
-    }
-
-
-def true_transitions(truth: dict, phrases: dict[str, str]) -> dict[str, set[tuple[str, str]]]:
-    out: dict[str, set[tuple[str, str]]] = {"sizes": set(), "columns": set(), "rows": set()}
-    for a, b in zip(truth["start"], truth["end"], strict=True):
-        for category, key in (("sizes", "size"), ("columns", "column"), ("rows", "row")):
-            if a[key] and b[key] and a[key] != b[key]:
-                name = (lambda v: v) if key == "size" else (lambda v: phrases[v])
-                out[category].add((name(a[key]), name(b[key])))
-    return out
-
-
-def pseudo_precision(labels, truths: list[dict], phrases: dict[str, str], vocab) -> tuple[list[list], dict]:  # noqa: ANN001
-    rows, transitions = [], {"written": 0, "correct": 0}
-    sets = [truth_sets(t, phrases) for t in truths]
-    for category in vocab.categories:
-        top1 = [
-            label.concepts[category.name][0]["concept"] in s[category.name]
-            for label, s in zip(labels, sets, strict=True)
-            if label.concepts.get(category.name)
-        ]
-        listed = [
-            c["concept"] in s[category.name]
-            for label, s in zip(labels, sets, strict=True)
-            for c in label.concepts.get(category.name, [])
-        ]
-        rows.append(
-            [
-                category.name,
-                len(category.concepts),
-                100 * np.mean(top1),
-                100 * np.mean(listed),
-                100 / len(category.concepts),
-            ]
-        )
-    for label, truth in zip(labels, truths, strict=True):
-        real = true_transitions(truth, phrases)
-        for category, change in label.transitions.items():
-            transitions["written"] += 1
-            transitions["correct"] += (change["early"], change["late"]) in real.get(category, set())
-    transitions["videos with a true transition"] = sum(
-        any(v for v in true_transitions(t, phrases).values()) for t in truths
-    )
-    return rows, transitions
-
-
-def attribute_recognition(backbone, frames, mask, truths: list[dict], concepts: dict) -> list[list]:  # noqa: ANN001
-    """Top-1 zero-shot recognition of colour alone, shape alone and colour + shape (what pseudo-texts can know)."""
-    shapes, colours = concepts["shapes"], concepts["colours"]
-    tasks = {
-        "colour alone": (colours, ["a {} shape", "a {} object", "something {}"], lambda s: s["colour"]),
-        "shape alone": (shapes, ["a {}", "a picture of a {}", "there is a {}"], lambda s: s["shape"]),
-        "colour + shape": (
-            [f"{c} {h}" for c in colours for h in shapes],
-            ["a {}", "there is a {}", "a picture of a {}"],
-            lambda s: f"{s['colour']} {s['shape']}",
-        ),
-    }
-    raw = {"categories": {name: {"concepts": c, "templates": t, "top_k": 1} for name, (c, t, _) in tasks.items()}}
-    found = ConceptTagger(backbone, vocabulary_from_dict({**raw, "sentences": [], "single": []})).tag(frames, mask)
-    rows = []
-    for name, (names, _, key) in tasks.items():
-        hits = [
-            r.concepts[name][0].concept in {key(s) for s in t["start"] + t["end"] if s["visible"]}
-            for r, t in zip(found, truths, strict=True)
-            if r.concepts.get(name)
-        ]
-        rows.append([name, len(names), 100 * float(np.mean(hits)), 100 / len(names)])
+    if args.anchor:
+        kind = args.anchor_kind or recipe.ps_scl.anchor
+        anchor = (f"ps_scl.anchor_weight={args.anchor:g}", f"ps_scl.anchor={kind}")
+        named = f"zero-shot {kind} anchor (weight {args.anchor:g})"
+        rows["plain-anchor"] = Row(f"plain contrastive + {named}", (NO_SELECTION, *anchor), anchored)
+        rows["select-anchor"] = Row(f"PS-SCL + {named}", anchor, anchored)
+    rows["ceiling"] = Row("ceiling: the same pool videos with their withheld true captions",
+                          (*TRUE_CAPTIONS, f"ps_scl.pseudo_labels={args.out / 'pool_captions.jsonl'}"), extra)
+    if not args.no_labelled:
+        labelled = (f"ps_scl.pseudo_labels={args.out / 'train_captions.jsonl'}", f"ps_scl.videos={args.lab / 'videos'}")
+        rows["labelled"] = Row("labelled split only (supervised)", (*TRUE_CAPTIONS, *labelled), extra)
+        rows["labelled+pseudo"] = Row("labelled + pseudo pairs with SeLeCT", (), extra, labelled=True)
     return rows
 
 
-def oracle_pool(pool_ids: list[str], truths: dict, frames, mask, tokenize) -> PairPool:  # noqa: ANN001
-    """The same pool videos with their withheld true captions: the ceiling of any pseudo-text (not PS-SCL)."""
-    videos = [VideoItem(v, "") for v in pool_ids]  # frames[i] belongs to pool_ids[i]; no file is read
-    captions = [Caption(v, c["text"]) for v in pool_ids for c in truths[v]["captions"]]
-    return pool_from_dataset(RetrievalDataset("lab", "pool", videos, captions), frames, mask, tokenize)
+def row_config(args: argparse.Namespace, key: str, row: Row, seed: int) -> TrainConfig:
+    """The recipe with every row's overrides, this row's and its seed; a fresh run in OUT/runs/KEY-seedS."""
+    run = [f"seed={seed}", f"output_dir={args.out / 'runs' / f'{key}-seed{seed}'}", "resume=false", "progress=false",
+           "tensorboard=false"]
+    return load_config(args.config, [*base_overrides(args), *row.overrides, *run])
 
 
-# --------------------------------------------------------------------------------------------- training
-def seed_count(args: argparse.Namespace, headline: bool, anchored: bool) -> int:
-    """Seeds of a row: --seeds for the headline rows, --anchor-seeds for anchored ones, else --extra-seeds."""
-    if headline:
-        return args.seeds
-    if anchored and args.anchor_seeds is not None:
-        return args.anchor_seeds
-    return args.seeds if args.extra_seeds is None else args.extra_seeds
+def train_row(
+    config: TrainConfig, labelled: RetrievalDataset | None, cache_root: Path
+) -> tuple[VideoTextModel, list[float]]:
+    """Train as `vitr train` does (`vitr.cli.train_cmd.run_recipe`); the model and its kept shares per batch."""
+    model = training_model(config)
+    trainer = train(model, config, labelled, cache_root)
+    return model.eval(), trainer.selection.kept
 
 
-def run_config(
-    args: argparse.Namespace, seed: int, rule: str, out: Path, wise_alpha: float | None = None, anchor: float = 0.0
-) -> TrainConfig:
-    """configs/lab/ps_scl.yaml with this row's rule, seed and options (the pool is built here, not read from a file)."""
-    selection = SelectionConfig(rule=rule, score=args.score, tau=args.tau, t_k=args.t_k, stratify=args.stratify)
-    return TrainConfig(
-        model=ModelSpec(backbone=str(args.clip), head=args.head),
-        freeze=args.freeze,
-        lr=args.lr,
-        backbone_lr=args.text_lr,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=seed,
-        output_dir=str(out),
-        resume=False,
-        progress=False,
-        tensorboard=False,
-        wise_alpha=wise_alpha,
-        ps_scl=PsSclConfig(
-            selection=selection, text_sampling=args.text_sampling, anchor_weight=anchor, anchor=args.anchor_kind
-        ),
-    )
-
-
-def evaluate(model, args: argparse.Namespace) -> dict[str, dict[str, float]]:  # noqa: ANN001
+# ------------------------------------------------------------------------------------------- evaluation
+def evaluate(model: VideoTextModel, args: argparse.Namespace) -> dict:
     report = evaluate_lab(model, args.lab, args.features, progress=False, split=args.eval_split)
     result, temporal, static = report.results["all"], report.results["temporal"], report.results["static"]
     return {
@@ -406,120 +233,134 @@ def results_table(rows: dict[str, list[dict]], zero_shot: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915  (one linear experiment script)
+def last_epoch_share(kept: list[float], epochs: int) -> float:
+    """Mean share of pseudo pairs kept over the last epoch's batches."""
+    return float(np.mean(kept[-max(1, len(kept) // epochs) :])) if kept else 1.0
+
+
+# ------------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one linear experiment script)
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.time()
-    spec = ModelSpec(backbone=str(args.clip), head="meanP")
-    backbone = build_model(spec).backbone
-    frame_spec = frame_spec_for(backbone, 12)
-    cache = open_cache(args.features, backbone, frame_spec)
+    if not (args.clip / "model.safetensors").exists():
+        raise SystemExit(f"no lab CLIP in {args.clip}: run `vitr quickstart` or `vitr pretrain --lab {args.lab}`")
+    recipe = load_config(args.config, base_overrides(args))  # a bad override fails here, before any work
+    if recipe.ps_scl is None:
+        raise SystemExit(f"{args.config} has no ps_scl section")
+    backbone = build_model(ModelSpec(backbone=str(args.clip), head="meanP")).backbone
 
-    # 1-2. pseudo-label the pool and score the pseudo-texts against the generator's truth
-    pool_truth = json.loads((args.lab / "pool_truth.json").read_text())
-    pool_ids = sorted(pool_truth, key=lambda v: int(v.removeprefix("video")))[: args.pool_videos]
-    items = [VideoItem(v, str(args.lab / "videos" / f"{v}.mp4")) for v in pool_ids]
-    keys = extract_features(backbone, items, cache, frame_spec, progress=False).keys
-    pool_ids = [v for v in pool_ids if v in keys]
-    frames, mask = cache.stacked([keys[v] for v in pool_ids])  # (N, 12, D), (N, 12)
-    vocab = load_vocabulary(lab_vocabulary(args.lab, args.out))
-    labeler = PseudoLabeler(backbone, vocab, paraphrases=args.paraphrases, changed=args.changed)
-    labels = []
-    for i in range(0, len(pool_ids), 512):
-        labels += labeler.label_features(pool_ids[i : i + 512], frames[i : i + 512], mask[i : i + 512])
-    write_pseudo_labels(labels, args.out / "pool_pseudo.jsonl")
-    phrases = json.loads((args.lab / "concepts.json").read_text())["position_phrases"]
-    precision_rows, transitions = pseudo_precision(labels, [pool_truth[v] for v in pool_ids], phrases, vocab)
-    recognition = attribute_recognition(
-        backbone, frames, mask, [pool_truth[v] for v in pool_ids], json.loads((args.lab / "concepts.json").read_text())
+    # 1. pseudo-label the pool as `vitr pseudo-label` does; score the pseudo-texts against the generator's truth
+    truth = read_pool_truth(args.lab)
+    concepts = read_concepts(args.lab)
+    pool_ids = list(truth)[: args.pool_videos]
+    pool_dir = link_pool(args.lab, args.out / POOL_DIR, pool_ids)
+    vocab_path = write_lab_vocabulary(args.lab, args.out / "lab_vocabulary.json")
+    vocab = load_vocabulary(vocab_path)
+    labeler = PseudoLabeler(backbone, vocab, num_frames=recipe.model.num_frames, paraphrases=args.paraphrases,
+                            changed=args.changed)
+    labelling = pseudo_label_folder(labeler, pool_dir, args.out / PSEUDO_FILE, progress=False)
+    labels = {Path(label.video).stem: label for label in read_pseudo_labels(args.out / PSEUDO_FILE)}
+    labelled_ids = [v for v in pool_ids if v in labels]
+    precision_rows, transitions = pseudo_precision(
+        [labels[v] for v in labelled_ids], [truth[v] for v in labelled_ids], concepts["position_phrases"], vocab
     )
-    pseudo_pool = pool_from_pseudo_labels(labels, frames, mask, backbone.tokenize, forms=args.forms)
+    spec = frame_spec_for(backbone, recipe.model.num_frames)  # the runs' frames, in their cache: decoded once
+    cache = open_cache(args.features, backbone, spec)
+    items = [VideoItem(v, str(pool_dir / f"{v}.mp4")) for v in labelled_ids]
+    keys = extract_features(backbone, items, cache, spec, progress=False).keys
+    seen = [v for v in labelled_ids if v in keys]
+    frames, mask = cache.stacked([keys[v] for v in seen])  # (N, T, D), (N, T)
+    recognition = attribute_recognition(backbone, frames, mask, [truth[v] for v in seen], concepts)
     forms: dict[str, int] = {}
-    for label in labels:
+    for label in labels.values():
         for t in label.texts:
             forms[t["form"]] = forms.get(t["form"], 0) + 1
+    trained_forms = recipe.ps_scl.forms or list(forms)
+    trained_texts = sum(n for form, n in forms.items() if form in trained_forms)
 
-    # 3. zero-shot, plain contrastive and SeLeCT on the pseudo pairs; labelled only and labelled + pool
-    zero_shot = evaluate(build_model(spec), args)
+    # true captions in the pseudo-label format: the ceiling (pool) and labelled-only rows train on them
+    pool_set = RetrievalDataset("lab", "pool", [VideoItem(v, str(pool_dir / f"{v}.mp4")) for v in pool_ids],
+                                [Caption(v, c["text"]) for v in pool_ids for c in truth[v]["captions"]])
+    write_pseudo_labels(caption_labels(pool_set, pool_dir), args.out / "pool_captions.jsonl")
+    train_set = None
+    if not args.no_labelled:
+        train_set = load_dataset("msrvtt", args.lab / "annotations", "train9k", video_dir=args.lab / "videos")
+        write_pseudo_labels(caption_labels(train_set, args.lab / "videos"), args.out / "train_captions.jsonl")
+
+    # 2. zero-shot, then every trained row through the recipe
+    zero_shot = evaluate(build_model(ModelSpec(backbone=str(args.clip), head="meanP")), args)
     print(f"zero-shot ({args.eval_split}): {summary(zero_shot)}", flush=True)
     rows: dict[str, list[dict]] = {"zero-shot (lab CLIP + meanP)": [zero_shot]}
-    variants = {
-        "pseudo pairs, plain contrastive (no selection)": ("none", "pool", None, 0.0),
-        f"PS-SCL: pseudo pairs + SeLeCT (A, {args.score} score)": ("topk", "pool", None, 0.0),
-        f"PS-SCL + WiSE-FT drift guard (alpha {args.wise_alpha:g})": ("topk", "pool", args.wise_alpha, 0.0),
-    }
-    if args.no_plain or args.anchor_only:
-        del variants["pseudo pairs, plain contrastive (no selection)"]
-    if args.anchor_only:
-        del variants[f"PS-SCL: pseudo pairs + SeLeCT (A, {args.score} score)"]
-    if args.no_wise:
-        del variants[f"PS-SCL + WiSE-FT drift guard (alpha {args.wise_alpha:g})"]
-    if args.anchor:
-        anchored = f"zero-shot {args.anchor_kind} anchor (weight {args.anchor:g})"
-        if not args.no_plain:
-            variants[f"plain contrastive + {anchored}"] = ("none", "pool", None, args.anchor)
-        variants[f"PS-SCL + {anchored}"] = ("topk", "pool", None, args.anchor)
-    if args.oracle:
-        variants["ceiling: the same pool videos with their withheld true captions"] = ("none", "oracle", None, 0.0)
-    if not args.no_labelled:
-        train = load_dataset("msrvtt", args.lab / "annotations", "train9k", video_dir=args.lab / "videos")
-        train_keys = extract_features(backbone, train.videos, cache, frame_spec, progress=False).keys
-        train_frames, train_mask = cache.stacked([train_keys[v.video_id] for v in train.videos])
-        labelled_pool = pool_from_dataset(train, train_frames, train_mask, backbone.tokenize)
-        variants["labelled split only (supervised)"] = ("none", "labelled", None, 0.0)
-        variants["labelled + pseudo pairs with SeLeCT"] = ("topk", "both", None, 0.0)
+    plan = plan_rows(args, recipe)
     kept: dict[str, float] = {}
-    for name, (rule, data, wise_alpha, anchor) in variants.items():
-        pool = {
-            "pool": pseudo_pool,
-            "labelled": labelled_pool if not args.no_labelled else None,
-            "oracle": oracle_pool(pool_ids, pool_truth, frames, mask, backbone.tokenize) if data == "oracle" else None,
-        }.get(data)
-        if data == "both":
-            pool = pseudo_pool.concat(labelled_pool)
+    for key, row in plan.items():
         runs = []
-        headline = rule in ("none", "topk") and data == "pool" and wise_alpha is None and not anchor
-        for seed in range(args.first_seed, args.first_seed + seed_count(args, headline, bool(anchor))):
-            model = build_model(ModelSpec(backbone=str(args.clip), head=args.head))
-            init_head_from_clip(model)  # CLIP4Clip's start for seqTransf / TDB blocks (no-op for meanP)
-            history = train_ps_scl(model, pool, run_config(args, seed, rule, args.out / "runs", wise_alpha, anchor))
+        for seed in range(recipe.seed, recipe.seed + row.seeds):
+            config = row_config(args, key, row, seed)
+            model, shares = train_row(config, train_set if row.labelled else None, args.features)
             runs.append(evaluate(model, args))
-            kept[name] = float(np.mean(history.kept[-max(1, len(history.kept) // args.epochs) :]))
-            print(f"{name} seed {seed}: {summary(runs[-1])}", flush=True)
+            kept[row.name] = last_epoch_share(shares, config.epochs)
+            print(f"{row.name} seed {seed}: {summary(runs[-1])}", flush=True)
         if runs:
-            rows[name] = runs
+            rows[row.name] = runs
 
     minutes = (time.time() - start) / 60
+    shown = {str(args.out): "OUT", str(args.lab): "LAB"}
+
+    def show(override: str) -> str:
+        for path, name in shown.items():
+            override = override.replace(path, name)
+        return f"`{override}`"
+
+    row_lines = "; ".join(
+        f"{row.name}: {' '.join(show(o) for o in row.overrides) or 'the recipe as it is'}"
+        + (" with `--dataset msrvtt --root LAB/annotations --videos LAB/videos`" if row.labelled else "")
+        for row in plan.values()
+    )
     precision_table = "\n".join(
         [
             "| category | concepts | top-1 precision % | precision of all listed % | chance (top-1) % |",
             "|---|---|---|---|---|",
         ]
-        + [f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.1f} | {r[4]:.1f} |" for r in precision_rows]
+        + [f"| {r.category} | {r.concepts} | {r.top1:.1f} | {r.listed:.1f} | {r.chance:.1f} |" for r in precision_rows]
     )
     recognition_table = "\n".join(
         ["| attribute | classes | top-1 % | chance % |", "|---|---|---|---|"]
-        + [f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.1f} |" for r in recognition]
+        + [f"| {r.attribute} | {r.classes} | {r.top1:.1f} | {r.chance:.1f} |" for r in recognition]
     )
-    written = transitions["written"]
-    selection_scope = "kept within each pseudo-text form" if args.stratify else "kept over the batch"
-    text_tower = "text tower frozen" if args.freeze == "all" else f"text tower fine-tuned at lr {args.text_lr:g}"
+    sel = recipe.ps_scl.selection
+    config_path = args.config.resolve()
+    recipe_name = config_path.relative_to(REPO_ROOT) if config_path.is_relative_to(REPO_ROOT) else config_path
+    selection_scope = "kept within each pseudo-text form" if sel.stratify else "kept over the batch"
+    tower_lr = f"text tower fine-tuned at lr {recipe.backbone_lr:g}"
+    text_tower = "text tower frozen" if recipe.freeze == "all" else tower_lr
+    split = (
+        "Test: the lab's 1,000-video split (MSR-VTT 1k-A layout), one caption per video"
+        if args.eval_split == "test"
+        else "Validation: the last 1,000 labelled training videos, one caption each"
+    )
     body = f"""Produced by `python benchmarks/lab_ps_scl.py {args.command}` ({minutes:.1f} min,
-{args.threads} threads). Lab CLIP `{args.clip.name}`; trained models use head {args.head}
-(lr {args.lr:g}), zero-shot meanP; frames cached (12 uniform), {text_tower};
-{args.epochs} epochs, batch {args.batch_size}; {args.paraphrases} synonym paraphrases per pseudo-text;
-SeLeCT option A, tau {args.tau}, T_k {args.t_k} epochs, c 1, {args.score} score, {selection_scope};
+{args.threads} threads). Every trained row is `vitr train {recipe_name}` (`vitr.train.pipeline.train`) with the
+row's overrides below, seeds from {recipe.seed}. Lab CLIP `{args.clip.name}`; trained models use head
+{recipe.model.head} (lr {recipe.lr:g}), zero-shot meanP; frames cached ({recipe.model.num_frames} uniform),
+{text_tower}; {recipe.epochs} epochs, batch {recipe.batch_size}; {args.paraphrases} synonym paraphrases per pseudo-text;
+SeLeCT option A, tau {sel.tau}, T_k {sel.t_k} epochs, c {sel.exponent:g}, {sel.score} score, {selection_scope};
 sentences of a video whose size or position changes: {args.changed}.
-{len(pool_ids)} unlabelled pool videos, {sum(forms.values())} pseudo-texts
-({", ".join(f"{k} {v}" for k, v in forms.items())}); trained on the {len(pseudo_pool.tokens)} of forms
-{", ".join(args.forms) or "all"}, one text drawn per video per epoch ({args.text_sampling}). Test: the lab's
-1,000-video split (MSR-VTT 1k-A layout), one caption per video; mean ± std over the seeds of each row; Δ = R@1 minus
+{len(labels)} unlabelled pool videos pseudo-labelled ({len(labelling.failed)} not decoded), {sum(forms.values())}
+pseudo-texts ({", ".join(f"{k} {v}" for k, v in forms.items())}); trained on the {trained_texts} of forms
+{", ".join(trained_forms)}, one text drawn per video per epoch ({recipe.ps_scl.text_sampling}). {split};
+mean ± std over the seeds of each row; Δ = R@1 minus
 zero-shot, with a 95 % interval from a paired bootstrap over the test queries (each query's top-1 hit averaged over
 the row's seeds; 10,000 resamples; `vitr.eval.significance`): an interval that excludes 0 is a gain larger than the
 test set's own noise. The lab shows mechanisms and directions, not the paper's numbers (its +8.2 / +12.2 / +10.9 v2t R@1
 are on MSR-VTT / DiDeMo / ActivityNet).
 
-### Retrieval on the test split
+Rows and their overrides of the recipe ({show(str(args.out / PSEUDO_FILE))} and {show(str(pool_dir))} are the
+pool's pseudo-texts and videos; the caption files hold true captions in the pseudo-label format, so those rows run
+the same loop, one caption drawn per video per epoch): {row_lines}.
+
+### Retrieval on the {args.eval_split} split
 
 {results_table(rows, zero_shot)}
 
@@ -538,17 +379,19 @@ the first or last frame.
 
 {recognition_table}
 
-Temporal pseudo-texts ("a red circle on the left, then on the right"): {written} written, {transitions["correct"]}
-correct ({100 * transitions["correct"] / max(written, 1):.1f}%); {transitions["videos with a true transition"]} pool
+Temporal pseudo-texts ("a red circle on the left, then on the right"): {transitions.written} written,
+{transitions.correct} correct ({transitions.percent:.1f}%); {transitions.videos_with_change} pool
 videos have a true change of size, column or row.
 """
     (args.out / "report.json").write_text(
         json.dumps(
             {
+                "recipe": config_to_dict(recipe),
+                "overrides": {key: list(row.overrides) for key, row in plan.items()},
                 "rows": {k: [{m: v for m, v in r.items() if m != "hits"} for r in runs] for k, runs in rows.items()},
-                "precision": precision_rows,
-                "recognition": recognition,
-                "transitions": transitions,
+                "precision": [asdict(r) for r in precision_rows],
+                "recognition": [asdict(r) for r in recognition],
+                "transitions": asdict(transitions),
                 "kept": kept,
             },
             indent=2,

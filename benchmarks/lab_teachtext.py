@@ -50,10 +50,10 @@ from vitr.teachers.bank import TeacherBank  # noqa: E402
 from vitr.train.checkpoint import LATEST, MODEL_FILE, resolve_checkpoint  # noqa: E402
 from vitr.train.config import TeacherSpec, TrainConfig, load_config  # noqa: E402
 from vitr.train.pipeline import (  # noqa: E402
-    build_recipe_model,
     filter_training_captions,
     teacher_bank_path,
     train,
+    training_model,
 )
 from vitr.train.teachtext import write_filter_report  # noqa: E402
 
@@ -120,7 +120,7 @@ def distill_recipe(args: argparse.Namespace, name: str, seed: int, teacher: Trai
 
 def run(config: TrainConfig, dataset: RetrievalDataset, args: argparse.Namespace) -> VideoTextModel:
     """Train as `vitr train` does: the same model construction, the same function."""
-    model = build_recipe_model(config)
+    model = training_model(config)
     train(model, config, dataset, args.cache)
     return model.eval()
 
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one linear ex
     run(clip_run, train_set, args)
     bank = args.out / "teacher_bank.safetensors"
     fitting = distill_recipe(args, "teachers", args.teacher_seed, clip_run, f"teachtext.bank={bank}")
-    student = build_recipe_model(fitting)
+    student = training_model(fitting)
     teachers = fit_recipe_teachers(student, fitting, train_set, args.cache)  # the bank every distilled run reads
     teacher_rows = {
         name: [as_row(results)]
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one linear ex
         f"teachtext.filter.fraction={args.noise}",
     )
     teacher_bank_path(filtering).unlink(missing_ok=True)  # a bank left by an earlier run knew other teachers
-    result = filter_training_captions(build_recipe_model(filtering), filtering, noisy, args.cache)
+    result = filter_training_captions(training_model(filtering), filtering, noisy, args.cache)
     filtered = written(result.dataset, args.out / "train_filtered.jsonl")
     write_filter_report(result, args.out, "train_filtered.removed")  # as `vitr filter-captions` writes it
     quality = filter_quality(result, TeacherBank.load(teacher_bank_path(filtering)), noisy, truth)

@@ -225,7 +225,7 @@ def test_train_builds_on_the_device_flag_or_the_configs(device, fake_gpu, monkey
     config = tmp_path / "train.yaml"
     config.write_text("model:\n  backbone: vitr-lab-tiny\n  random_init: true\ndevice: auto\n")
     monkeypatch.setattr(vitr.data.readers, "load_dataset", lambda *a, **k: object())
-    monkeypatch.setattr(vitr.train.pipeline, "build_model", build)  # what `build_recipe_model` calls
+    monkeypatch.setattr(vitr.train.pipeline, "build_model", build)  # what `training_model` builds with
     (tmp_path / "videos").mkdir()
     argv = ["train", str(config), "--dataset", "msrvtt", "--root", str(tmp_path), "--videos", str(tmp_path / "videos")]
     with pytest.raises(Reached):

@@ -57,8 +57,13 @@ def test_lab_recipes_hold_the_lab_methods():
     assert load_config(root / "supervised.yaml").ps_scl is None
     teachtext = load_config(root / "teachtext.yaml")
     assert [t.kind for t in teachtext.teachtext.teachers] == ["minilm", "bow"] and teachtext.teachtext.weight == 1.0
-    ps_scl = load_config(root / "ps_scl.yaml").ps_scl
-    assert ps_scl.selection.rule == "topk" and ps_scl.selection.t_k == 2.0  # the lab's T_k, also the CLI default
+    ps_scl = load_config(root / "ps_scl.yaml")
+    # the PS-SCL table's SeLeCT row (docs/results.md): TDB at 1e-3, text tower 1e-5, 5 epochs, stratified SeLeCT
+    assert (ps_scl.model.head, ps_scl.lr, ps_scl.backbone_lr, ps_scl.epochs) == ("tdb", 1e-3, 1e-5, 5)
+    assert ps_scl.ps_scl.forms == ["sentence", "temporal"] and ps_scl.ps_scl.anchor_weight == 0.0
+    selection = ps_scl.ps_scl.selection
+    assert (selection.rule, selection.tau, selection.stratify) == ("topk", 0.3, True)
+    assert selection.t_k == 2.0  # the lab's T_k, also the CLI default
 
 
 @pytest.mark.parametrize(

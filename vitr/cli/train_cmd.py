@@ -51,7 +51,7 @@ def run_recipe(config: Any, args: argparse.Namespace) -> int:
     """Train `config` (a TrainConfig) on the data `args` names; shared by `vitr train` and `vitr train-pseudo`."""
     from vitr.data.readers import load_dataset
     from vitr.train.checkpoint import LATEST, resolve_checkpoint
-    from vitr.train.pipeline import build_recipe_model, train
+    from vitr.train.pipeline import train, training_model
 
     if config.ps_scl is None and args.dataset is None:
         raise ConfigError("give --dataset and --root, or a recipe with a ps_scl section (training on pseudo pairs)")
@@ -63,7 +63,7 @@ def run_recipe(config: Any, args: argparse.Namespace) -> int:
         if args.dataset is None:
             raise ConfigError("--val-split needs --dataset and --root")
         val_set = load_dataset(args.dataset, args.root, args.val_split, args.videos, check_files=True)
-    model = build_recipe_model(config)  # on the training device: extraction runs there too
+    model = training_model(config)  # extraction runs there too
     trainer = train(model, config, train_set, args.cache, val_set=val_set, workers=args.workers)
     latest = resolve_checkpoint(Path(config.output_dir) / "checkpoints", LATEST)
     print(f"trained {trainer.step} steps; final loss {trainer.history[-1]:.4f}; model in {latest}")

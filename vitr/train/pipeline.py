@@ -40,6 +40,17 @@ from vitr.train.video_distill import own_frames_reader
 log = logging.getLogger(__name__)
 
 
+def training_model(config: TrainConfig, device: str | torch.device | None = None) -> VideoTextModel:
+    """The model `config` trains, on `device` (default: the device it trains on, `config.device`).
+
+    The head's tensors that CLIP does not initialise (frame positions, CLIP2Video's centres) are drawn with
+    `config.seed`, so a recipe and its seed decide the whole run, whether `vitr train` or a benchmark starts it; the
+    caller's random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return build_model(config.model, training_device(config.device) if device is None else device)
+
+
 def init_head_from_clip(model: VideoTextModel) -> list[str]:
     """CLIP4Clip/CLIP2Video's fresh start: temporal blocks and positions copied from CLIP's text tower (§6)."""
     if not isinstance(model.backbone, OpenClipBackbone):
@@ -47,13 +58,6 @@ def init_head_from_clip(model: VideoTextModel) -> list[str]:
         return []
     state: Mapping[str, torch.Tensor] = model.backbone.model.state_dict()
     return model.head.init_from_clip(state)
-
-
-def build_recipe_model(config: TrainConfig) -> VideoTextModel:
-    """The model `config` trains, on the device it trains on, its fresh weights drawn from `config.seed`: the same
-    recipe starts from the same weights whether `vitr train` or a lab script runs it."""
-    torch.manual_seed(config.seed)
-    return build_model(config.model, training_device(config.device))
 
 
 def training_pairs(
