@@ -30,7 +30,7 @@ from vitr.data.readers import load_dataset  # noqa: E402
 from vitr.lab.experiment import LabReport, evaluate_lab  # noqa: E402
 from vitr.model.factory import ModelSpec, build_model  # noqa: E402
 from vitr.train.config import load_config  # noqa: E402
-from vitr.train.pipeline import train  # noqa: E402
+from vitr.train.pipeline import train, training_model  # noqa: E402
 
 SECTION = "## CLIP2Video"
 HEADS = {  # table row -> registered head (default options: docs/methods/clip2video.md)
@@ -118,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.epochs:
                 overrides.append(f"epochs={args.epochs}")
             config = load_config(args.config, overrides)
-            torch.manual_seed(seed)
-            model = build_model(config.model)
+            model = training_model(config)  # as `vitr train` builds it
             t0 = time.time()
             train(model, config, train_set, cache_root)
             report = evaluate_lab(model.eval(), args.lab, cache_root, progress=False)

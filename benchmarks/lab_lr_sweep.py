@@ -21,9 +21,8 @@ from common import write_results_section  # noqa: E402
 from vitr.data.readers import load_dataset  # noqa: E402
 from vitr.data.types import RetrievalDataset  # noqa: E402
 from vitr.inference.evaluate import embed_dataset, evaluate_embeddings  # noqa: E402
-from vitr.model.factory import build_model  # noqa: E402
 from vitr.train.config import load_config  # noqa: E402
-from vitr.train.pipeline import train  # noqa: E402
+from vitr.train.pipeline import train, training_model  # noqa: E402
 
 
 def split_holdout(dataset: RetrievalDataset, n: int) -> tuple[RetrievalDataset, RetrievalDataset]:
@@ -73,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"output_dir={REPO_ROOT / 'runs' / 'lab_lr_sweep' / f'{head}-{lr}-{text_lr}'}",
                 ],
             )
-            model = build_model(config.model)
+            model = training_model(config)  # as `vitr train` builds it
             t0 = time.time()
             train(model, config, rest, cache_root)
             result = evaluate_embeddings(embed_dataset(model.eval(), holdout, cache_root, progress=False))["all"]

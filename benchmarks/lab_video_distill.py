@@ -36,7 +36,7 @@ from vitr.lab.experiment import LabReport, evaluate_lab, load_lab_test  # noqa: 
 from vitr.model.factory import build_model  # noqa: E402
 from vitr.train.checkpoint import LATEST, resolve_checkpoint  # noqa: E402
 from vitr.train.config import TrainConfig, load_config  # noqa: E402
-from vitr.train.pipeline import train  # noqa: E402
+from vitr.train.pipeline import train, training_model  # noqa: E402
 
 SECTION = "## TeachText: video-side distillation"
 COLUMNS = [("all", "t2v"), ("all", "v2t"), ("temporal", "t2v"), ("temporal", "v2t")]
@@ -75,8 +75,7 @@ def recipe(path: Path, args: argparse.Namespace, name: str, seed: int, *extra: s
 def run(config: TrainConfig, train_set, cache_root: Path, lab: Path) -> tuple[LabReport, float]:  # noqa: ANN001
     """Train as `vitr train` does, then evaluate. A finished run is reused (it resumes at its last step) with the
     training time it took, kept in its output_dir."""
-    torch.manual_seed(config.seed)
-    model = build_model(config.model)
+    model = training_model(config)  # as `vitr train` builds it
     timing = Path(config.output_dir) / "wall_seconds.txt"
     start = time.time()
     trained_before = resolve_checkpoint(Path(config.output_dir) / "checkpoints", LATEST) is not None
