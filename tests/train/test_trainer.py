@@ -160,3 +160,12 @@ def test_a_selection_weights_pairs_inside_the_loss(tmp_path):
 
     assert Trainer(ones, _config(tmp_path / "b", epochs=1), pairs, selection=keep_all).fit() == pytest.approx(history)
     assert seen == [torch.Size([8])] * 3
+
+
+def test_precision_auto_is_no_autocast_on_a_cpu_and_trains_as_fp32(tmp_path):
+    """A recipe may say `precision: auto` (AMP on a GPU); on a CPU it is the plain fp32 run, step for step."""
+    pairs = toy_pairs(tmp_path / "cache", num_videos=8)
+    auto = Trainer(tiny_model(), _config(tmp_path / "a", precision="auto"), pairs)
+    fp32 = Trainer(tiny_model(), _config(tmp_path / "b", precision="fp32"), pairs)
+    assert auto.autocast_precision == "fp32"
+    assert auto.fit() == fp32.fit()

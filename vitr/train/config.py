@@ -35,7 +35,7 @@ T = TypeVar("T")
 # Numbers are accepted as text fields (`output_dir=2024`); anything else of the wrong type is an error.
 RECIPE_CONFIG = pydantic.ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]  # auto: vitr.precision.resolve_autocast
 Freeze = Literal["visual", "all", "none"]
 OptimizerName = Literal["adamw", "bertadam_c4c"]
 ScheduleName = Literal["warmup_cosine", "c4c_warmup_cosine", "constant"]
@@ -184,7 +184,7 @@ class TrainConfig:
     batch_size: int = 128  # global: summed over processes and accumulation steps
     grad_accum: int = 1  # micro-batches per optimiser step; negatives come from one micro-batch
     distinct_videos: bool = False  # never put two captions of one video in a batch (no false negatives)
-    precision: Precision = "fp32"  # autocast dtype of the forward pass; the loss is always fp32
+    precision: Precision = "fp32"  # autocast dtype of the forward pass (auto: AMP on a GPU, none on a CPU); loss fp32
     max_words: int = 32  # caption tokens, start and end included
     loss_weights: dict[str, float] = field(default_factory=dict)  # override a head's score-term weights by name
     seed: int = 42

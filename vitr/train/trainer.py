@@ -38,7 +38,7 @@ from vitr.errors import CheckpointError, ConfigError
 from vitr.losses.infonce import retrieval_loss
 from vitr.losses.selection import per_pair_retrieval_loss, selective_loss
 from vitr.model.retrieval import VideoTextModel
-from vitr.precision import autocast
+from vitr.precision import autocast, resolve_autocast
 from vitr.train.checkpoint import (
     BEST,
     LATEST,
@@ -204,7 +204,9 @@ class Trainer:
         if resume_from is not None:
             load_model_state(model, resume_from)
         self.optimizer = build_optimizer(model, config)
-        self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=config.precision == "fp16")
+        # the recipe's precision ("auto": AMP at the GPU's fast dtype, none on a CPU) as one autocast dtype
+        self.autocast_precision = resolve_autocast(config.precision, self.dist.device)
+        self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=self.autocast_precision == "fp16")
         if resume_from is not None:
             self._restore(resume_from)
         else:
@@ -268,7 +270,7 @@ class Trainer:
         """Per-pair losses (B_total,) of a global batch under the current model; every rank gets the same."""
         device = self.dist.device
         forward = self.forward.module if self.dist.is_distributed else self.forward  # no gradient: no DDP sync
-        with autocast(device.type, self.config.precision):
+        with autocast(device.type, self.autocast_precision):
             text_emb, video_emb, _ = forward(batch.video.to(device), batch.mask.to(device), batch.tokens.to(device))
         text_all = gather_no_grad(text_emb.float().contiguous(), self.dist)
         video_all = gather_no_grad(video_emb.float().contiguous(), self.dist)
@@ -300,7 +302,7 @@ class Trainer:
             last = i == len(micro_batches) - 1
             sync = contextlib.nullcontext() if last or not self.dist.is_distributed else self.forward.no_sync()
             with sync:
-                with autocast(device.type, cfg.precision):  # the autocast dtype; weights stay fp32
+                with autocast(device.type, self.autocast_precision):  # weights stay fp32
                     text_emb, video_emb, reversed_emb = self.forward(
                         batch.video.to(device), batch.mask.to(device), batch.tokens.to(device)
                     )
