@@ -57,6 +57,10 @@ def test_defaults_without_a_file():
         ("lr=0", "lr must be positive"),
         ("model=meanP", "model must be a mapping"),
         ("loss_weights.tab=high", "loss_weights.tab must be a number"),
+        ("epochs=true", "epochs must be an integer, got True"),  # lax pydantic would train 1 epoch
+        ("wise_alpha=false", "wise_alpha must be a number"),
+        ("distinct_videos=1", "distinct_videos must be true or false, got 1"),
+        ("ps_scl.selection.stratify=0", "ps_scl.selection.stratify must be true or false"),
     ],
 )
 def test_bad_overrides_raise_config_error(override, message):

@@ -303,6 +303,7 @@ def _adapter(cls: type) -> pydantic.TypeAdapter:
 def _validate(cls: type[T], data: Any, source_of: typing.Callable[[tuple], str], overall: str) -> T:
     if not isinstance(data, dict):
         raise ConfigError(f"a config must be a mapping of keys to values, got {type(data).__name__}")
+    _check_booleans(cls, data, (), source_of)
     try:
         return _adapter(cls).validate_python(data)
     except ConfigError as e:  # a rule between fields (`__post_init__`), e.g. batch_size vs grad_accum
@@ -311,6 +312,25 @@ def _validate(cls: type[T], data: Any, source_of: typing.Callable[[tuple], str],
         first = e.errors()[0]
         more = f" (and {e.error_count() - 1} more problems)" if e.error_count() > 1 else ""
         raise ConfigError(_explain(cls, first, source_of(first["loc"])) + more) from None
+
+
+def _check_booleans(cls: type, data: Any, loc: tuple, source_of: typing.Callable[[tuple], str]) -> None:
+    """Refuse true/false for a number and a number for true/false, which pydantic's lax mode would turn into 1/0 or
+    a flag (`epochs: true` would train one epoch); strict mode is not an option, it refuses mappings for sections."""
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        here = (*loc, key)
+        tp = _type_at(cls, here)
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+            tp = args[0]
+        if isinstance(value, dict):
+            _check_booleans(cls, value, here, source_of)
+        elif isinstance(value, bool) and tp in (int, float):
+            raise ConfigError(f"{_dotted(here)} {_EXPECTED[tp.__name__]}, got {value!r} (in {source_of(here)})")
+        elif tp is bool and not isinstance(value, bool):
+            raise ConfigError(f"{_dotted(here)} {_EXPECTED['bool']}, got {value!r} (in {source_of(here)})")
 
 
 def _explain(cls: type, error: Any, source: str) -> str:
