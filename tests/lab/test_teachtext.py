@@ -25,13 +25,7 @@ from vitr.train.pipeline import train
 from vitr.train.teachtext import caption_ranks, filter_captions
 from vitr.video.writer import write_video
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 def _split(videos: int = 10, per_video: int = 4) -> RetrievalDataset:

@@ -26,13 +26,7 @@ from vitr.train.teachtext import (
     write_filter_report,
 )
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 def random_bank(captions: int = 6, videos: int = 4, teachers: int = 2, seed: int = 0) -> TeacherBank:

@@ -23,12 +23,7 @@ SETTINGS = {"epochs": 1, "batch_size": 4, "progress": False, "tensorboard": Fals
 STUDENT_FRAMES, TEACHER_FRAMES = 2, 8
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 @pytest.fixture
