@@ -3,7 +3,6 @@ are, and the filter's precision and recall against the injected captions."""
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 import torch
 
 import vitr.train.teachtext
+from tests.train.fakes import write_labelled_csv
 from vitr.data.readers import load_dataset
 from vitr.data.types import Caption, RetrievalDataset, VideoItem
 from vitr.errors import ConfigError
@@ -23,7 +23,6 @@ from vitr.teachers import ModelTeacher, TeacherBank
 from vitr.train.config import CaptionFilterConfig, load_config
 from vitr.train.pipeline import train
 from vitr.train.teachtext import caption_ranks, filter_captions
-from vitr.video.writer import write_video
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
@@ -121,15 +120,7 @@ def test_a_student_scored_as_a_teacher_gets_the_numbers_evaluate_lab_gives_it(la
 
 @pytest.fixture
 def labelled(tmp_path) -> Path:
-    rng = np.random.default_rng(0)
-    rows = []
-    for i, colour in enumerate(["red", "blue", "green", "white"]):
-        write_video(tmp_path / "videos" / f"v{i}.mp4", rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8))
-        rows += [(f"videos/v{i}.mp4", f"a {colour} circle"), (f"videos/v{i}.mp4", f"something {colour} moves")]
-    ann = tmp_path / "train.csv"
-    with ann.open("w", newline="") as f:
-        csv.writer(f).writerows([("video", "caption"), *rows])
-    return ann
+    return write_labelled_csv(tmp_path, frames=4)
 
 
 def test_the_recipes_runs_distil_from_the_very_teachers_the_lab_fitted_and_scores(tmp_path, labelled, monkeypatch):

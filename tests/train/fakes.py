@@ -219,3 +219,22 @@ def method_case(root: Path, method: str) -> tuple[object, list[LossTerm]]:
     if method == "teachtext":
         return pairs, [toy_teachtext(pairs, dataset).extra_loss]
     return pairs, []
+
+
+def write_labelled_csv(root: Path, frames: int = 8) -> Path:
+    """Four `frames`-frame noise videos whose frames all differ, two captions each, as a generic CSV in `root`."""
+    import csv
+
+    import numpy as np
+
+    from vitr.video.writer import write_video
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, colour in enumerate(["red", "blue", "green", "white"]):
+        write_video(root / "videos" / f"v{i}.mp4", rng.integers(0, 255, (frames, 32, 32, 3), dtype=np.uint8))
+        rows += [(f"videos/v{i}.mp4", f"a {colour} circle"), (f"videos/v{i}.mp4", f"something {colour} moves")]
+    ann = root / "train.csv"
+    with ann.open("w", newline="") as f:
+        csv.writer(f).writerows([("video", "caption"), *rows])
+    return ann

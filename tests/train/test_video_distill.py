@@ -1,13 +1,12 @@
 """TeachText's video-side distillation from a recipe: a teacher reading more frames teaches a cheap student."""
 
-import csv
 import json
 
-import numpy as np
 import pytest
 import torch
 import yaml
 
+from tests.train.fakes import write_labelled_csv
 from vitr.cli.main import main
 from vitr.data.readers import load_dataset
 from vitr.errors import ConfigError
@@ -16,7 +15,6 @@ from vitr.teachers import ModelTeacher, TeacherBank
 from vitr.train.checkpoint import LATEST, MODEL_FILE, resolve_checkpoint
 from vitr.train.config import TeacherSpec, load_config
 from vitr.train.video_distill import teacher_frames
-from vitr.video.writer import write_video
 
 BACKBONE = {"backbone": "vitr-lab-tiny", "random_init": True}
 SETTINGS = {"epochs": 1, "batch_size": 4, "progress": False, "tensorboard": False, "lr": 1e-3, "backbone_lr": 1e-3}
@@ -29,15 +27,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 @pytest.fixture
 def labelled(tmp_path):
     """Four 8-frame videos whose frames all differ, two captions each (generic CSV)."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for i, colour in enumerate(["red", "blue", "green", "white"]):
-        write_video(tmp_path / "videos" / f"v{i}.mp4", rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8))
-        rows += [(f"videos/v{i}.mp4", f"a {colour} circle"), (f"videos/v{i}.mp4", f"something {colour} moves")]
-    ann = tmp_path / "train.csv"
-    with ann.open("w", newline="") as f:
-        csv.writer(f).writerows([("video", "caption"), *rows])
-    return ann
+    return write_labelled_csv(tmp_path)
 
 
 def _train(tmp_path, ann, name, **sections):
