@@ -54,6 +54,16 @@ def test_uploaded_query_hits_have_timelines(served: Served) -> None:
         _check(hit)
 
 
+def test_timeline_false_skips_the_timelines_and_keeps_the_hits(served: Served) -> None:
+    with_timelines = served.client.get("/api/search", params={"q": "a red square"}).json()["results"]
+    without = served.client.get("/api/search", params={"q": "a red square", "timeline": "false"}).json()["results"]
+    assert [h["video_id"] for h in without] == [h["video_id"] for h in with_timelines]
+    assert all(h["timeline"] is None for h in without)
+    blue = served.index.meta.video_by_path(str(served.root / "blue.mp4"))
+    similar = served.client.get("/api/search/similar", params={"video_id": blue.id, "timeline": "false"}).json()
+    assert similar["results"] and all(h["timeline"] is None for h in similar["results"])
+
+
 def test_a_text_only_search_has_no_timeline_and_a_whole_video_an_empty_one(tmp_path: Path) -> None:
     root = subtitled_folder(tmp_path / "videos")
     index = VideoIndex.create(tmp_path / "index", TINY_MODEL)

@@ -202,6 +202,11 @@ def create_app(
         description="sharpen each hit's visual moment: re-score the frames around it and tighten its start and end "
         "to where the query matches (a decode and an encode per hit: see docs/deploy.md)",
     )
+    timeline_param = Query(
+        True,
+        description="give each hit a timeline (how well each stretch of its video matches the query); false skips "
+        "that scoring, which grows with each video's length (docs/deploy.md)",
+    )
     k_param = Query(10, ge=1, le=settings.max_k, description="number of results")
     offset_param = Query(0, ge=0, le=settings.max_offset, description="results to skip (pagination)")
     prefix_param = Query(None, max_length=1000, description="only videos whose name starts with this")
@@ -235,6 +240,7 @@ def create_app(
         ),
         text_weight: float = Query(0.5, ge=0.0, le=1.0, description="weight of the text score in fusion=weighted"),
         refine: bool = refine_param,
+        timeline: bool = timeline_param,
     ) -> SearchResponse:
         text = q.strip()
         if not text:
@@ -247,7 +253,8 @@ def create_app(
         # the timeline scores segments by what the video shows: there is none to show for a text-only search
         vector = None if mode == "text" or not hits else index.text_vector(text)
         # the weak-match threshold is calibrated on visual scores: it says nothing about text or fused ones
-        return to_response(text, hits, k, offset, weak.threshold() if mode == "visual" else None, mode, vector)
+        return to_response(text, hits, k, offset, weak.threshold() if mode == "visual" else None, mode,
+                           vector if timeline else None)
 
     @app.get(
         "/api/search/similar",
@@ -262,6 +269,7 @@ def create_app(
         path_prefix: str | None = prefix_param,
         min_score: float | None = score_param,
         refine: bool = refine_param,
+        timeline: bool = timeline_param,
     ) -> SearchResponse:
         record = index.meta.video(video_id)
         if record is None:
@@ -272,7 +280,8 @@ def create_app(
         hits = index.search_vectors(query, k + 1, offset, not_self)[0]
         if refine:
             hits = refine_hits(index, hits[:k], query, Refinement()) + hits[k:]  # the extra hit only says more
-        return to_response(f"similar to {files.name(record.path)}", hits, k, offset, None, query_vector=query)
+        return to_response(f"similar to {files.name(record.path)}", hits, k, offset, None,
+                           query_vector=query if timeline else None)
 
     @app.post(
         "/api/search/video",
@@ -292,6 +301,7 @@ def create_app(
         path_prefix: str | None = prefix_param,
         min_score: float | None = score_param,
         refine: bool = refine_param,
+        timeline: bool = timeline_param,
     ) -> SearchResponse:
         content_type = (file.content_type or "application/octet-stream").split(";")[0].strip().lower()
         if not (content_type.startswith("video/") or content_type in IMAGE_TYPES):
@@ -315,7 +325,8 @@ def create_app(
         hits = index.search_vectors(query, k + 1, offset, filters(path_prefix, min_score))[0]
         if refine:
             hits = refine_hits(index, hits[:k], query, Refinement()) + hits[k:]  # the extra hit only says more
-        return to_response(f"video {(file.filename or 'upload')[:200]}", hits, k, offset, None, query_vector=query)
+        return to_response(f"video {(file.filename or 'upload')[:200]}", hits, k, offset, None,
+                           query_vector=query if timeline else None)
 
     app.add_middleware(
         BodyLimits,
