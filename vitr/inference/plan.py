@@ -86,12 +86,6 @@ def configure_threads(intra_op: int | None = None, inter_op: int | None = None) 
     return ThreadSettings(intra_op=torch.get_num_threads(), inter_op=torch.get_num_interop_threads())
 
 
-
-
-
-
-
-
 def plan_inference(
     device: str | torch.device = "cpu", precision: str = "auto", compile: bool | None = None
 ) -> InferencePlan:
@@ -100,8 +94,8 @@ def plan_inference(
     if precision not in PRECISION_CHOICES:
         raise ConfigError(f"unknown precision {precision!r}; choose one of {PRECISION_CHOICES}")
     device = torch.device(device)
+    precision = auto_precision(device) if precision == "auto" else precision
     if device.type == "cuda":
-        precision = auto_precision(device) if precision == "auto" else precision
         weights, autocast = run_dtypes(precision, device)
         return InferencePlan(
             device=str(device),
@@ -112,7 +106,6 @@ def plan_inference(
             batch_videos=32,
             decode_workers=min(8, available_cores()),
         )
-    precision = auto_precision(device) if precision == "auto" else precision
     if precision == "fp16":
         raise ConfigError("fp16 inference is for GPUs; on a CPU use bf16 (or fp32 where bf16 is not fast)")
     weights, autocast = run_dtypes(precision, device)
@@ -126,8 +119,6 @@ def plan_inference(
         batch_videos=1 if encoder_bound else 8,
         decode_workers=0 if encoder_bound and available_cores() <= SMALL_CPU_CORES else 1,
     )
-
-
 
 
 def load_fast_backbone(
