@@ -24,6 +24,7 @@ import torch
 from vitr.backbones.base import Backbone
 from vitr.data.types import RetrievalDataset
 from vitr.errors import DatasetFormatError
+from vitr.files import atomic_write
 from vitr.pseudo.label import PseudoLabel
 from vitr.pseudo.tagging import ConceptTagger
 from vitr.pseudo.vocab import Vocabulary, vocabulary_from_dict
@@ -101,8 +102,7 @@ def write_lab_vocabulary(lab: str | Path, path: str | Path) -> Path:
     """Write `lab_vocabulary` of the lab folder `lab` to `path` (a file `vitr pseudo-label --vocab` reads)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(lab_vocabulary(read_concepts(lab)), indent=2), encoding="utf-8")
-    return path
+    return atomic_write(path, json.dumps(lab_vocabulary(read_concepts(lab)), indent=2))
 
 
 def read_pool_truth(lab: str | Path) -> dict[str, dict[str, Any]]:
