@@ -234,6 +234,72 @@ def test_train_builds_on_the_device_flag_or_the_configs(device, fake_gpu, monkey
 
 
 
+
+TRAINING_COMMANDS = ("train", "train-pseudo", "pretrain")
+
+
+@pytest.mark.parametrize("command", TRAINING_COMMANDS)
+def test_every_command_that_trains_documents_its_autocast_precision(command: str) -> None:
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    text = " ".join(sub.format_help().split())
+    assert "--precision {auto,fp32,bf16,fp16}" in text and "autocast dtype; auto: AMP in bf16" in text
+
+
+def _trainer_precision(monkeypatch: pytest.MonkeyPatch, tmp_path, command: str, extra: list[str]) -> tuple:
+    """(the recipe `vitr COMMAND` hands to training, the autocast dtype a Trainer built from it resolves)."""
+    from tests.train.fakes import tiny_model, toy_pairs, toy_pseudo_pool
+    from vitr.train.ps_scl import ps_scl_trainer
+    from vitr.train.trainer import Trainer
+
+    seen: dict = {}
+
+    def train(model, config, *_, **__):  # noqa: ANN001
+        """The trainer `vitr.train.pipeline.train` builds for the recipe, on toy data."""
+        if config.ps_scl is not None:
+            trainer = ps_scl_trainer(tiny_model(), toy_pseudo_pool(), config)
+        else:
+            trainer = Trainer(tiny_model(), config, toy_pairs(tmp_path / "features"))
+        seen.update(config=config, autocast=trainer.autocast_precision)
+        raise Reached
+
+    recipe = tmp_path / "train.yaml"
+    recipe.write_text(f"precision: bf16\ndevice: cpu\nbatch_size: 4\noutput_dir: {tmp_path / 'run'}\n")
+    monkeypatch.setattr(vitr.data.readers, "load_dataset", lambda *a, **k: object())
+    monkeypatch.setattr(vitr.train.pipeline, "training_model", lambda config: None)
+    monkeypatch.setattr(vitr.train.pipeline, "train", train)
+    (tmp_path / "videos").mkdir(exist_ok=True)
+    (tmp_path / "p.jsonl").touch()
+    data = (["--dataset", "msrvtt", "--root", str(tmp_path), "--videos", str(tmp_path / "videos")] if command == "train"
+            else ["--pseudo", str(tmp_path / "p.jsonl"), "--videos", str(tmp_path / "videos")])
+    with pytest.raises(Reached):
+        main([command, str(recipe), *extra, *data])
+    return seen["config"], seen["autocast"]
+
+
+@pytest.mark.parametrize("command", ["train", "train-pseudo"])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ([], "bf16"),  # the recipe's precision
+        (["--precision", "fp16"], "fp16"),
+        (["--precision", "auto"], "fp32"),  # auto on a CPU: no autocast
+        (["precision=fp32", "--precision", "fp16"], "fp16"),  # the flag wins over the override
+    ],
+)
+def test_train_precision_flag_overrides_the_recipe_and_reaches_the_trainer(command, extra, expected, monkeypatch,
+                                                                           tmp_path) -> None:
+    _, autocast = _trainer_precision(monkeypatch, tmp_path, command, extra)
+    assert autocast == expected
+
+
+def test_the_precision_flag_is_the_precision_override(monkeypatch, tmp_path) -> None:
+    from vitr.train.config import config_to_dict
+
+    flagged, _ = _trainer_precision(monkeypatch, tmp_path, "train", ["--precision", "fp16"])
+    overridden, _ = _trainer_precision(monkeypatch, tmp_path, "train", ["precision=fp16"])
+    assert config_to_dict(flagged) == config_to_dict(overridden)
+
+
 def test_index_hands_the_decoder_down_and_refuses_one_that_cannot_load(monkeypatch, tmp_path, capsys) -> None:
     import vitr.video.decode
 

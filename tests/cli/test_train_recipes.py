@@ -71,6 +71,24 @@ def test_a_combined_recipe_trains_labelled_and_pseudo_pairs_with_teachtext(tmp_p
     assert "pseudo pairs kept in the last step" in printed
 
 
+def test_a_combined_recipe_refuses_a_video_id_both_labelled_and_pseudo_labelled_before_decoding(tmp_path, capsys):
+    """The pool pseudo-labelled from the labelled folder itself: the teacher bank could not tell the two apart."""
+    ann, _ = _labelled(tmp_path)
+    pseudo = tmp_path / "pseudo.jsonl"
+    rows = [{"video": f"videos/v{i}.mp4", "texts": [{"text": f"a {c} shape", "form": "sentence"}]}
+            for i, c in enumerate(COLOURS[:2])]
+    pseudo.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    ps_scl = {"pseudo_labels": str(pseudo), "videos": str(tmp_path)}  # ids relative to tmp_path: videos/v0.mp4
+    recipe = _recipe(tmp_path, "clash", ps_scl=ps_scl, teachtext=TEACHTEXT)
+    args = ["train", str(recipe), "--dataset", "generic", "--root", str(ann), "--split", "train", "--workers", "0"]
+    assert main([*args, "--cache", str(tmp_path / "cache")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"vitr train: error: 2 videos are both pseudo-labelled ({pseudo}) and labelled")
+    assert "['videos/v0.mp4', 'videos/v1.mp4']" in error
+    assert f"{tmp_path / 'videos' / 'v0.mp4'} and {tmp_path / 'videos' / 'v0.mp4'}" in error
+    assert not (tmp_path / "cache").exists()  # refused before any video was decoded
+
+
 def test_ps_scl_recipe_alone_needs_no_dataset_and_a_dataset_recipe_needs_one(tmp_path, capsys):
     recipe = _recipe(tmp_path, "plain")
     assert main(["train", str(recipe)]) == 2

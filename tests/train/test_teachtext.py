@@ -1,15 +1,20 @@
 import csv
 import json
+import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+import vitr.train.teachtext
 from tests.teachers.synthetic import inject_wrong_captions, make_problem
 from vitr.data.cache import CachedFeatures, FeatureCache
 from vitr.errors import ConfigError, DatasetFormatError
 from vitr.losses.distill import distillation_loss
-from vitr.teachers import BagOfWordsText, ProjectionTeacher, TeacherBank, TeacherFitConfig, fit_teacher
+from vitr.model.factory import ModelSpec, build_model
+from vitr.teachers import BagOfWordsText, ModelTeacher, ProjectionTeacher, TeacherBank, TeacherFitConfig, fit_teacher
+from vitr.train.checkpoint import save_checkpoint
 from vitr.train.config import TeacherSpec
 from vitr.train.datasets import CachedPairDataset
 from vitr.train.distributed import DistContext
@@ -210,3 +215,41 @@ def test_a_recipes_teacher_bank_is_built_once_and_reused(tmp_path):
     longer = TeachTextConfig(teachers=[TeacherSpec(kind="bow", name="words", embed_dim=8, epochs=3)])
     refitted = recipe_teacher_bank(longer, dataset, frames, mask, path)  # same name, another teacher: rebuilt
     assert path.stat().st_mtime_ns != written and not torch.equal(refitted.text[0], bank.text[0])
+
+
+def test_a_model_teachers_bank_follows_its_weights_not_its_path(tmp_path, monkeypatch):
+    """A teacher retrained into the same run (the same step, so the same checkpoint path) gets a new bank; the
+    same weights, untouched or copied elsewhere, reuse the bank without building the teacher."""
+    dataset, _, _, _ = make_problem(num_videos=4)
+    spec = ModelSpec(backbone="vitr-lab-tiny", random_init=True, num_frames=4)
+    model = build_model(spec)
+    run = tmp_path / "teacher"
+    save_checkpoint(run / "checkpoints", 1, model, {}, {})
+    frames, mask = torch.randn(4, 4, model.backbone.embed_dim), torch.ones(4, 4)
+    teacher = TeacherSpec(kind="model", name="clip", model=replace(spec, checkpoint=str(run)))  # the run: latest
+    config = TeachTextConfig(teachers=[teacher])
+    path = tmp_path / "bank.safetensors"
+    texts = [c.text for c in dataset.captions]
+    bank = recipe_teacher_bank(config, dataset, frames, mask, path)
+    torch.testing.assert_close(bank.text[0], ModelTeacher(model).embed_texts(texts))
+
+    def no_build(*_args, **_kwargs):
+        raise AssertionError("the teacher was built although its bank could be reused")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(vitr.train.teachtext, "build_model", no_build)
+        written = path.stat().st_mtime_ns
+        assert torch.equal(recipe_teacher_bank(config, dataset, frames, mask, path).text[0], bank.text[0])
+        shutil.copytree(run, tmp_path / "copied")
+        copied = TeachTextConfig(teachers=[replace(teacher, model=replace(spec, checkpoint=str(tmp_path / "copied")))])
+        assert torch.equal(recipe_teacher_bank(copied, dataset, frames, mask, path).text[0], bank.text[0])
+        assert path.stat().st_mtime_ns == written
+
+    with torch.no_grad():
+        model.backbone.model.text_projection.mul_(-1.0)  # "retrained": other weights
+    shutil.rmtree(run)
+    save_checkpoint(run / "checkpoints", 1, model, {}, {})  # the same step directory, the same file name
+    rebuilt = recipe_teacher_bank(config, dataset, frames, mask, path)
+    torch.testing.assert_close(rebuilt.text[0], ModelTeacher(model).embed_texts(texts))
+    assert not torch.allclose(rebuilt.text[0], bank.text[0])
+

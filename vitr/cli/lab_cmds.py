@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from vitr.cli.choices import LAB_SCALES, PRECISIONS
+from vitr.cli.choices import LAB_SCALES
 from vitr.cli.tables import console
-from vitr.cli.validate import add_device_arg, require_dir
+from vitr.cli.validate import add_device_arg, add_training_precision_arg, require_dir
 from vitr.errors import ConfigError
 
 LAB_ARCH = "vitr-lab-rn"  # a small CLIP ResNet: the tiny ViT (vitr-lab-tiny) never learnt shapes here (docs/lab.md)
@@ -54,9 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     add_device_arg(p, "pretrains")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="autocast dtype; auto: AMP in bf16 (fp16 on older GPUs) on a GPU, none on a CPU, where fp32 "
-                   "(default) is the faster: bf16 backward passes are slower there")
+    add_training_precision_arg(p)
     p.add_argument("--arch", default=LAB_ARCH, help=f"open_clip config of the lab CLIP (default {LAB_ARCH})")
     p.add_argument("--negatives", default=None, choices=NEGATIVES,
                    help="hard-negative captions: swap one attribute of each caption, or none (default depends on the "

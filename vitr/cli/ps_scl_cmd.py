@@ -13,8 +13,8 @@ from vitr.cli.choices import ANCHORS, DATASETS, SELECTION_RULES, SELECTION_SCORE
 from vitr.cli.choices import PSEUDO_FORMS as FORMS
 from vitr.cli.eval_cmd import check_paths
 from vitr.cli.pseudo_cmd import parse_forms
-from vitr.cli.train_cmd import run_recipe
-from vitr.cli.validate import add_device_arg, require_dir, require_file
+from vitr.cli.train_cmd import recipe_overrides, run_recipe
+from vitr.cli.validate import add_device_arg, add_training_precision_arg, require_dir, require_file
 from vitr.errors import ConfigError
 
 
@@ -51,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=2)
     add_device_arg(p, "trains (the config's `device` unless given; under torchrun auto is each rank's GPU)",
                    default=None)
+    add_training_precision_arg(p, default=None)
     p.set_defaults(func=run_train_pseudo)
 
 
@@ -66,7 +67,7 @@ def run_train_pseudo(args: argparse.Namespace) -> int:
     from vitr.losses.selection import SelectionConfig
     from vitr.train.config import PsSclConfig, load_config
 
-    config = load_config(args.config, args.overrides)
+    config = load_config(args.config, recipe_overrides(args))
     config.ps_scl = PsSclConfig(
         pseudo_labels=str(args.pseudo),
         videos=str(args.videos),

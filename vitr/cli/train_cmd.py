@@ -12,7 +12,7 @@ from typing import Any
 
 from vitr.cli.choices import DATASETS
 from vitr.cli.eval_cmd import check_paths
-from vitr.cli.validate import add_device_arg, require_file
+from vitr.cli.validate import add_device_arg, add_training_precision_arg, require_file
 from vitr.errors import ConfigError
 
 
@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=2)
     add_device_arg(p, "trains (the config's `device` unless given; under torchrun auto is each rank's GPU)",
                    default=None)
+    add_training_precision_arg(p, default=None)
     p.set_defaults(func=run_train)
 
 
@@ -41,10 +42,16 @@ def run_train(args: argparse.Namespace) -> int:
         check_paths(args.root, args.videos)
     from vitr.train.config import load_config
 
-    config = load_config(args.config, args.overrides)
+    config = load_config(args.config, recipe_overrides(args))
     if args.device is not None:
         config.device = args.device
     return run_recipe(config, args)
+
+
+def recipe_overrides(args: argparse.Namespace) -> list[str]:
+    """The command's `key=value` overrides, then the ones its flags stand for (`--precision P` is `precision=P`),
+    so a flag takes the override's one path into the recipe and wins over the same key given as an override."""
+    return [*args.overrides, *([f"precision={args.precision}"] if args.precision is not None else [])]
 
 
 def run_recipe(config: Any, args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vitr.cli.choices import PRECISIONS
 from vitr.errors import ConfigError
 
 
@@ -82,3 +83,11 @@ def add_device_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup, wh
     parser.add_argument("--device", type=device_name, default=default,
                         help=f"where it {what}: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or "
                              f"cuda:N (default {default or 'the config file'})")
+
+
+def add_training_precision_arg(parser: argparse.ArgumentParser, default: str | None = "fp32") -> None:
+    """`--precision` of every command that trains: the autocast dtype (`vitr.precision.resolve_autocast`)."""
+    parser.add_argument("--precision", default=default, choices=PRECISIONS,
+                        help="autocast dtype; auto: AMP in bf16 (fp16 on older GPUs) on a GPU, none on a CPU, where "
+                             "fp32 is the faster: bf16 backward passes are slower there "
+                             f"(default {default or 'the config file'})")

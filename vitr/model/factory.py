@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,12 +11,13 @@ from typing import Any
 
 import torch
 
-from vitr.backbones.registry import load_backbone
+from vitr.backbones.registry import backbone_directory, load_backbone
 from vitr.backbones.weights import read_state_dict
-from vitr.errors import ConfigError
+from vitr.data.cache import file_digest
+from vitr.errors import CheckpointError, ConfigError
 from vitr.files import load_state_strict
 from vitr.heads.base import create_head
-from vitr.model.official import load_described_model
+from vitr.model.official import CONFIG_NAME, WEIGHTS_NAME, is_model_dir, load_described_model
 from vitr.model.retrieval import VideoTextModel
 from vitr.precision import run_dtypes
 
@@ -67,6 +69,44 @@ def build_model(spec: ModelSpec, device: str | torch.device = "cpu") -> VideoTex
     if spec.checkpoint:
         load_model_weights(model, spec.checkpoint)
     return model.eval()
+
+
+def weights_identity(spec: ModelSpec) -> dict[str, Any]:
+    """`spec` as a dict whose local paths are replaced by the sha256 of the bytes `build_model` reads there: the
+    checkpoint (in a directory, the files it loads), `weights`, a backbone directory and a `pretrained` file.
+
+    The same weights anywhere give the same identity and a file rewritten in place (a teacher retrained into the
+    same run directory) another, so a cache of the model's outputs (TeachText's teacher bank) is keyed by what the
+    model is, not where it lies. It reads every such byte once (about 0.4 s for a ViT-B/32 checkpoint's 600 MB
+    in the page cache on a CPU with SHA instructions; a cold disk reads at its own speed); tags and hub names stand
+    for themselves."""
+    identity = spec.to_dict()
+    if spec.checkpoint:
+        path = Path(spec.checkpoint)
+        read = ([CONFIG_NAME, WEIGHTS_NAME] if is_model_dir(path) else [WEIGHTS_NAME]) if path.is_dir() else None
+        identity["checkpoint"] = _digest(path, read)
+    if spec.weights:
+        identity["weights"] = _digest(Path(spec.weights))
+    directory = backbone_directory(spec.backbone)
+    if directory is not None and directory.is_dir():
+        identity["backbone"] = _digest(directory)
+    if spec.pretrained and Path(spec.pretrained).is_file():
+        identity["pretrained"] = _digest(Path(spec.pretrained))
+    return identity
+
+
+def _digest(path: Path, names: Sequence[str] | None = None) -> str:
+    """`file_digest` of a file; of a directory, a sha256 over its files `names` (default: every file under it)
+    with their relative names, so a renamed part changes it too."""
+    if not path.is_dir():
+        if not path.is_file():
+            raise CheckpointError(f"weights file {str(path)!r} does not exist")
+        return file_digest(path)
+    files = [path / name for name in names] if names is not None else sorted(f for f in path.rglob("*") if f.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(f"{file.relative_to(path).as_posix()}\0{_digest(file)}\0".encode())
+    return digest.hexdigest()
 
 
 @contextmanager

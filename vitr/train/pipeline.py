@@ -208,6 +208,8 @@ def pseudo_pair_pool(
 
     Frames go through the feature cache, so a second run (or the pseudo-labelling CLIP's own cache) decodes nothing
     again. Videos that cannot be decoded, or that have no pseudo-text of the chosen forms, are left out and logged.
+    With a `teachtext:` section, a pseudo-labelled and a labelled video that share an id are refused before any
+    video is decoded (`refuse_shared_video_ids`).
     """
     ps = config.ps_scl
     if labels is None:
@@ -216,13 +218,15 @@ def pseudo_pair_pool(
         labels = read_pseudo_labels(ps.pseudo_labels)
     video_dir = Path(ps.videos) if ps.videos else Path(ps.pseudo_labels or ".").parent
     forms = list(ps.forms)
-    spec = frame_spec_for(model.backbone, config.model.num_frames)
-    cache = open_cache(cache_root, model.backbone, spec)
-    tokenize = caption_tokenizer(model.backbone, config.max_words)
     described = [label for label in labels if any(not forms or t["form"] in forms for t in label.texts)]
     if len(described) < len(labels):
         log.warning("%d of %d videos have no pseudo-text of forms %s; left out", len(labels) - len(described),
                     len(labels), forms)
+    if labelled is not None and config.teachtext is not None:
+        refuse_shared_video_ids(described, video_dir, ps.pseudo_labels or "the pseudo-labels given", labelled)
+    spec = frame_spec_for(model.backbone, config.model.num_frames)
+    cache = open_cache(cache_root, model.backbone, spec)
+    tokenize = caption_tokenizer(model.backbone, config.max_words)
     items = [VideoItem(label.video, str(video_dir / label.video)) for label in described]
     found = extract_features(model.backbone, items, cache, spec, workers=workers, progress=config.progress)
     usable = [label for label in described if label.video in found.keys]
@@ -248,3 +252,25 @@ def pseudo_pair_pool(
         pool_set = RetrievalDataset("pseudo+labelled", "pool", videos + kept, captions + subset.captions)
     log.info("PS-SCL on %d pseudo-labelled videos%s", len(usable), f" + {len(kept)} labelled" if labelled else "")
     return pool, pool_set
+
+
+def refuse_shared_video_ids(
+    labels: Sequence[PseudoLabel], video_dir: Path, source: str, labelled: RetrievalDataset
+) -> None:
+    """A one-line ConfigError when a pseudo-labelled video and a labelled one share a video id.
+
+    TeachText over PS-SCL's pool names each teacher bank row by video id (and each caption `<video_id>#<n>`), so one
+    id for two videos leaves the bank, its cached key and the teachers' fit unable to tell them apart. Refused
+    rather than renamed apart, because a shared id most often means the same file in both sets (a labelled folder
+    pseudo-labelled as the pool): kept apart, its labels and its pseudo-texts would be in-batch negatives of each
+    other and the teachers would be fitted to tell the video from itself. Where two files only share a name,
+    renaming one is the user's fix; refusing before any decoding costs nothing.
+    """
+    paths = {video.video_id: video.path for video in labelled.videos}
+    shared = [label.video for label in labels if label.video in paths]
+    if shared:
+        raise ConfigError(
+            f"{len(shared)} videos are both pseudo-labelled ({source}) and labelled ({labelled.name} split "
+            f"{labelled.split}) under one id, e.g. {shared[:3]}: {video_dir / shared[0]} and {paths[shared[0]]}; the "
+            "teacher bank names its rows by video id, so drop them from one of the two sets or rename one of each pair"
+        )

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from vitr.data.types import RetrievalDataset
 from vitr.errors import ConfigError, DatasetFormatError
 from vitr.files import atomic_path, atomic_write
 from vitr.losses.distill import Aggregation, aggregate_teachers, distillation_loss
-from vitr.model.factory import build_model
+from vitr.model.factory import build_model, weights_identity
 from vitr.teachers import (
     BagOfWordsText,
     ModelTeacher,
@@ -334,7 +335,7 @@ def build_teachers(
 
 def with_resolved_checkpoints(config: TeachTextConfig) -> TeachTextConfig:
     """`config` with each model teacher's `checkpoint` resolved to a weights file (`resolve_weights`: a run's
-    output directory means its latest checkpoint), so the bank's key names the weights that actually taught."""
+    output directory means its latest checkpoint), so the bank's key is taken from the weights that teach."""
     teachers = [
         replace(spec, model=replace(spec.model, checkpoint=str(resolve_weights(spec.model.checkpoint))))
         if spec.model is not None and spec.model.checkpoint
@@ -342,6 +343,15 @@ def with_resolved_checkpoints(config: TeachTextConfig) -> TeachTextConfig:
         for spec in config.teachers
     ]
     return replace(config, teachers=teachers)
+
+
+def teacher_identity(spec: TeacherSpec) -> dict[str, Any]:
+    """What a teacher is, for the bank's key: its spec, a model's weights named by their content
+    (`weights_identity`), so a checkpoint rewritten in place rebuilds the bank and a moved one does not."""
+    identity = asdict(spec)
+    if spec.model is not None:
+        identity["model"] = weights_identity(spec.model)
+    return identity
 
 
 def recipe_teacher_bank(
@@ -355,7 +365,8 @@ def recipe_teacher_bank(
     teachers: Sequence[Teacher] | None = None,
 ) -> TeacherBank:
     """The bank of the recipe's teachers for `dataset` (frames (V, T, D) in its video order), cached at `path`:
-    a bank there for the same captions, videos and teachers is reused and no teacher is built or fitted.
+    a bank there for the same captions, videos and teachers (`teacher_identity`: a model teacher by the content of
+    its weights files, read once per call) is reused and no teacher is built or fitted.
 
     A teacher of kind `video` embeds the videos from its own frames, `own_frames(spec, teacher)` (V, T', D'), mask
     (V, T'), in the same video order (`vitr.train.video_distill.own_frames_reader`); the others share `frames`.
@@ -365,7 +376,7 @@ def recipe_teacher_bank(
     config = with_resolved_checkpoints(config)
     names = teacher_names(config)
     texts, video_ids = [c.text for c in dataset.captions], [v.video_id for v in dataset.videos]
-    specs = json.dumps([asdict(spec) for spec in config.teachers], sort_keys=True)  # other teachers: rebuild
+    specs = json.dumps([teacher_identity(spec) for spec in config.teachers], sort_keys=True)  # others: rebuild
     key = content_key(texts, [*video_ids, specs])
     if teachers is None and Path(path).is_file():
         bank = TeacherBank.load(path)
