@@ -64,13 +64,15 @@ def write_video(
             container.mux(stream.encode(picture))
         container.mux(stream.encode())
         if sound is not None and audio is not None:
-            _mux_audio(container, sound, audio, sample_rate)
+            mux_audio(container, sound, audio, sample_rate)
     return path
 
 
-def _mux_audio(container: av.container.OutputContainer, stream: av.AudioStream, audio: np.ndarray,
-               sample_rate: int) -> None:
-    """Encode mono int16 samples as AAC; the resampler cuts them into the encoder's fixed frame size (1024)."""
+def mux_audio(container: av.container.OutputContainer, stream: av.AudioStream, audio: np.ndarray,
+              sample_rate: int) -> None:
+    """Encode mono int16 samples as AAC into `stream` (an "aac" stream of `container` at `sample_rate`); the
+    resampler cuts them into the encoder's fixed frame size (1024). Also the sound of tests' videos written with
+    other encoder settings."""
     resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate,
                                   frame_size=stream.codec_context.frame_size)
     frame = av.AudioFrame.from_ndarray(audio[None], format="s16", layout="mono")  # (1, N): one plane
