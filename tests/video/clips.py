@@ -1,7 +1,8 @@
 """Real H.264 test videos whose frame colour encodes the frame index, so a test can read WHICH frame it got.
 
 Each frame is a still lab scene (`vitr.lab.world`) of one exact flat colour, rendered and written by the lab's
-generator."""
+generator. Their sound, where they have one, is `tone_bursts`: where a burst starts says which second of the source
+is heard, so a test can read WHEN the sound is against the picture."""
 
 from __future__ import annotations
 
@@ -81,10 +82,10 @@ def keyframe_count(path: Path) -> int:
 
 def write_encoded_video(
     path: Path, count: int, fps: int, container_format: str = "mp4", audio: np.ndarray | None = None,
-    **options: str | dict[str, str],
+    audio_codec: str = "aac", **options: str | dict[str, str],
 ) -> Path:
     """An indexed H.264 video with chosen muxer options (`container`) and encoder options (`codec`), and `audio`
-    ((N,) int16 mono at TONE_RATE) as an AAC track if given.
+    ((N,) int16 mono at TONE_RATE) as a track of `audio_codec` if given.
 
     The encoder defaults (B-frames, a keyframe every `g` frames) are those of most real-world files, unlike
     write_video's low-latency settings.
@@ -93,7 +94,7 @@ def write_encoded_video(
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         stream.options = options.get("codec", {})
-        sound = None if audio is None else container.add_stream("aac", rate=TONE_RATE, layout="mono")
+        sound = None if audio is None else container.add_stream(audio_codec, rate=TONE_RATE, layout="mono")
         for frame in indexed_frames(count):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())

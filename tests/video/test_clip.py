@@ -129,6 +129,40 @@ def test_sound_that_does_not_decode_leaves_the_clip_video_only(tmp_path) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken sound.mp4", "clip.mp4"]  # no temporary left
 
 
+def test_sound_the_output_container_cannot_hold_is_left_out_of_a_copy(tmp_path) -> None:  # noqa: ANN001
+    """G.711 µ-law sound, which QuickTime files hold and MP4 files cannot: copied into .mov, left out of .mp4."""
+    source = write_encoded_video(tmp_path / "phone.mov", 40, FPS, container_format="mov", audio=tone_bursts(5.0),
+                                 audio_codec="pcm_mulaw", codec={"g": str(GOP)})
+    kept = cut_clip(source, 1.0, 3.0, tmp_path / "clip.mov", copy=True)
+    assert kept.audio and decoded_sound(kept.path) is not None
+    clip = cut_clip(source, 1.0, 3.0, tmp_path / "clip.mp4", copy=True)
+    assert decoded(clip.path).tolist() == list(range(8, 24)) and decoded_sound(clip.path) is None
+    assert not clip.audio
+    assert clip.audio_error == "the audio stream cannot be copied into the clip: 'mp4' format does not support " \
+        "'pcm_mulaw' codec"
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_a_cut_whose_sound_fails_to_be_written_is_made_again_without_it(videos, tmp_path, monkeypatch, copy) -> None:  # noqa: ANN001
+    """Whatever part of writing the sound fails (here the muxer, for the first audio packet), the picture is kept."""
+    import vitr.video.clip as clip_module
+
+    refused = av.FFmpegError(22, "Invalid argument")
+
+    def mux_refusing_sound(self: av.container.OutputContainer, packets: object) -> None:
+        items = packets if isinstance(packets, list) else [packets]
+        if any(p.stream.type == "audio" for p in items if p is not None):
+            raise refused
+        real_mux(self, packets)
+
+    real_mux = av.container.OutputContainer.mux
+    monkeypatch.setattr(clip_module.av.container.OutputContainer, "mux", mux_refusing_sound)
+    clip = cut_clip(videos["sound-bframes"], 2.3, 5.6, tmp_path / "clip.mp4", copy=copy)
+    monkeypatch.undo()
+    assert not clip.audio and decoded_sound(clip.path) is None and decoded(clip.path).size == clip.frames
+    assert clip.audio_error == "the audio stream cannot be written into the clip: Invalid argument"
+
+
 def test_a_copy_of_a_video_without_b_frames_ends_on_the_asked_frame(videos, tmp_path) -> None:  # noqa: ANN001
     shown = decoded(cut_clip(videos["plain"], 3.3, 6.1, tmp_path / "copy.mkv", copy=True).path)
     assert shown[-1] == 48 and shown.tolist() == list(range(shown[0], 49))

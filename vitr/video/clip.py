@@ -12,7 +12,7 @@ the last frame's end): each decoded audio frame is placed by its own timestamp, 
 cut, and a gap in the source's sound is filled with silence, so sound and picture agree to one sample (to the
 millisecond where the source's container rounds audio timestamps to it, as Matroska does). A copy takes the audio
 packets that start inside the copied video span, moved by the same offset as the video: exact to one audio packet
-(about 20 to 60 ms) at either end. Sound never costs the picture: a source without audio gives a silent clip, and
+at either end (AAC: 21 to 64 ms). Sound never costs the picture: a source without audio gives a silent clip, and
 audio that cannot be decoded, encoded or held by the output container leaves the clip video only, with the reason
 in `Clip.audio_error`.
 """
@@ -50,11 +50,15 @@ class Clip:
 
 
 class _AudioFailed(Exception):
-    """The sound of a cut could not be decoded, encoded or written: the cut is made again without it."""
+    """The sound of a cut could not be decoded or encoded: the cut is made again without it."""
 
     def __init__(self, what: str, error: Exception | None = None) -> None:
-        self.reason = what if error is None else f"{what}: {getattr(error, 'strerror', None) or error}"
+        self.reason = what if error is None else _reason(what, error)
         super().__init__(self.reason)
+
+
+def _reason(what: str, error: Exception) -> str:
+    return f"{what}: {getattr(error, 'strerror', None) or error}"
 
 
 def cut_clip(source: str | Path, start: float, end: float, out: str | Path, *, copy: bool = False,
@@ -87,8 +91,13 @@ def cut_clip(source: str | Path, start: float, end: float, out: str | Path, *, c
             try:
                 first, last, frames, sounded = _write(cut, reader, stream, sound, tmp, container_format, start, end,
                                                       crf)
-            except _AudioFailed as e:  # the same cut, video only: the seek inside starts the reader afresh
-                audio_error = e.reason
+            except (_AudioFailed, av.FFmpegError) as e:
+                if sound is None:
+                    raise
+                # The same cut without sound (the seek inside starts the reader afresh): if it succeeds, the sound
+                # was at fault (the output container refused it, say); if not, its error is the video's.
+                audio_error = e.reason if isinstance(e, _AudioFailed) else _reason(
+                    "the audio stream cannot be written into the clip", e)
                 first, last, frames, sounded = _write(cut, reader, stream, None, tmp, container_format, start, end,
                                                       crf)
         except av.FFmpegError as e:
@@ -124,17 +133,6 @@ def _seek(reader: av.container.InputContainer, stream: av.video.stream.VideoStre
         reader.seek(0)
 
 
-def _start_writing(writer: av.container.OutputContainer, with_audio: bool) -> None:
-    """Open the encoders and write the header; a failure with an audio stream is blamed on it (the cut without
-    audio that follows shows whether the video was at fault)."""
-    try:
-        writer.start_encoding()
-    except av.FFmpegError as e:
-        if with_audio:
-            raise _AudioFailed("the audio stream cannot be written into the clip", e) from e
-        raise
-
-
 def _reencode(reader, stream, sound, writer, start: float, end: float, crf: int) -> tuple[float, float, int, bool]:  # noqa: ANN001
     """Decode from the keyframe before `start`, encode the frames whose times lie in [start, end), and the sound
     over their span."""
@@ -145,7 +143,6 @@ def _reencode(reader, stream, sound, writer, start: float, end: float, crf: int)
     output.codec_context.time_base = stream.time_base
     output.options = {"crf": str(crf), "preset": "veryfast"}
     track = None if sound is None else _AacTrack(sound, writer, start)
-    _start_writing(writer, track is not None)
     _seek(reader, stream, start)
     first = last = None
     frames = 0
@@ -194,17 +191,19 @@ class _AacTrack:
                  start: float) -> None:
         context = source.codec_context
         if context is None or not context.sample_rate:
-            raise _AudioFailed("the audio stream cannot be decoded: no decoder for it")
+            raise _AudioFailed("the audio stream cannot be decoded: no decoder, or no sample rate, for it")
         self.writer, self.start, self.rate = writer, start, context.sample_rate
-        self.layout = context.layout.name
+        channels = len(context.layout.channels)
+        self.layout = {1: "mono", 2: "stereo"}.get(channels, context.layout.name)  # "2 channels" (no order): stereo
         try:
             self.output = writer.add_stream("aac", rate=self.rate, layout=self.layout)
+            self.output.codec_context.open()  # here, so that a rate or layout AAC lacks is blamed on the sound
             self.convert = av.AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
         except (av.FFmpegError, ValueError) as e:
             raise _AudioFailed(f"the audio stream ({self.rate} Hz, {self.layout}) cannot be encoded", e) from e
         self.first: float | None = None  # the source time of the clip's first sample (its first frame's)
         self.early: list[tuple[float | None, np.ndarray]] = []  # decoded before the first frame was known
-        self.pending = np.zeros((len(context.layout.channels), 0), np.float32)  # placed, not yet encoded
+        self.pending = np.zeros((channels, 0), np.float32)  # placed, not yet encoded
         self.encoded = 0  # samples given to the encoder (the next one's pts)
 
     def add(self, packet: av.Packet) -> None:
@@ -278,9 +277,10 @@ class _AacTrack:
 
     def _mux(self, frame: av.AudioFrame | None) -> None:
         try:
-            self.writer.mux(self.output.encode(frame))
+            packets = self.output.encode(frame)
         except (av.FFmpegError, ValueError) as e:
             raise _AudioFailed("the audio stream could not be encoded", e) from e
+        self.writer.mux(packets)
 
 
 def _copy(reader, stream, sound, writer, start: float, end: float, crf: int) -> tuple[float, float, int, bool]:  # noqa: ANN001, ARG001
@@ -292,7 +292,6 @@ def _copy(reader, stream, sound, writer, start: float, end: float, crf: int) -> 
     """
     output = writer.add_stream_from_template(stream)
     track = None if sound is None else _CopiedAudio(sound, writer)
-    _start_writing(writer, track is not None)
     _seek(reader, stream, start)
     base = stream.time_base
     rate = stream.average_rate or stream.guessed_rate or Fraction(25)
@@ -374,7 +373,7 @@ class _CopiedAudio:
         self.writer, self.base = writer, source.time_base
         try:
             self.output = writer.add_stream_from_template(source)
-        except (av.FFmpegError, ValueError) as e:
+        except ValueError as e:  # a stream PyAV cannot describe to the muxer
             raise _AudioFailed("the audio stream cannot be copied into the clip", e) from e
         self.waiting: list[av.Packet] = []
         self.first: float | None = None  # the span's start, in source seconds
@@ -404,10 +403,7 @@ class _CopiedAudio:
                 packet.pts -= self.shift
                 packet.dts -= self.shift
                 packet.stream = self.output
-                try:
-                    self.writer.mux(packet)
-                except av.FFmpegError as e:
-                    raise _AudioFailed("the audio stream cannot be copied into the clip", e) from e
+                self.writer.mux(packet)
                 self.written += 1
         self.waiting = keep
 
