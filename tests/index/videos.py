@@ -27,11 +27,13 @@ def shape_frames(colour: str, count: int = 16, size: int = 64, background: int =
     return render_video(shape_scene(colour, background), count, size, noise=0.0, tint=False)
 
 
-def write_shape_video(path: Path, colours: list[str] | str, seconds_each: float = 2.0, fps: float = 8.0) -> Path:
-    """A video showing each colour's square in turn, `seconds_each` seconds per colour."""
+def write_shape_video(path: Path, colours: list[str] | str, seconds_each: float = 2.0, fps: float = 8.0,
+                      **writer_options: object) -> Path:
+    """A video showing each colour's square in turn, `seconds_each` seconds per colour; options (`audio`, ...) go to
+    the writer."""
     colours = [colours] if isinstance(colours, str) else colours
     scenes = [shape_scene(c) for c in colours]
-    return write_scenes(path, scenes, round(seconds_each * fps), fps, noise=0.0, tint=False)
+    return write_scenes(path, scenes, round(seconds_each * fps), fps, noise=0.0, tint=False, **writer_options)
 
 
 def write_odd_corpus(folder: Path) -> tuple[list[Path], list[Path]]:

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.index.videos import TINY_MODEL, write_shape_video
+from tests.video.clips import TONE_RATE, tone_bursts
 from vitr.index.indexer import update_index
 from vitr.index.video_index import VideoIndex
 from vitr.serve.app import ServeSettings, create_app
@@ -22,11 +23,12 @@ class Served:
     client: TestClient
 
 
-def serve_folder(tmp: Path, settings: ServeSettings | None = None) -> Served:
+def serve_folder(tmp: Path, settings: ServeSettings | None = None, sound: bool = False) -> Served:
     """videos/{red,green,blue}.mp4 and clips/yellow.mp4 under one root, plus a secret file outside it that a
-    symlink inside the root points to."""
+    symlink inside the root points to. With `sound`, red.mp4 has a sound track (`tone_bursts`)."""
     root = tmp / "videos"
-    write_shape_video(root / "red.mp4", ["red", "red"])
+    tone = {"audio": tone_bursts(4.0), "sample_rate": TONE_RATE} if sound else {}
+    write_shape_video(root / "red.mp4", ["red", "red"], **tone)
     write_shape_video(root / "green.mp4", ["blue", "green"])
     write_shape_video(root / "blue.mp4", "blue")
     write_shape_video(root / "clips" / "yellow.mp4", "yellow")

@@ -1,4 +1,5 @@
-"""GET /api/videos/{id}/clip: a moment of an indexed video as an MP4 that plays, with bounded, validated times."""
+"""GET /api/videos/{id}/clip: a moment of an indexed video as an MP4 that plays, with its sound, with bounded,
+validated times."""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.serve.conftest import Served
+from tests.serve.conftest import Served, serve_folder
+from tests.video.clips import TONE_RATE, decoded_sound
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
+    """The served folder, with red.mp4 sounding a tone."""
+    result = serve_folder(tmp_path_factory.mktemp("served"), sound=True)
+    yield result
+    result.client.close()
+    result.index.close()
 
 
 def video_ids(served: Served) -> dict[str, int]:
@@ -22,6 +33,14 @@ def frame_count(data: bytes) -> tuple[int, float]:
         stream = container.streams.video[0]
         frames = sum(1 for _ in container.decode(stream))
         return frames, float(stream.duration * stream.time_base)
+
+
+def seconds_of_sound(data: bytes, folder: Path) -> float | None:
+    """How long the clip's decoded sound lasts; None when it has no audio stream."""
+    (folder / "got.mp4").write_bytes(data)
+    sound = decoded_sound(folder / "got.mp4")
+    (folder / "got.mp4").unlink()
+    return None if sound is None else len(sound[0]) / TONE_RATE
 
 
 @pytest.fixture
@@ -39,14 +58,17 @@ def test_a_moment_downloads_as_an_mp4_that_plays(served: Served, own_tmp: Path) 
     frames, duration = frame_count(response.content)
     assert frames == 12 and abs(duration - 1.5) < 1 / 8  # the asked 1.5 s, to one frame
     assert list(own_tmp.iterdir()) == []  # the cut is not left behind
+    heard = seconds_of_sound(response.content, own_tmp)
+    assert heard is not None and 0 <= heard - frames / 8 < 1024 / TONE_RATE  # the sound, to one AAC frame
 
 
-def test_an_end_past_the_video_is_cut_at_its_end(served: Served) -> None:
+def test_an_end_past_the_video_is_cut_at_its_end(served: Served, tmp_path: Path) -> None:
     yellow = video_ids(served)["clips/yellow.mp4"]  # 2 s
     response = served.client.get(f"/api/videos/{yellow}/clip", params={"start": 1.5, "end": 60})
     assert response.status_code == 200
     assert response.headers["content-disposition"] == 'attachment; filename="yellow_1.5-2.0.mp4"'
     assert frame_count(response.content)[0] == 4
+    assert seconds_of_sound(response.content, tmp_path) is None  # a silent video: a silent clip
 
 
 @pytest.mark.parametrize(
@@ -77,13 +99,20 @@ def test_ids_are_bounded_like_the_other_video_routes(served: Served, video_id, s
     assert response.status_code == status and list(response.json()) == ["detail"]
 
 
-def test_a_video_that_no_longer_decodes_is_a_422_without_its_path(tmp_path: Path) -> None:
-    from tests.serve.conftest import serve_folder
+def test_a_video_damaged_after_indexing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Sound that no longer decodes: the clip comes without it (and the log says why); a picture that no longer
+    decodes: 422, without the video's path."""
+    from tests.video.clips import write_undecodable_audio
 
     served = serve_folder(tmp_path)
     try:
         red = video_ids(served)["red.mp4"]
-        (served.root / "red.mp4").write_bytes(b"\x00" * 4096)  # damaged after indexing
+        write_undecodable_audio(served.root / "red.mp4", 32, 8)
+        response = served.client.get(f"/api/videos/{red}/clip", params={"start": 1, "end": 2})
+        assert response.status_code == 200 and frame_count(response.content)[0] == 8
+        assert seconds_of_sound(response.content, tmp_path) is None
+        assert f"clip of video {red} sent without sound: the audio stream could not be decoded" in caplog.text
+        (served.root / "red.mp4").write_bytes(b"\x00" * 4096)
         response = served.client.get(f"/api/videos/{red}/clip", params={"start": 0, "end": 1})
         assert response.status_code == 422
         detail = response.json()["detail"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from vitr.cli.validate import require_file
@@ -15,9 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "clip",
         help="cut a moment out of a video into a file of its own",
-        description="Writes the seconds START to END of VIDEO to OUT (.mp4, .m4v, .mov or .mkv; video only). By "
-        "default the moment is re-encoded with H.264, exact to one frame; --copy copies the stream without "
-        "re-encoding (no quality loss, much faster) but starts at the keyframe at or before START.",
+        description="Writes the seconds START to END of VIDEO to OUT (.mp4, .m4v, .mov or .mkv), with the video's "
+        "first audio stream unless --no-audio. By default the moment is re-encoded (H.264, and AAC for the sound, cut "
+        "to the same span), exact to one frame; --copy copies the streams without re-encoding (no quality loss, much "
+        "faster) but starts at the keyframe at or before START. Sound that cannot be kept (it does not decode, say) "
+        "is left out with a warning; the picture is still written.",
     )
     p.add_argument("video", type=Path, help="the video file to cut")
     p.add_argument("--start", type=float, required=True, help="where the clip starts, in seconds")
@@ -25,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="the clip file to write (replaced if present)")
     p.add_argument("--copy", action="store_true",
                    help="stream copy cut at keyframes: starts up to one keyframe interval (GOP) before START")
+    p.add_argument("--no-audio", dest="audio", action="store_false", help="write the picture only, without sound")
     p.set_defaults(func=run_clip)
 
 
@@ -40,7 +44,10 @@ def run_clip(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot write {args.output}: the folder {folder} is not writable")
     from vitr.video.clip import cut_clip
 
-    clip = cut_clip(args.video, args.start, args.end, args.output, copy=args.copy)
+    clip = cut_clip(args.video, args.start, args.end, args.output, copy=args.copy, audio=args.audio)
     how = "copied from the keyframe at" if clip.copied else "re-encoded from"
-    print(f"wrote {clip.path}: {clip.frames} frames, {how} {clip.start:.3f} s to {clip.end:.3f} s")
+    sound = "with sound" if clip.audio else "without sound"
+    print(f"wrote {clip.path}: {clip.frames} frames, {how} {clip.start:.3f} s to {clip.end:.3f} s, {sound}")
+    if clip.audio_error is not None:
+        print(f"vitr clip: warning: the clip has no sound: {clip.audio_error}", file=sys.stderr)
     return 0

@@ -8,6 +8,7 @@ Every error is an `ErrorResponse` (`{"detail": "..."}`) with a 4xx status, as /o
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import mimetypes
 import shutil
@@ -50,6 +51,7 @@ from vitr.serve.thumbnails import MAX_THUMBNAILS, ThumbnailCache, thumbnail_time
 from vitr.serve.uploads import SNIFF_BYTES, UploadRefused, check_container, public_reason, stored_upload
 from vitr.video.clip import cut_clip
 
+log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 _UPLOAD_CHUNK = 1 << 20
 MAX_VIDEO_ID = 2**63 - 1  # SQLite's largest integer: larger ids cannot exist and must not reach the database
@@ -393,15 +395,16 @@ def create_app(
         "/api/videos/{video_id}/clip",
         responses={
             **_ERRORS,
-            200: {"content": {"video/mp4": {}}, "description": "an H.264 MP4 of the moment"},
+            200: {"content": {"video/mp4": {}}, "description": "an MP4 of the moment: H.264, with AAC sound"},
             503: {"model": ErrorResponse, "description": "as many clips as the server cuts at once are being cut"},
         },
         response_class=FileResponse,
         summary="a moment of an indexed video as an MP4 file to download",
-        description=f"Re-encoded with H.264, exact to one frame. `end` must be after `start` and at most "
-        f"{settings.max_clip_s:g} s after it; `start` must lie inside the video; an `end` past the video's end is "
-        f"cut at its end. At most {settings.max_clip_exports} clips are cut at once: a request beyond them is "
-        "answered 503 with a Retry-After header.",
+        description="Re-encoded with H.264, exact to one frame, and the video's first audio stream as AAC over the "
+        "same span (sound that does not decode is left out, the picture still sent). `end` must be after `start` "
+        f"and at most {settings.max_clip_s:g} s after it; `start` must lie inside the video; an `end` past the "
+        f"video's end is cut at its end. At most {settings.max_clip_exports} clips are cut at once: a request beyond "
+        "them is answered 503 with a Retry-After header.",
     )
     def video_clip(
         video_id: VideoId,
@@ -438,6 +441,8 @@ def create_app(
             raise
         finally:
             exports.release()  # the cut is done: sending the file needs no slot
+        if clip.audio_error is not None:
+            log.warning("clip of video %d sent without sound: %s", video_id, clip.audio_error)
         name = f"{Path(files.name(str(path))).stem}_{clip.start:.1f}-{clip.end:.1f}.mp4"
         return FileResponse(
             clip.path,

@@ -64,15 +64,17 @@ def write_video(
             container.mux(stream.encode(picture))
         container.mux(stream.encode())
         if sound is not None and audio is not None:
-            _mux_audio(container, sound, audio, sample_rate)
+            mux_audio(container, sound, audio, sample_rate)
     return path
 
 
-def _mux_audio(container: av.container.OutputContainer, stream: av.AudioStream, audio: np.ndarray,
-               sample_rate: int) -> None:
-    """Encode mono int16 samples as AAC; the resampler cuts them into the encoder's fixed frame size (1024)."""
-    resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate,
-                                  frame_size=stream.codec_context.frame_size)
+def mux_audio(container: av.container.OutputContainer, stream: av.AudioStream, audio: np.ndarray,
+              sample_rate: int) -> None:
+    """Encode mono int16 samples into `stream` (a mono audio stream of `container` at `sample_rate`: AAC for
+    write_video, other codecs for tests' videos); the resampler converts them to the encoder's sample format and
+    cuts them into its frame size (AAC: 1024; PCM, which has none: 1024 as well)."""
+    resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono", rate=sample_rate,
+                                  frame_size=stream.codec_context.frame_size or 1024)
     frame = av.AudioFrame.from_ndarray(audio[None], format="s16", layout="mono")  # (1, N): one plane
     frame.sample_rate, frame.pts, frame.time_base = sample_rate, 0, Fraction(1, sample_rate)
     for chunk in resampler.resample(frame) + resampler.resample(None):
