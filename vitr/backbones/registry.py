@@ -170,6 +170,12 @@ def _build_open_clip(
     return OpenClipBackbone(model, name, model_cfg)
 
 
+def is_backbone_directory(path: Path) -> bool:
+    """True for a directory vitr wrote with `save_backbone`: a CLIP on its own (what `vitr pretrain` makes)."""
+    config_file = path / CONFIG_NAME
+    return config_file.is_file() and _read_json(config_file).get("format") == VITR_FORMAT
+
+
 def _load_directory(path: Path, precision: str) -> Backbone:
     if not path.is_dir():
         raise CheckpointError(f"backbone directory {str(path)!r} does not exist")

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from vitr.backbones.registry import backbone_directory, load_backbone
+from vitr.backbones.registry import backbone_directory, is_backbone_directory, load_backbone
 from vitr.backbones.weights import read_state_dict
 from vitr.data.cache import file_digest
 from vitr.errors import CheckpointError, ConfigError
@@ -126,5 +126,10 @@ def load_model_weights(model: VideoTextModel, path: str | Path) -> None:
     model.safetensors."""
     path = Path(path)
     if path.is_dir():
+        if is_backbone_directory(path):
+            raise ConfigError(
+                f"{str(path)!r} holds a CLIP on its own (a backbone directory, as `vitr pretrain` writes), not a "
+                f"trained vitr model: give it as the backbone (--model {path}, a recipe's model.backbone)"
+            )
         path = path / "model.safetensors"
     load_state_strict(model, read_state_dict(path), path)
