@@ -60,6 +60,7 @@ def test_a_moment_downloads_as_an_mp4_that_plays(served: Served, own_tmp: Path) 
     assert list(own_tmp.iterdir()) == []  # the cut is not left behind
     heard = seconds_of_sound(response.content, own_tmp)
     assert heard is not None and 0 <= heard - frames / 8 < 1024 / TONE_RATE  # the sound, to one AAC frame
+    assert response.headers["x-clip-audio"] == "aac" and "x-clip-audio-error" not in response.headers
 
 
 def test_an_end_past_the_video_is_cut_at_its_end(served: Served, tmp_path: Path) -> None:
@@ -69,6 +70,33 @@ def test_an_end_past_the_video_is_cut_at_its_end(served: Served, tmp_path: Path)
     assert response.headers["content-disposition"] == 'attachment; filename="yellow_1.5-2.0.mp4"'
     assert frame_count(response.content)[0] == 4
     assert seconds_of_sound(response.content, tmp_path) is None  # a silent video: a silent clip
+    assert response.headers["x-clip-audio"] == "none" and "x-clip-audio-error" not in response.headers  # no fault
+
+
+def test_why_the_sound_was_left_out_names_no_server_path_and_fits_a_header(
+    served: Served, own_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reason may quote the video's path (a file name in any script) or another one: the header shows the file's
+    name only, in printable ASCII."""
+    import dataclasses
+
+    import vitr.serve.app as app_module
+
+    real_cut = app_module.cut_clip
+
+    def cut_losing_sound(source, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        clip = real_cut(source, *args, **kwargs)
+        reason = f"the audio stream could not be decoded: '{source}' (Grüße \u2014 /srv/private/x.aac)"
+        return dataclasses.replace(clip, audio=False, audio_error=reason)
+
+    monkeypatch.setattr(app_module, "cut_clip", cut_losing_sound)
+    red = video_ids(served)["red.mp4"]
+    response = served.client.get(f"/api/videos/{red}/clip", params={"start": 1.0, "end": 2.0})
+    assert response.status_code == 200 and response.headers["x-clip-audio"] == "none"
+    assert response.headers["x-clip-audio-error"] == (
+        "the audio stream could not be decoded: 'red.mp4' (Gr??e ? <path>)")
+    documented = served.client.get("/openapi.json").json()["paths"]["/api/videos/{video_id}/clip"]["get"]
+    assert set(documented["responses"]["200"]["headers"]) == {"X-Clip-Audio", "X-Clip-Audio-Error"}
 
 
 @pytest.mark.parametrize(
@@ -100,8 +128,8 @@ def test_ids_are_bounded_like_the_other_video_routes(served: Served, video_id, s
 
 
 def test_a_video_damaged_after_indexing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Sound that no longer decodes: the clip comes without it (and the log says why); a picture that no longer
-    decodes: 422, without the video's path."""
+    """Sound that no longer decodes: the clip comes without it, and its headers (and the log) say why; a picture
+    that no longer decodes: 422, without the video's path."""
     from tests.video.clips import write_undecodable_audio
 
     served = serve_folder(tmp_path)
@@ -111,6 +139,9 @@ def test_a_video_damaged_after_indexing(tmp_path: Path, caplog: pytest.LogCaptur
         response = served.client.get(f"/api/videos/{red}/clip", params={"start": 1, "end": 2})
         assert response.status_code == 200 and frame_count(response.content)[0] == 8
         assert seconds_of_sound(response.content, tmp_path) is None
+        assert response.headers["x-clip-audio"] == "none"
+        assert response.headers["x-clip-audio-error"] == (
+            "the audio stream could not be decoded: Invalid data found when processing input")
         assert f"clip of video {red} sent without sound: the audio stream could not be decoded" in caplog.text
         (served.root / "red.mp4").write_bytes(b"\x00" * 4096)
         response = served.client.get(f"/api/videos/{red}/clip", params={"start": 0, "end": 1})

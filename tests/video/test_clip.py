@@ -35,7 +35,8 @@ AAC_FRAME_S = 1024 / TONE_RATE  # the samples of one AAC frame, in seconds
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """80 frames (10 s) each: one as write_video makes it (no B-frames), one with B-frames and a keyframe every
-    GOP frames as most cameras and encoders write; both silent, and both again with `tone_bursts` as their sound."""
+    GOP frames as most cameras and encoders write; both silent, and both again with `tone_bursts` as their sound.
+    The B-frame videos also as Matroska, whose demuxer gives the first packets after a seek no decode time."""
     folder = tmp_path_factory.mktemp("clip-sources")
     bframes = {"codec": {"g": str(GOP), "bf": "3"}}
     tone = tone_bursts(10.0)
@@ -44,6 +45,9 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "bframes": write_encoded_video(folder / "bframes.mp4", 80, FPS, **bframes),
         "sound": write_indexed_video(folder / "sound.mp4", 80, FPS, audio=tone, sample_rate=TONE_RATE),
         "sound-bframes": write_encoded_video(folder / "sound-bframes.mp4", 80, FPS, audio=tone, **bframes),
+        "bframes-mkv": write_encoded_video(folder / "bframes.mkv", 80, FPS, "matroska", **bframes),
+        "sound-bframes-mkv": write_encoded_video(folder / "sound-bframes.mkv", 80, FPS, "matroska", audio=tone,
+                                                 **bframes),
     }
 
 
@@ -72,9 +76,11 @@ def test_a_reencoded_clip_holds_exactly_the_asked_frames(videos, tmp_path, kind,
     assert not clip.audio and clip.audio_error is None  # a silent source cuts to a silent clip, no complaint
 
 
-@pytest.mark.parametrize(("start", "end"), [(3.3, 6.1), (0.0, 1.0), (5.1, 5.3), (9.5, 20.0)])
-def test_a_copied_clip_starts_on_a_keyframe_at_most_one_gop_early(videos, tmp_path, start, end) -> None:  # noqa: ANN001
-    clip = cut_clip(videos["bframes"], start, end, tmp_path / "copy.mp4", copy=True)
+@pytest.mark.parametrize("kind", ["bframes", "bframes-mkv"])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+@pytest.mark.parametrize(("start", "end"), [(3.3, 6.1), (0.0, 1.0), (1.0, 2.0), (5.1, 5.3), (9.5, 20.0)])
+def test_a_copied_clip_starts_on_a_keyframe_at_most_one_gop_early(videos, tmp_path, kind, suffix, start, end) -> None:  # noqa: ANN001
+    clip = cut_clip(videos[kind], start, end, tmp_path / f"copy{suffix}", copy=True)
     shown = decoded(clip.path)
     first_asked, last_asked = int(np.ceil(start * FPS - 1e-6)), min(80, int(np.ceil(end * FPS - 1e-6))) - 1
     assert shown[0] % GOP == 0 and first_asked - GOP < shown[0] <= first_asked  # the keyframe before the start
@@ -82,13 +88,16 @@ def test_a_copied_clip_starts_on_a_keyframe_at_most_one_gop_early(videos, tmp_pa
     asked = min(end, 10.0) - start
     assert asked <= len(shown) / FPS < asked + GOP / FPS  # within one GOP of the asked duration
     assert shown.max() <= last_asked + 3  # past the end only frames that one shown before it refers to
-    with av.open(str(clip.path)) as container, av.open(str(videos["bframes"])) as source:
+    with av.open(str(clip.path)) as container, av.open(str(videos[kind])) as source:
         assert container.streams.video[0].codec_context.extradata == source.streams.video[0].codec_context.extradata
-    assert clip.copied and clip.start == shown[0] / FPS
+    assert clip.copied and clip.start == shown[0] / FPS and clip.frames == len(shown)
     assert not clip.audio and clip.audio_error is None
 
 
-@pytest.mark.parametrize(("kind", "copy"), [("sound", False), ("sound-bframes", False), ("sound-bframes", True)])
+@pytest.mark.parametrize(
+    ("kind", "copy"),
+    [("sound", False), ("sound-bframes", False), ("sound-bframes", True), ("sound-bframes-mkv", True)],
+)
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 @pytest.mark.parametrize(("start", "end"), [(2.3, 5.6), (0.4, 2.2), (7.7, 20.0)])
 def test_a_clip_keeps_the_sound_in_step_with_the_picture(videos, tmp_path, kind, copy, suffix, start, end) -> None:  # noqa: ANN001
@@ -161,6 +170,14 @@ def test_a_cut_whose_sound_fails_to_be_written_is_made_again_without_it(videos, 
     monkeypatch.undo()
     assert not clip.audio and decoded_sound(clip.path) is None and decoded(clip.path).size == clip.frames
     assert clip.audio_error == "the audio stream cannot be written into the clip: Invalid argument"
+
+
+def test_a_copy_of_a_matroska_files_last_gop_shorter_than_its_reordering_keeps_its_frames(tmp_path) -> None:  # noqa: ANN001
+    """Two frames after the last keyframe: the Matroska demuxer dates none of the packets the copy takes."""
+    source = write_encoded_video(tmp_path / "short end.mkv", 74, FPS, "matroska", codec={"g": str(GOP), "bf": "3"})
+    clip = cut_clip(source, 9.1, 20.0, tmp_path / "clip.mp4", copy=True)
+    assert decoded(clip.path).tolist() == [72, 73]
+    assert (clip.start, clip.end, clip.frames) == (9.0, 9.25, 2)
 
 
 def test_a_copy_of_a_video_without_b_frames_ends_on_the_asked_frame(videos, tmp_path) -> None:  # noqa: ANN001

@@ -395,13 +395,30 @@ def create_app(
         "/api/videos/{video_id}/clip",
         responses={
             **_ERRORS,
-            200: {"content": {"video/mp4": {}}, "description": "an MP4 of the moment: H.264, with AAC sound"},
+            200: {
+                "content": {"video/mp4": {}},
+                "description": "an MP4 of the moment: H.264, with AAC sound",
+                "headers": {
+                    "X-Clip-Audio": {
+                        "description": "`aac`: the clip has sound; `none`: it has none (the video is silent, or its "
+                        "sound was left out: then X-Clip-Audio-Error says why)",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["aac", "none"]},
+                    },
+                    "X-Clip-Audio-Error": {
+                        "description": "only when the video's sound was left out: why, in one line of printable "
+                        "ASCII that names no server path",
+                        "schema": {"type": "string"},
+                    },
+                },
+            },
             503: {"model": ErrorResponse, "description": "as many clips as the server cuts at once are being cut"},
         },
         response_class=FileResponse,
         summary="a moment of an indexed video as an MP4 file to download",
         description="Re-encoded with H.264, exact to one frame, and the video's first audio stream as AAC over the "
-        "same span (sound that does not decode is left out, the picture still sent). `end` must be after `start` "
+        "same span (sound that does not decode is left out, the picture still sent, and the X-Clip-Audio and "
+        "X-Clip-Audio-Error headers say so). `end` must be after `start` "
         f"and at most {settings.max_clip_s:g} s after it; `start` must lie inside the video; an `end` past the "
         f"video's end is cut at its end. At most {settings.max_clip_exports} clips are cut at once: a request beyond "
         "them is answered 503 with a Retry-After header.",
@@ -441,13 +458,17 @@ def create_app(
             raise
         finally:
             exports.release()  # the cut is done: sending the file needs no slot
+        sound = {"X-Clip-Audio": "aac" if clip.audio else "none"}
         if clip.audio_error is not None:
             log.warning("clip of video %d sent without sound: %s", video_id, clip.audio_error)
+            reason = public_reason(clip.audio_error, path, files.name(str(path)))
+            sound["X-Clip-Audio-Error"] = _header_text(reason)
         name = f"{Path(files.name(str(path))).stem}_{clip.start:.1f}-{clip.end:.1f}.mp4"
         return FileResponse(
             clip.path,
             media_type="video/mp4",
             filename=name,
+            headers=sound,
             background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
         )
 
@@ -505,6 +526,12 @@ def describe_validation(errors: Sequence[dict]) -> str:
         where = [str(part) for part in error.get("loc", ()) if part not in ("query", "path", "body")]
         parts.append(f"{'.'.join(where) or 'request'}: {error.get('msg', 'invalid')}")
     return "; ".join(parts) or "the request is invalid"
+
+
+def _header_text(text: str) -> str:
+    """`text` as a header value: one line of printable ASCII (HTTP headers carry Latin-1 at most, and a file name
+    in an FFmpeg message may hold any character), each other character as "?"."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
 
 
 _PATH_FIELDS = ("backbone", "weights", "checkpoint")

@@ -19,7 +19,7 @@ in `Clip.audio_error`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -346,9 +346,7 @@ def _copy(reader, stream, sound, writer, start: float, end: float, crf: int) -> 
         return emit(packet)
 
     done = False
-    for packet in reader.demux(stream, *([sound] if sound is not None else [])):
-        if packet.dts is None or packet.pts is None:
-            continue  # the demuxer's end-of-stream marker
+    for packet in _dated(reader.demux(stream, *([sound] if sound is not None else [])), stream, rate):
         if track is not None and packet.stream.type == "audio":
             track.add(packet)
         elif not done:
@@ -361,6 +359,42 @@ def _copy(reader, stream, sound, writer, start: float, end: float, crf: int) -> 
         return start, start, 0, False
     stop = float(max(shown) * base) + 1 / float(rate)
     return float(min(shown) * base), stop, len(shown), track is not None and track.finish(stop)
+
+
+def _dated(packets: Iterator[av.Packet], stream: av.video.stream.VideoStream, rate: Fraction) -> Iterator[av.Packet]:
+    """The packets that have a presentation time, each with a decode time.
+
+    A demuxer that stores no decode times (Matroska) derives them from the presentation times of the packets that
+    follow, so after a seek (or at the file's start) the first packets of a video stream with B-frames have none:
+    as many as the frames of reordering. Each of them decodes one frame before the next packet, as in FFmpeg's own
+    stream copy, so they are held until the first dated packet and dated back from it. Sound is not reordered: an
+    undated audio packet decodes when it plays. Packets without a presentation time (the end-of-stream markers)
+    cannot be placed in the clip and are dropped.
+    """
+    frame = round(1 / (rate * stream.time_base))  # one frame, in the stream's time base
+    undated: list[av.Packet] = []
+
+    def date_back(following: int) -> Iterator[av.Packet]:
+        for packet in reversed(undated):
+            packet.dts = following - (packet.duration or frame)
+            following = packet.dts
+        yield from undated
+        undated.clear()
+
+    for packet in packets:
+        if packet.pts is None:
+            continue
+        if packet.stream.type != "video":
+            if packet.dts is None:
+                packet.dts = packet.pts
+            yield packet
+        elif packet.dts is None:
+            undated.append(packet)
+        else:
+            yield from date_back(packet.dts)
+            yield packet
+    if undated:  # the stream ended first: the next decode time would have been the earliest presentation time
+        yield from date_back(min(packet.pts for packet in undated))
 
 
 class _CopiedAudio:
