@@ -217,6 +217,17 @@ def test_a_recipes_teacher_bank_is_built_once_and_reused(tmp_path):
     assert path.stat().st_mtime_ns != written and not torch.equal(refitted.text[0], bank.text[0])
 
 
+def test_a_recipes_teacher_bank_is_rebuilt_for_other_frame_features(tmp_path):
+    """The teachers are fitted on the student's frame features: another backbone's features need another bank."""
+    dataset, frames, mask, _ = make_problem(num_videos=6)
+    config = TeachTextConfig(teachers=[TeacherSpec(kind="bow", embed_dim=8, epochs=2)])
+    path = tmp_path / "bank.safetensors"
+    bank = recipe_teacher_bank(config, dataset, frames, mask, path)
+    written = path.stat().st_mtime_ns
+    other = recipe_teacher_bank(config, dataset, frames + 1.0, mask, path)
+    assert path.stat().st_mtime_ns != written and not torch.equal(other.video[0], bank.video[0])
+
+
 def test_a_model_teachers_bank_follows_its_weights_not_its_path(tmp_path, monkeypatch):
     """A teacher retrained into the same run (the same step, so the same checkpoint path) gets a new bank; the
     same weights, untouched or copied elsewhere, reuse the bank without building the teacher."""

@@ -28,6 +28,17 @@ def content_key(texts: Sequence[str], video_ids: Sequence[str]) -> str:
     return digest.hexdigest()[:24]
 
 
+def tensors_digest(*tensors: torch.Tensor) -> str:
+    """A hash of tensors' dtypes, shapes and bytes: a bank computed from other inputs (frame features) is stale.
+    Hashing reads every byte once (about 0.3 s for 200 MB)."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        flat = tensor.detach().cpu().contiguous()
+        digest.update(f"{flat.dtype}{tuple(flat.shape)}".encode())
+        digest.update(flat.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()[:24]
+
+
 @dataclass
 class TeacherBank:
     """Per teacher: text (C, E_n) and video (V, E_n) unit vectors and the teacher's exp(logit_scale).

@@ -32,7 +32,7 @@ from vitr.teachers import (
     TeacherFitConfig,
     fit_teacher,
 )
-from vitr.teachers.bank import TeacherBank, build_teacher_bank, content_key
+from vitr.teachers.bank import TeacherBank, build_teacher_bank, content_key, tensors_digest
 from vitr.teachers.base import Teacher
 from vitr.train.checkpoint import resolve_weights
 from vitr.train.config import CaptionFilterConfig, TeacherSpec, TeachTextConfig
@@ -365,8 +365,9 @@ def recipe_teacher_bank(
     teachers: Sequence[Teacher] | None = None,
 ) -> TeacherBank:
     """The bank of the recipe's teachers for `dataset` (frames (V, T, D) in its video order), cached at `path`:
-    a bank there for the same captions, videos and teachers (`teacher_identity`: a model teacher by the content of
-    its weights files, read once per call) is reused and no teacher is built or fitted.
+    a bank there for the same captions, videos, teachers (`teacher_identity`: a model teacher by the content of
+    its weights files, read once per call) and frame features (the teachers are fitted on them and embed them: a
+    student with another backbone has other ones) is reused and no teacher is built or fitted.
 
     A teacher of kind `video` embeds the videos from its own frames, `own_frames(spec, teacher)` (V, T', D'), mask
     (V, T'), in the same video order (`vitr.train.video_distill.own_frames_reader`); the others share `frames`.
@@ -377,7 +378,7 @@ def recipe_teacher_bank(
     names = teacher_names(config)
     texts, video_ids = [c.text for c in dataset.captions], [v.video_id for v in dataset.videos]
     specs = json.dumps([teacher_identity(spec) for spec in config.teachers], sort_keys=True)  # others: rebuild
-    key = content_key(texts, [*video_ids, specs])
+    key = content_key(texts, [*video_ids, specs, tensors_digest(frames, mask)])
     if teachers is None and Path(path).is_file():
         bank = TeacherBank.load(path)
         if bank.key == key and bank.names == names and bank.caption_ids:
