@@ -12,6 +12,7 @@ import pytest
 
 from tests.index.test_text_tracks import srt
 from tests.index.videos import shape_frames
+from tests.video.clips import remux_late
 from vitr.index.text_tracks import SubtitleError, TextSpan, find_sidecars, read_embedded, read_track
 
 ASS_HEADER = """[Script Info]
@@ -62,6 +63,14 @@ def test_a_subtitle_stream_gives_its_cues_with_their_times_and_language(tmp_path
         TextSpan(0.5, 1.0, "the lighthouse keeper", "subtitles", "eng"),
         TextSpan(1.25, 1.75, "sings at night", "subtitles", "eng"),
     ]
+
+
+def test_cues_are_timed_from_the_pictures_start_when_the_timestamps_begin_late(tmp_path: Path) -> None:
+    """A recording whose timestamps begin 10 s in: a cue 0.5 s into the picture is at 0.5 s, where the frames and
+    the player put it, not at 10.5 s."""
+    source = write_subtitled_mkv(tmp_path / "talk.mkv", [(0.5, 1.0, "the lighthouse keeper")])
+    late = remux_late(source, tmp_path / "late.mkv", 10.0, container_format="matroska")
+    assert read_embedded(late) == [TextSpan(0.5, 1.0, "the lighthouse keeper", "subtitles", "eng")]
 
 
 def test_an_undetermined_language_is_no_language(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.text.media import caption_frames, speech, write_talking_video
+from tests.video.clips import TONE_RATE, decoded_sound, remux_late, tone_bursts, write_indexed_video
 from vitr.errors import ConfigError
 from vitr.index.asr import decode_audio, make_engine, read_speech
 from vitr.index.ocr import OcrEngine, merge_lines, read_onscreen_text
@@ -95,6 +96,25 @@ def test_speech_is_transcribed_with_the_time_it_is_said(tmp_path: Path) -> None:
 
     silent = write_talking_video(tmp_path / "silent.mp4", frames, fps=2.0, audio=None)
     assert decode_audio(str(silent)) is None and read_speech(str(silent), make_engine("pocketsphinx")) == []
+
+
+def test_speech_is_timed_on_the_pictures_clock_when_the_sound_begins_later(tmp_path: Path) -> None:
+    """A recording whose sound begins 0.5 s after its picture (timestamps 10 s in): what is said 0.2 s into the
+    sound is said 0.7 s into the video."""
+    source = write_indexed_video(tmp_path / "tone.mp4", 24, 8.0, audio=tone_bursts(3.0), sample_rate=TONE_RATE)
+    late = remux_late(source, tmp_path / "late.ts", 10.0, audio_seconds=10.5)
+    decoded, heard = decode_audio(str(late)), decoded_sound(late)
+    assert decoded is not None and heard is not None
+    begins = heard[1] - 10.0  # the sound's first decoded sample: 0.5 s less the AAC encoder's priming frame
+    assert decoded[1] == pytest.approx(begins, abs=1e-3) and 0.44 < begins <= 0.5
+
+    class Heard:
+        name = "heard"
+
+        def transcribe(self, audio: np.ndarray) -> list[TextSpan]:
+            return [TextSpan(0.2, 0.9, "hello", "asr")]
+
+    assert read_speech(str(late), Heard()) == [TextSpan(round(0.2 + begins, 3), round(0.9 + begins, 3), "hello", "asr")]
 
 
 def test_an_audio_stream_that_cannot_decode_is_a_reason(tmp_path: Path) -> None:

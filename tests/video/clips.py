@@ -146,3 +146,23 @@ def write_undecodable_audio(path: Path, count: int, fps: int) -> Path:
                 container.mux(packet)
         container.mux(video.encode())
     return path
+
+
+def remux_late(source: Path, path: Path, seconds: float, audio_seconds: float | None = None,
+               container_format: str = "mpegts") -> Path:
+    """`source`'s streams, not re-encoded, in a file whose timestamps begin `seconds` late (the sound
+    `audio_seconds` late, default the same), as an MPEG-TS recording's or a camcorder's begin: vitr's times count
+    from the picture's start, so every time a test reads must come out as in `source`."""
+    with av.open(str(source)) as reader, av.open(str(path), mode="w", format=container_format) as writer:
+        outputs = {stream.index: writer.add_stream_from_template(stream) for stream in reader.streams}
+        for stream in reader.streams:
+            outputs[stream.index].metadata.update(stream.metadata)  # the language tag
+        for packet in reader.demux():
+            if packet.dts is None:
+                continue  # the demuxer's end-of-stream marker
+            late = audio_seconds if packet.stream.type == "audio" and audio_seconds is not None else seconds
+            shift = round(late / packet.time_base)
+            packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+            packet.stream = outputs[packet.stream.index]
+            writer.mux(packet)
+    return path

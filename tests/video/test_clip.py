@@ -18,6 +18,7 @@ from tests.video.clips import (
     burst_starts,
     decoded_sound,
     frame_indices,
+    remux_late,
     tone_bursts,
     write_encoded_video,
     write_indexed_video,
@@ -273,3 +274,16 @@ def test_a_start_past_the_end_is_a_one_line_error(videos, tmp_path, capsys) -> N
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == "vitr clip: error: --start 11 is past the end of the video (10.000 s long)"
     assert not out.exists()
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_a_file_whose_timestamps_begin_late_is_cut_on_the_videos_own_clock(videos, tmp_path, copy) -> None:  # noqa: ANN001
+    """An MPEG-TS recording's timestamps begin seconds in: the moment 3.3-6.1 s is its picture's, as vitr gives it."""
+    late = remux_late(videos["sound-bframes"], tmp_path / "recording.ts", 10.0)
+    clip = cut_clip(late, 3.3, 6.1, tmp_path / "clip.mp4", copy=copy)
+    shown = decoded(clip.path)
+    if copy:
+        assert shown[0] % GOP == 0 and 27 - GOP < shown[0] <= 27 and clip.start == pytest.approx(shown[0] / FPS)
+    else:
+        assert shown.tolist() == list(range(27, 49)) and clip.start == pytest.approx(27 / FPS)
+    assert clip.end == pytest.approx((shown.max() + 1) / FPS if copy else 6.1, abs=1e-3) and clip.audio

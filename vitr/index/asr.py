@@ -18,6 +18,7 @@ import numpy as np
 
 from vitr.errors import ConfigError
 from vitr.index.text_tracks import TextSourceError, TextSpan
+from vitr.video.decode import timeline_origin
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +133,10 @@ class FasterWhisperEngine:
         return spans
 
 
-def decode_audio(video: str) -> np.ndarray | None:
-    """The first audio stream of `video` as (N,) float32 at 16 kHz mono; None where there is no audio stream.
+def decode_audio(video: str) -> tuple[np.ndarray, float] | None:
+    """The first audio stream of `video` as (N,) float32 at 16 kHz mono, and the time of its first sample on
+    vitr's timeline (`timeline_origin`: sound may begin before or after the picture); None where there is no
+    audio stream.
 
     A stream that cannot be decoded, or holds no audio at all, is a TextSourceError with the reason.
     """
@@ -144,7 +147,10 @@ def decode_audio(video: str) -> np.ndarray | None:
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
             chunks = []
+            begins = None
             for frame in container.decode(stream):
+                if begins is None and frame.time is not None:
+                    begins = frame.time - timeline_origin(container)
                 chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
             chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
     except (av.FFmpegError, ValueError) as exc:
@@ -152,18 +158,20 @@ def decode_audio(video: str) -> np.ndarray | None:
         raise TextSourceError(f"the audio stream could not be decoded: {text}") from exc
     if not chunks:
         raise TextSourceError("the audio stream holds no decodable audio")
-    return np.concatenate(chunks).astype(np.float32, copy=False)
+    return np.concatenate(chunks).astype(np.float32, copy=False), begins or 0.0
 
 
 def read_speech(video: str, engine: SpeechEngine) -> list[TextSpan]:
-    """What is said in `video` as spans (source "asr"); a video without audio has none."""
-    audio = decode_audio(video)
-    if audio is None:
+    """What is said in `video` as spans (source "asr") on vitr's timeline; a video without audio has none."""
+    decoded = decode_audio(video)
+    if decoded is None:
         return []
+    audio, begins = decoded
     try:
-        return engine.transcribe(audio)
+        spans = engine.transcribe(audio)
     except TextSourceError:
         raise
     except Exception as exc:  # noqa: BLE001 - engine internals raise their own types
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TextSourceError(f"{engine.name} failed: {text}") from exc
+    return [span.shifted(begins) for span in spans] if begins else spans

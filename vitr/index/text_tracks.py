@@ -14,7 +14,7 @@ import io
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +23,8 @@ import av
 import srt
 import webvtt
 from webvtt.errors import MalformedCaptionError, MalformedFileError
+
+from vitr.video.decode import timeline_origin
 
 TEXT_SOURCES = ("subtitles", "ocr", "asr")  # subtitle files and streams, on-screen text, speech
 SUBTITLE_EXTENSIONS = (".srt", ".vtt")
@@ -43,6 +45,11 @@ class TextSpan:
     text: str
     source: str = "subtitles"
     language: str | None = None
+
+    def shifted(self, seconds: float) -> TextSpan:
+        """The span `seconds` later (earlier if negative), kept at or after the timeline's start: text timed by its
+        own stream's clock is moved onto vitr's (`vitr.video.decode.timeline_origin`)."""
+        return replace(self, start=round(max(0.0, self.start + seconds), 3), end=round(max(0.0, self.end + seconds), 3))
 
 
 @dataclass(frozen=True)
@@ -282,11 +289,13 @@ def read_embedded(video: str | Path) -> list[TextSpan]:
             if not streams:
                 return []
             spans = []
+            origin = timeline_origin(container)
             for packet in container.demux(*streams):
                 if not packet.size or packet.pts is None or packet.time_base is None:
                     continue
-                start = float(packet.pts * packet.time_base)
-                end = start + float((packet.duration or 0) * packet.time_base)
+                start = float(packet.pts * packet.time_base) - origin
+                end = max(0.0, start + float((packet.duration or 0) * packet.time_base))
+                start = max(0.0, start)
                 language = (packet.stream.language or "").strip()
                 for cue in packet.decode():
                     text = getattr(cue, "dialogue", None)  # bitmap cues have none

@@ -30,8 +30,10 @@ import numpy as np
 from vitr.errors import ConfigError, VideoDecodeError
 from vitr.files import atomic_path
 from vitr.moments import check_clip_request
+from vitr.video.decode import timeline_origin
 
 _TOLERANCE_S = 1e-3  # frame times are rounded to their stream's time base; a frame this close to a cut is on it
+_SEEK_TRIES = 8  # seeks that back off 1, 2, 4 ... 64 s before reading a file from its start
 _AUDIO_JITTER_S = 2e-3  # Matroska rounds audio timestamps to the millisecond: a gap or overlap beyond this is real
 
 
@@ -63,8 +65,9 @@ def _reason(what: str, error: Exception) -> str:
 
 def cut_clip(source: str | Path, start: float, end: float, out: str | Path, *, copy: bool = False,
              audio: bool = True, crf: int = 18) -> Clip:
-    """Write the moment [start, end) seconds of `source` to `out` (an end past the video is cut at its end), with
-    the source's first audio stream unless `audio` is False.
+    """Write the moment [start, end) seconds of `source` (from its video's start, `timeline_origin`, as every
+    moment vitr gives) to `out` (an end past the video is cut at its end), with the source's first audio stream
+    unless `audio` is False.
 
     Written under a temporary name and renamed, so a failed or interrupted cut never leaves a partial clip.
     Raises ConfigError for impossible times, VideoDecodeError for a source that is not a readable video.
@@ -86,6 +89,8 @@ def cut_clip(source: str | Path, start: float, end: float, out: str | Path, *, c
             end = min(end, length)
         sound = reader.streams.audio[0] if audio and reader.streams.audio else None
         cut = _copy if copy else _reencode
+        origin = timeline_origin(reader)  # the cut works in the file's own times, the caller in vitr's
+        start, end = start + origin, end + origin
         audio_error = None
         try:
             try:
@@ -103,8 +108,8 @@ def cut_clip(source: str | Path, start: float, end: float, out: str | Path, *, c
         except av.FFmpegError as e:
             raise VideoDecodeError(source, f"cannot cut it into {out.name}: {e}") from e
         if frames == 0:
-            raise VideoDecodeError(source, f"no frames between {start:g} s and {end:g} s")
-    return Clip(out, first, last, frames, copy, sounded, audio_error)
+            raise VideoDecodeError(source, f"no frames between {start - origin:g} s and {end - origin:g} s")
+    return Clip(out, first - origin, last - origin, frames, copy, sounded, audio_error)
 
 
 _Cut = Callable[..., tuple[float, float, int, bool]]
@@ -126,11 +131,24 @@ def _duration(reader: av.container.InputContainer, stream: av.video.stream.Video
 
 
 def _seek(reader: av.container.InputContainer, stream: av.video.stream.VideoStream, seconds: float) -> None:
-    """Seek to a keyframe at or before `seconds` (the start of the file when the container cannot seek)."""
-    try:
-        reader.seek(int(seconds / stream.time_base), stream=stream, backward=True, any_frame=False)
-    except av.FFmpegError:
-        reader.seek(0)
+    """Seek to a keyframe at or before `seconds` (the start of the file when the container cannot seek).
+
+    A container without an index (MPEG-TS: a recording, a camcorder's .mts) seeks to an estimate of the byte
+    position and may land past `seconds`; the seek then backs off, twice as far each time, until the first video
+    packet after it is not past `seconds`, and after _SEEK_TRIES the file is read from its start."""
+    back = 0.0
+    for _ in range(_SEEK_TRIES):
+        target = int((seconds - back) / stream.time_base)
+        try:
+            reader.seek(target, stream=stream, backward=True, any_frame=False)
+            first = next((p.pts for p in reader.demux(stream) if p.pts is not None), None)
+            if first is None or first * stream.time_base <= seconds + _TOLERANCE_S:
+                reader.seek(target, stream=stream, backward=True, any_frame=False)  # demuxing moved the reader on
+                return
+        except av.FFmpegError:
+            break
+        back = max(1.0, 2 * back)
+    reader.seek(0)
 
 
 def _reencode(reader, stream, sound, writer, start: float, end: float, crf: int) -> tuple[float, float, int, bool]:  # noqa: ANN001

@@ -74,6 +74,18 @@ def probe(path: str | Path) -> VideoInfo:
         return info
 
 
+def timeline_origin(container: av.container.InputContainer) -> float:
+    """Where vitr's timeline starts in `container`, in its own seconds: the first video stream's start.
+
+    Every time vitr stores or takes (frame times, moments, text spans, clip cuts) counts from there, as a player
+    counts, so a file whose timestamps begin late (an MPEG-TS recording, a camcorder's .mts) or whose sound or
+    subtitles begin at another time than its picture keeps them all on one clock."""
+    stream = container.streams.video[0] if container.streams.video else None
+    if stream is None or stream.start_time is None or stream.time_base is None:
+        return 0.0
+    return float(stream.start_time * stream.time_base)
+
+
 def sample_frames(
     path: str | Path,
     num_frames: int = 12,
