@@ -142,8 +142,7 @@ def sample_frames(
             targets = _rate_targets(first, last, fps, max_frames)
         raw_stream = bool(container.format.flags & _AVFMT_NOTIMESTAMPS)  # cannot seek at all
         if decoder == "torchcodec":
-            origin = float((stream.start_time or 0) * stream.time_base) if stream.time_base else 0.0
-            times, frames = _torchcodec_frames_at(path, targets, origin, decode_device)
+            times, frames = _torchcodec_frames_at(path, targets, timeline_origin(container), decode_device)
         else:
             use_seek = not raw_stream and (_prefers_seeking(container, info) if seek is None else seek)
             times, frames = _frames_at(container, stream, info, targets, use_seek)
