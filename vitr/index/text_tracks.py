@@ -293,9 +293,8 @@ def read_embedded(video: str | Path) -> list[TextSpan]:
             for packet in container.demux(*streams):
                 if not packet.size or packet.pts is None or packet.time_base is None:
                     continue
-                start = float(packet.pts * packet.time_base) - origin
-                end = max(0.0, start + float((packet.duration or 0) * packet.time_base))
-                start = max(0.0, start)
+                start = float(packet.pts * packet.time_base)  # the container's clock: shifted to vitr's below
+                end = start + float((packet.duration or 0) * packet.time_base)
                 language = (packet.stream.language or "").strip()
                 for cue in packet.decode():
                     text = getattr(cue, "dialogue", None)  # bitmap cues have none
@@ -304,7 +303,7 @@ def read_embedded(video: str | Path) -> list[TextSpan]:
                     clean = " ".join(_TAG.sub("", text.decode("utf-8", "replace")).split())
                     if clean:
                         tag = None if language.lower() in _UNDETERMINED else language
-                        spans.append(TextSpan(round(start, 3), round(end, 3), clean, "subtitles", tag))
+                        spans.append(TextSpan(start, end, clean, "subtitles", tag).shifted(-origin))
     except (av.FFmpegError, UnicodeError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SubtitleError(f"the subtitle streams inside the video could not be read: {first}") from exc
