@@ -29,7 +29,13 @@ class WeightsFingerprint:
 def _hash_state(architecture: str, state: dict[str, torch.Tensor]) -> str:
     digest = hashlib.sha256(architecture.encode())
     for name in sorted(state):
-        tensor = state[name].detach().cpu().contiguous()
-        digest.update(f"\0{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(f"\0{name}".encode())
+        hash_tensor(digest, state[name])
     return digest.hexdigest()
+
+
+def hash_tensor(digest: hashlib._Hash, tensor: torch.Tensor) -> None:
+    """Feed a tensor's dtype, shape and bytes to `digest` (any dtype: the bytes are read as they are stored)."""
+    flat = tensor.detach().cpu().contiguous()
+    digest.update(f"\0{flat.dtype}\0{tuple(flat.shape)}\0".encode())
+    digest.update(flat.reshape(-1).view(torch.uint8).numpy())

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from vitr.backbones.fingerprint import hash_tensor
 from vitr.errors import CheckpointError
 from vitr.files import read_safetensors, read_safetensors_metadata, save_safetensors
 from vitr.teachers.base import Teacher
@@ -33,9 +34,7 @@ def tensors_digest(*tensors: torch.Tensor) -> str:
     Hashing reads every byte once (about 0.3 s for 200 MB)."""
     digest = hashlib.sha256()
     for tensor in tensors:
-        flat = tensor.detach().cpu().contiguous()
-        digest.update(f"{flat.dtype}{tuple(flat.shape)}".encode())
-        digest.update(flat.reshape(-1).view(torch.uint8).numpy())
+        hash_tensor(digest, tensor)
     return digest.hexdigest()[:24]
 
 
