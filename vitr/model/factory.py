@@ -131,5 +131,5 @@ def load_model_weights(model: VideoTextModel, path: str | Path) -> None:
                 f"{str(path)!r} holds a CLIP on its own (a backbone directory, as `vitr pretrain` writes), not a "
                 f"trained vitr model: give it as the backbone (--model {path}, a recipe's model.backbone)"
             )
-        path = path / "model.safetensors"
+        path = path / WEIGHTS_NAME
     load_state_strict(model, read_state_dict(path), path)
